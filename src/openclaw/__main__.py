@@ -1,0 +1,3 @@
+from openclaw.cli.app import main
+
+raise SystemExit(main())

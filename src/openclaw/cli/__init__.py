@@ -1,0 +1,1 @@
+"""The `openclaw` command: thin Typer commands over the library packages."""

@@ -1,0 +1,119 @@
+"""What every command shares: the database option, running async work, printing."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import sys
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from enum import Enum
+from typing import Any, TypeVar
+
+import psycopg
+import typer
+from psycopg import AsyncConnection
+from rich.console import Console
+from rich.table import Table
+
+from openclaw.db import Database, migrate, migration_status, resolve_target
+from openclaw.errors import DatabaseError
+
+T = TypeVar("T")
+
+# Piped output gets wide lines, one table row per line, for grep and friends.
+console = Console(
+    highlight=False, soft_wrap=True, markup=False, width=None if sys.stdout.isatty() else 240
+)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
+
+JSON_OPTION = typer.Option(False, "--json", help="Print JSON for scripts instead of a table.")
+
+
+@dataclass(slots=True)
+class CliState:
+    database_url: str | None = None
+
+
+def state(ctx: typer.Context) -> CliState:
+    root = ctx.find_root()
+    if not isinstance(root.obj, CliState):
+        root.obj = CliState()
+    return root.obj
+
+
+async def open_database(ctx: typer.Context) -> Database:
+    return await Database.open(
+        resolve_target(state(ctx).database_url), application_name="openclaw-cli"
+    )
+
+
+async def ensure_schema(db: Database) -> None:
+    """Apply pending migrations, so a fresh database works from the first command."""
+    async with db.connection() as conn:
+        status = await migration_status(conn)
+    if status.pending:
+        async with await AsyncConnection.connect(db.url, autocommit=True) as conn:
+            await migrate(conn)
+
+
+def run_db(ctx: typer.Context, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+    """Run `work` in one transaction on an up-to-date database."""
+
+    async def go() -> T:
+        async with await open_database(ctx) as db:
+            await ensure_schema(db)
+            try:
+                async with db.connection() as conn:
+                    return await work(conn)
+            except psycopg.OperationalError as exc:
+                raise DatabaseError(f"lost the database connection: {_first_line(exc)}") from None
+
+    return asyncio.run(go())
+
+
+def _first_line(exc: BaseException) -> str:
+    return next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+
+
+def to_jsonable(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    return value
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(to_jsonable(value), indent=2, ensure_ascii=False) + "\n")
+
+
+def when(value: datetime | None) -> str:
+    """A timestamp in local time, to the second."""
+    return value.astimezone().strftime("%Y-%m-%d %H:%M:%S") if value else ""
+
+
+def print_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*("" if cell is None else str(cell) for cell in row))
+    console.print(table)
+
+
+def note(message: str) -> None:
+    """A remark for a person, on stderr so that stdout stays clean for scripts."""
+    sys.stdout.flush()
+    err_console.print(message)

@@ -1,0 +1,142 @@
+"""`openclaw config`: snapshots of config files, their history and differences."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+from psycopg import AsyncConnection
+
+from openclaw import hostinfo
+from openclaw.cli.common import JSON_OPTION, print_json, print_table, run_db, when
+from openclaw.context.config_snapshots import (
+    SnapshotResult,
+    config_history,
+    get_snapshot,
+    latest_snapshot,
+    previous_snapshot,
+    snapshot_config,
+)
+from openclaw.context.diff import Change, ChangeKind, diff
+from openclaw.context.models import ChangeSource, ConfigSnapshot
+from openclaw.context.redact import Redactor, is_redacted
+from openclaw.errors import NotFoundError, UsageError
+from openclaw.home import manual_config_path, openclaw_home
+from openclaw.settings import read_json_object
+
+app = typer.Typer(help="Snapshot config files (secrets redacted), show history and diffs.", no_args_is_help=True)
+
+PATH_HELP = "Config file (default: $OPENCLAW_HOME/openclaw-manual.json)."
+
+
+def _config_path(path: Path | None) -> Path:
+    return (path or manual_config_path()).expanduser().resolve()
+
+
+@app.command("snapshot")
+def snapshot_command(
+    ctx: typer.Context,
+    path: Path | None = typer.Option(None, "--path", help=PATH_HELP),
+    source: ChangeSource = typer.Option(ChangeSource.CLI, help="Who made the change."),
+    force: bool = typer.Option(False, "--force", help="Add a row even if nothing changed."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Store the config with secrets redacted; record which top-level keys changed.
+
+    An unchanged config adds no row unless --force. Run it after each start (a watchdog's
+    poststart hook) to keep a history.
+    """
+    config_path = _config_path(path)
+    document = read_json_object(config_path)
+    redactor = Redactor.for_home(openclaw_home())
+    result: SnapshotResult = run_db(ctx, lambda conn: snapshot_config(
+        conn, path=str(config_path), config=document, redactor=redactor,
+        host=hostinfo.hostname(), source=source, force=force))
+    if as_json:
+        print_json({"created": result.created, "snapshot": result.snapshot})
+    elif not result.created:
+        print(f"unchanged since snapshot {result.snapshot.id} ({when(result.snapshot.snapshot_at)}); no row added")
+    else:
+        keys = ", ".join(result.snapshot.changed_keys or []) or "none"
+        first = "" if result.previous else " (first snapshot of this file)"
+        print(f"snapshot {result.snapshot.id} of {config_path}{first}: changed keys: {keys}")
+
+
+@app.command("history")
+def history_command(
+    ctx: typer.Context,
+    path: Path | None = typer.Option(None, "--path", help="Only this config file (default: every file)."),
+    limit: int = typer.Option(20, min=1, help="At most this many snapshots."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Snapshots, newest first, with the keys each one changed."""
+    only = str(_config_path(path)) if path else None
+    rows = run_db(ctx, lambda conn: config_history(conn, path=only, limit=limit))
+    if as_json:
+        print_json(rows)
+    elif not rows:
+        print("no config snapshots")
+    else:
+        print_table(None, ["id", "taken", "host", "path", "source", "changed keys"], [
+            (s.id, when(s.snapshot_at), s.host, s.config_path, s.change_source, ", ".join(s.changed_keys or []))
+            for s in rows
+        ])
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def format_change(change: Change) -> str:
+    if change.kind is ChangeKind.ADDED:
+        return f"+ {change.path}: {_show(change.new)}"
+    if change.kind is ChangeKind.REMOVED:
+        return f"- {change.path}: {_show(change.old)}"
+    if is_redacted(change.old) and is_redacted(change.new):
+        return f"~ {change.path}: (secret changed)"
+    return f"~ {change.path}: {_show(change.old)} -> {_show(change.new)}"
+
+
+async def _pair(conn: AsyncConnection, ids: list[int]) -> tuple[ConfigSnapshot, ConfigSnapshot]:
+    if len(ids) == 2:
+        return await get_snapshot(conn, ids[0]), await get_snapshot(conn, ids[1])
+    if len(ids) == 1:
+        newer = await get_snapshot(conn, ids[0])
+    else:
+        latest = await latest_snapshot(conn, path=str(manual_config_path().expanduser().resolve()),
+                                       host=hostinfo.hostname())
+        if latest is None:
+            raise NotFoundError(f"no snapshots of {manual_config_path()} on this host; give two ids")
+        newer = latest
+    older = await previous_snapshot(conn, newer)
+    if older is None:
+        raise NotFoundError(f"snapshot {newer.id} is the first of {newer.config_path}: nothing to compare with")
+    return older, newer
+
+
+@app.command("diff")
+def diff_command(
+    ctx: typer.Context,
+    ids: list[int] = typer.Argument(None, metavar="[ID1 [ID2]]",
+                                    help="Two snapshots; one (compared with the one before it); "
+                                         "none: the latest of openclaw-manual.json on this host."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """What changed between two snapshots, key by key (nested paths)."""
+    wanted = ids or []
+    if len(wanted) > 2:
+        raise UsageError("config diff takes at most two snapshot ids")
+    older, newer = run_db(ctx, lambda conn: _pair(conn, wanted))
+    changes = diff(older.config_json, newer.config_json)
+    if as_json:
+        print_json({"from": older.id, "to": newer.id, "changes": changes})
+        return
+    print(f"snapshot {older.id} ({when(older.snapshot_at)}) -> {newer.id} ({when(newer.snapshot_at)})"
+          f" of {newer.config_path}")
+    for change in changes:
+        print(format_change(change))
+    if not changes:
+        print("(no differences)")

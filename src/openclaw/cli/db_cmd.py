@@ -1,0 +1,146 @@
+"""`openclaw db`: the schema and the server."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import typer
+from psycopg import AsyncConnection
+
+from openclaw.cli.common import JSON_OPTION, note, open_database, print_json, print_table, state, when
+from openclaw.db import Database, migrate, migration_status, resolve_target
+from openclaw.db.embedded import stop_embedded
+from openclaw.db.migrate import init_sql
+from openclaw.db.target import redact_url
+from openclaw.db.tables import TABLES
+from openclaw.errors import UsageError
+
+app = typer.Typer(help="Migrate the schema, show its status, print the database URL.", no_args_is_help=True)
+
+
+@app.command("migrate")
+def migrate_command(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
+    """Apply pending schema migrations (safe to run from several processes at once)."""
+
+    async def go() -> tuple[list[str], int]:
+        async with await open_database(ctx) as db:
+            async with await AsyncConnection.connect(db.url, autocommit=True) as conn:
+                applied = await migrate(conn)
+                total = len((await migration_status(conn)).applied)
+        return [m.filename for m in applied], total
+
+    applied, total = asyncio.run(go())
+    if as_json:
+        print_json({"applied": applied, "total_applied": total})
+    elif applied:
+        for name in applied:
+            print(f"applied {name}")
+    else:
+        print(f"schema is up to date ({total} migration{'s' if total != 1 else ''} applied)")
+
+
+async def _status(db: Database) -> dict[str, Any]:
+    async with db.connection() as conn:
+        status = await migration_status(conn)
+        row = await (
+            await conn.execute(
+                "SELECT current_database(), pg_database_size(current_database()),"
+                " current_setting('server_version')"
+            )
+        ).fetchone()
+        assert row is not None
+        counts: dict[str, int | None] = {}
+        for table in TABLES:
+            exists = await (await conn.execute("SELECT to_regclass(%s)", (table,))).fetchone()
+            if exists and exists[0]:
+                count = await (await conn.execute(f"SELECT count(*) FROM {table}")).fetchone()
+                counts[table] = count[0] if count else 0
+            else:
+                counts[table] = None
+    return {
+        "server": {
+            "kind": "embedded" if db.target.is_embedded else "url",
+            "source": db.target.source.value,
+            "description": db.target.describe(),
+            "url": redact_url(db.url),
+            "version": row[2],
+        },
+        "database": {"name": row[0], "size_bytes": row[1]},
+        "migrations": {
+            "applied": [
+                {"version": m.version, "name": m.name, "applied_at": m.applied_at,
+                 "execution_ms": m.execution_ms}
+                for m in status.applied
+            ],
+            "pending": [{"version": m.version, "name": m.name} for m in status.pending],
+            "unknown": [{"version": m.version, "name": m.name} for m in status.unknown],
+        },
+        "tables": counts,
+    }
+
+
+def _size(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+@app.command("status")
+def status_command(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
+    """Which server, applied and pending migrations, rows per table, database size."""
+
+    async def go() -> dict[str, Any]:
+        async with await open_database(ctx) as db:
+            return await _status(db)
+
+    info = asyncio.run(go())
+    if as_json:
+        print_json(info)
+        return
+    migrations = info["migrations"]
+    print(f"server:    {info['server']['description']}, PostgreSQL {info['server']['version']}")
+    print(f"database:  {info['database']['name']}, {_size(info['database']['size_bytes'])}")
+    print(f"schema:    {len(migrations['applied'])} applied, {len(migrations['pending'])} pending"
+          + ("" if migrations["pending"] else " (up to date)"))
+    rows = [(f"{m['version']:04d}", m["name"], "applied", when(m["applied_at"])) for m in migrations["applied"]]
+    rows += [(f"{m['version']:04d}", m["name"], "pending", "") for m in migrations["pending"]]
+    rows += [(f"{m['version']:04d}", m["name"], "unknown to this version", "") for m in migrations["unknown"]]
+    print_table(None, ["migration", "name", "state", "applied at"], rows)
+    print_table(None, ["table", "rows"], [
+        (name, "missing" if count is None else count) for name, count in info["tables"].items()
+    ])
+    if migrations["pending"]:
+        note("run 'openclaw db migrate' to apply the pending migrations")
+
+
+@app.command("url")
+def url_command(ctx: typer.Context) -> None:
+    """Print the database URL (starting the embedded server if that is the database).
+
+    For scripts: psql "$(openclaw db url)". The password, if any, is printed.
+    """
+
+    async def go() -> str:
+        async with await open_database(ctx) as db:
+            return db.url
+
+    print(asyncio.run(go()))
+
+
+@app.command("stop")
+def stop_command(ctx: typer.Context) -> None:
+    """Stop the embedded PostgreSQL server (it otherwise keeps running for the next command)."""
+    target = resolve_target(state(ctx).database_url)
+    if not target.is_embedded or target.pgdata is None:
+        raise UsageError(f"the database is {target.describe()}, not the embedded server")
+    print("stopped the embedded server" if stop_embedded(target.pgdata) else "the embedded server is not running")
+
+
+@app.command("init-sql")
+def init_sql_command() -> None:
+    """Print every migration as one idempotent script (the content of migrations/init.sql)."""
+    print(init_sql(), end="")

@@ -1,0 +1,83 @@
+"""The connection pool every openclaw component shares."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Self
+
+import psycopg
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+
+from openclaw.db.embedded import start_embedded
+from openclaw.db.target import DatabaseTarget, redact_url
+from openclaw.errors import DatabaseError
+
+CONNECT_TIMEOUT_S = 10
+
+
+def describe_connect_error(exc: BaseException) -> str:
+    """libpq's messages span lines with hints; keep the first, which names the cause."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+class Database:
+    """An open pool on a resolved target. Use `Database.open()` or `async with`."""
+
+    def __init__(self, target: DatabaseTarget, url: str, pool: AsyncConnectionPool) -> None:
+        self.target = target
+        self.url = url
+        self.pool = pool
+
+    @classmethod
+    async def open(
+        cls,
+        target: DatabaseTarget,
+        *,
+        min_size: int = 1,
+        max_size: int = 4,
+        application_name: str = "openclaw",
+    ) -> Self:
+        """Start the embedded server if needed, check the server answers, open the pool.
+
+        The first connection is made directly so that an unreachable server fails at
+        once with libpq's reason, instead of after the pool's timeout.
+        """
+        url = target.url
+        if url is None:
+            assert target.pgdata is not None
+            url = await asyncio.to_thread(start_embedded, target.pgdata)
+        kwargs: dict[str, object] = {
+            "application_name": application_name,
+            "connect_timeout": CONNECT_TIMEOUT_S,
+        }
+        try:
+            probe = await AsyncConnection.connect(url, **kwargs)
+        except psycopg.Error as exc:
+            raise DatabaseError(
+                f"cannot connect to {redact_url(url)}: {describe_connect_error(exc)}"
+            ) from None
+        await probe.close()
+        pool: AsyncConnectionPool = AsyncConnectionPool(
+            url, min_size=min_size, max_size=max_size, kwargs=kwargs, open=False
+        )
+        await pool.open(wait=True, timeout=CONNECT_TIMEOUT_S)
+        return cls(target, url, pool)
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[AsyncConnection]:
+        """A pooled connection; the block runs in a transaction committed on success."""
+        async with self.pool.connection() as conn:
+            yield conn
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()

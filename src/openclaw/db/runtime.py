@@ -1,0 +1,157 @@
+"""Writes of runtime observability rows: LLM calls, metrics snapshots, cron executions.
+
+Each record carries a client-generated key (`LlmCall.id`, `uid` on the others), so the
+outbox can replay a batch after a crash without writing anything twice. Writers take a
+batch; they are called by the outbox flusher, never on a user's request path.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import astuple, dataclass, field, fields
+from datetime import UTC, datetime
+
+from psycopg import AsyncConnection
+
+from openclaw.db.copy_merge import copy_merge
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(slots=True)
+class LlmCall:
+    """One LLM call or fallback attempt (reference §4 plus the fields of DESIGN.md §4)."""
+
+    model: str
+    id: uuid.UUID = field(default_factory=uuid.uuid4)
+    created_at: datetime = field(default_factory=_now)  # when the call started
+    session_key: str | None = None
+    provider: str | None = None
+    provider_attempt: int = 1
+    messages_count: int = 0
+    request_tokens_est: int = 0
+    streaming: bool = False
+    response_content: str | None = None
+    response_reasoning: str | None = None
+    response_tool_calls: int = 0
+    tool_call_names: list[str] | None = None
+    usage_prompt_tokens: int = 0
+    usage_completion_tokens: int = 0
+    usage_total_tokens: int = 0
+    usage_cached_tokens: int = 0
+    usage_reasoning_tokens: int = 0
+    finish_reason: str | None = None
+    time_to_first_token_ms: int | None = None
+    http_status: int | None = None
+    latency_ms: int = 0
+    error: str | None = None
+    host: str | None = None
+
+
+@dataclass(slots=True)
+class MetricsSnapshot:
+    """Cumulative gateway counters at one moment (reference §6), plus RSS and uptime."""
+
+    host: str
+    boot_id: uuid.UUID
+    uid: uuid.UUID = field(default_factory=uuid.uuid4)
+    snapshot_at: datetime = field(default_factory=_now)
+    version: str | None = None
+    telegram_requests: int = 0
+    discord_requests: int = 0
+    telegram_errors: int = 0
+    discord_errors: int = 0
+    rate_limited: int = 0
+    concurrency_rejected: int = 0
+    completed_requests: int = 0
+    total_latency_ms: int = 0
+    agent_turns: int = 0
+    tool_calls: int = 0
+    webhook_requests: int = 0
+    tasks_cancelled: int = 0
+    agent_timeouts: int = 0
+    gateway_connects: int = 0
+    gateway_disconnects: int = 0
+    gateway_resumes: int = 0
+    process_rss_bytes: int = 0
+    uptime_seconds: int = 0
+
+
+CRON_STATUSES = ("running", "success", "error", "cancelled")
+
+
+@dataclass(slots=True)
+class CronExecution:
+    """A cron run. Written once as `running` and again, with the same uid, when it ends."""
+
+    job_name: str
+    agent_name: str
+    uid: uuid.UUID = field(default_factory=uuid.uuid4)
+    started_at: datetime = field(default_factory=_now)
+    status: str = "running"
+    job_id: str | None = None
+    model: str | None = None
+    host: str | None = None
+    session_key: str | None = None
+    duration_ms: int | None = None
+    error: str | None = None
+    tokens_used: int = 0
+
+    def __post_init__(self) -> None:
+        if self.status not in CRON_STATUSES:
+            raise ValueError(f"unknown cron status {self.status!r}; expected one of {CRON_STATUSES}")
+
+
+def _columns(record_type: type) -> list[str]:
+    return [f.name for f in fields(record_type)]
+
+
+async def write_llm_calls(conn: AsyncConnection, calls: Sequence[LlmCall]) -> int:
+    """Insert calls; ones already stored (same id) are skipped. Returns rows inserted."""
+    if not calls:
+        return 0
+    return await copy_merge(
+        conn, "llm_calls", _columns(LlmCall), map(astuple, calls), on_conflict="(id) DO NOTHING"
+    )
+
+
+async def write_metrics_snapshots(conn: AsyncConnection, snapshots: Sequence[MetricsSnapshot]) -> int:
+    if not snapshots:
+        return 0
+    return await copy_merge(
+        conn,
+        "metrics_snapshots",
+        _columns(MetricsSnapshot),
+        map(astuple, snapshots),
+        on_conflict="(uid) DO NOTHING",
+    )
+
+
+# A finished run never goes back to `running`, whatever order the outbox replays in.
+_CRON_MERGE = """(uid) DO UPDATE SET
+    status = EXCLUDED.status, duration_ms = EXCLUDED.duration_ms, error = EXCLUDED.error,
+    tokens_used = EXCLUDED.tokens_used, model = EXCLUDED.model,
+    session_key = COALESCE(EXCLUDED.session_key, cron_executions.session_key)
+    WHERE cron_executions.status = 'running' AND EXCLUDED.status <> 'running'"""
+
+
+async def write_cron_executions(conn: AsyncConnection, runs: Sequence[CronExecution]) -> int:
+    """Insert or finish cron runs. Returns rows inserted or updated."""
+    if not runs:
+        return 0
+    # One row per uid and batch (ON CONFLICT DO UPDATE may touch a row only once):
+    # the final state wins over `running`.
+    latest: dict[uuid.UUID, CronExecution] = {}
+    for run in runs:
+        if run.uid not in latest or latest[run.uid].status == "running":
+            latest[run.uid] = run
+    return await copy_merge(
+        conn,
+        "cron_executions",
+        _columns(CronExecution),
+        map(astuple, latest.values()),
+        on_conflict=_CRON_MERGE,
+    )

@@ -1,0 +1,42 @@
+"""Errors a user can cause and fix.
+
+Every error here carries a one-line message that names the problem; the CLI prints it
+without a traceback and exits with `exit_code`. Anything else that escapes is a bug.
+"""
+
+from __future__ import annotations
+
+
+class OpenclawError(Exception):
+    """Base class: a problem the user can act on."""
+
+    exit_code = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(OpenclawError):
+    """A bad value on the command line (exit code 2, as for any usage error)."""
+
+    exit_code = 2
+
+
+class ConfigError(OpenclawError):
+    """A configuration file is missing, unreadable or invalid."""
+
+
+class NotFoundError(OpenclawError):
+    """The thing asked for (an issue id, a context key, a snapshot) does not exist."""
+
+
+class DatabaseError(OpenclawError):
+    """The database cannot be reached, or refused what we asked."""
+
+
+class MigrationError(DatabaseError):
+    """The schema cannot be brought up to date (an edited migration, a failed statement)."""

@@ -1,0 +1,61 @@
+"""Reading openclaw's JSON configuration files.
+
+openclaw adds one section to the gateway's snake_case config file (`$GATEWAY_CONFIG`),
+which openclaw-rs already reads and which ignores keys it does not know:
+
+    {"database": {"url": "postgresql://openclaw:...@127.0.0.1:5432/openclaw"}}
+
+`openclaw-manual.json` is shared with Node OpenClaw, which validates its keys strictly,
+so openclaw writes nothing of its own there.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from openclaw.errors import ConfigError
+from openclaw.home import gateway_config_path
+
+
+def read_json_object(path: Path, *, what: str = "config file") -> dict[str, Any]:
+    """Parse a JSON file whose top level must be an object, with a one-line error otherwise."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{what} not found: {path}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{what} is a directory, not a file: {path}") from None
+    except PermissionError:
+        raise ConfigError(f"cannot read {what} {path}: permission denied") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{what} {path} is not UTF-8 text (byte {exc.start})") from None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"invalid JSON in {path}: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+    if not isinstance(value, dict):
+        raise ConfigError(f"{what} {path} must hold a JSON object, not {type(value).__name__}")
+    return value
+
+
+def configured_database_url() -> str | None:
+    """`database.url` from the gateway config file, if the file exists and sets it."""
+    path = gateway_config_path()
+    if not path.exists():
+        return None
+    config = read_json_object(path, what="gateway config")
+    database = config.get("database")
+    if database is None:
+        return None
+    if not isinstance(database, dict):
+        raise ConfigError(f'"database" in {path} must be an object like {{"url": "postgresql://..."}}')
+    url = database.get("url")
+    if url is None:
+        return None
+    if not isinstance(url, str) or not url.strip():
+        raise ConfigError(f'"database.url" in {path} must be a non-empty string')
+    return url.strip()
