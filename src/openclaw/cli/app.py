@@ -59,15 +59,17 @@ app.add_typer(context_cmd.app, name="context")
 
 
 def _error(message: str) -> None:
-    print(f"openclaw: error: {message}", file=sys.stderr)
+    one_line = " ".join(message.split())  # click lists choices on lines of their own
+    print(f"openclaw: error: {one_line}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit code. User errors print one line, never a traceback."""
     command = typer.main.get_command(app)
     try:
-        result = command.main(args=list(argv) if argv is not None else None,
-                              prog_name="openclaw", standalone_mode=False)
+        result = command.main(
+            args=list(argv) if argv is not None else None, prog_name="openclaw", standalone_mode=False
+        )
     except typer.TyperException as exc:  # usage errors (exit code 2) and other CLI errors
         ctx = getattr(exc, "ctx", None)
         hint = f" (see '{ctx.command_path} --help')" if exc.exit_code == 2 and ctx else ""

@@ -25,9 +25,7 @@ from openclaw.errors import DatabaseError
 T = TypeVar("T")
 
 # Piped output gets wide lines, one table row per line, for grep and friends.
-console = Console(
-    highlight=False, soft_wrap=True, markup=False, width=None if sys.stdout.isatty() else 240
-)
+console = Console(highlight=False, soft_wrap=True, markup=False, width=None if sys.stdout.isatty() else 240)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
 JSON_OPTION = typer.Option(False, "--json", help="Print JSON for scripts instead of a table.")
@@ -46,9 +44,7 @@ def state(ctx: typer.Context) -> CliState:
 
 
 async def open_database(ctx: typer.Context) -> Database:
-    return await Database.open(
-        resolve_target(state(ctx).database_url), application_name="openclaw-cli"
-    )
+    return await Database.open(resolve_target(state(ctx).database_url), application_name="openclaw-cli")
 
 
 async def ensure_schema(db: Database) -> None:

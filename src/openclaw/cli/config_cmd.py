@@ -26,7 +26,9 @@ from openclaw.errors import NotFoundError, UsageError
 from openclaw.home import manual_config_path, openclaw_home
 from openclaw.settings import read_json_object
 
-app = typer.Typer(help="Snapshot config files (secrets redacted), show history and diffs.", no_args_is_help=True)
+app = typer.Typer(
+    help="Snapshot config files (secrets redacted), show history and diffs.", no_args_is_help=True
+)
 
 PATH_HELP = "Config file (default: $OPENCLAW_HOME/openclaw-manual.json)."
 
@@ -51,13 +53,23 @@ def snapshot_command(
     config_path = _config_path(path)
     document = read_json_object(config_path)
     redactor = Redactor.for_home(openclaw_home())
-    result: SnapshotResult = run_db(ctx, lambda conn: snapshot_config(
-        conn, path=str(config_path), config=document, redactor=redactor,
-        host=hostinfo.hostname(), source=source, force=force))
+    result: SnapshotResult = run_db(
+        ctx,
+        lambda conn: snapshot_config(
+            conn,
+            path=str(config_path),
+            config=document,
+            redactor=redactor,
+            host=hostinfo.hostname(),
+            source=source,
+            force=force,
+        ),
+    )
     if as_json:
         print_json({"created": result.created, "snapshot": result.snapshot})
     elif not result.created:
-        print(f"unchanged since snapshot {result.snapshot.id} ({when(result.snapshot.snapshot_at)}); no row added")
+        latest = result.snapshot
+        print(f"unchanged since snapshot {latest.id} ({when(latest.snapshot_at)}); no row added")
     else:
         keys = ", ".join(result.snapshot.changed_keys or []) or "none"
         first = "" if result.previous else " (first snapshot of this file)"
@@ -79,10 +91,21 @@ def history_command(
     elif not rows:
         print("no config snapshots")
     else:
-        print_table(None, ["id", "taken", "host", "path", "source", "changed keys"], [
-            (s.id, when(s.snapshot_at), s.host, s.config_path, s.change_source, ", ".join(s.changed_keys or []))
-            for s in rows
-        ])
+        print_table(
+            None,
+            ["id", "taken", "host", "path", "source", "changed keys"],
+            [
+                (
+                    s.id,
+                    when(s.snapshot_at),
+                    s.host,
+                    s.config_path,
+                    s.change_source,
+                    ", ".join(s.changed_keys or []),
+                )
+                for s in rows
+            ],
+        )
 
 
 def _show(value: Any) -> str:
@@ -106,23 +129,29 @@ async def _pair(conn: AsyncConnection, ids: list[int]) -> tuple[ConfigSnapshot, 
     if len(ids) == 1:
         newer = await get_snapshot(conn, ids[0])
     else:
-        latest = await latest_snapshot(conn, path=str(manual_config_path().expanduser().resolve()),
-                                       host=hostinfo.hostname())
+        latest = await latest_snapshot(
+            conn, path=str(manual_config_path().expanduser().resolve()), host=hostinfo.hostname()
+        )
         if latest is None:
             raise NotFoundError(f"no snapshots of {manual_config_path()} on this host; give two ids")
         newer = latest
     older = await previous_snapshot(conn, newer)
     if older is None:
-        raise NotFoundError(f"snapshot {newer.id} is the first of {newer.config_path}: nothing to compare with")
+        raise NotFoundError(
+            f"snapshot {newer.id} is the first of {newer.config_path}: nothing to compare with"
+        )
     return older, newer
 
 
 @app.command("diff")
 def diff_command(
     ctx: typer.Context,
-    ids: list[int] = typer.Argument(None, metavar="[ID1 [ID2]]",
-                                    help="Two snapshots; one (compared with the one before it); "
-                                         "none: the latest of openclaw-manual.json on this host."),
+    ids: list[int] = typer.Argument(
+        None,
+        metavar="[ID1 [ID2]]",
+        help="Two snapshots; one (compared with the one before it); "
+        "none: the latest of openclaw-manual.json on this host.",
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """What changed between two snapshots, key by key (nested paths)."""
@@ -134,8 +163,10 @@ def diff_command(
     if as_json:
         print_json({"from": older.id, "to": newer.id, "changes": changes})
         return
-    print(f"snapshot {older.id} ({when(older.snapshot_at)}) -> {newer.id} ({when(newer.snapshot_at)})"
-          f" of {newer.config_path}")
+    print(
+        f"snapshot {older.id} ({when(older.snapshot_at)}) -> {newer.id} ({when(newer.snapshot_at)})"
+        f" of {newer.config_path}"
+    )
     for change in changes:
         print(format_change(change))
     if not changes:

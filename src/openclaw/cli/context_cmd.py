@@ -10,8 +10,7 @@ import typer
 from openclaw.cli.common import JSON_OPTION, note, print_json, print_table, run_db, when
 from openclaw.context.kv import delete_value, get_value, list_values, set_value
 
-app = typer.Typer(help="Project context: JSON values under keys, e.g. current_focus.",
-                  no_args_is_help=True)
+app = typer.Typer(help="Project context: JSON values under keys, e.g. current_focus.", no_args_is_help=True)
 
 
 def parse_value(text: str) -> tuple[Any, bool]:
@@ -52,9 +51,11 @@ def list_command(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     elif not entries:
         print("no context values")
     else:
-        print_table(None, ["key", "value", "updated"], [
-            (e.key, json.dumps(e.value, ensure_ascii=False), when(e.updated_at)) for e in entries
-        ])
+        print_table(
+            None,
+            ["key", "value", "updated"],
+            [(e.key, json.dumps(e.value, ensure_ascii=False), when(e.updated_at)) for e in entries],
+        )
 
 
 @app.command("delete")

@@ -12,8 +12,8 @@ from openclaw.cli.common import JSON_OPTION, note, open_database, print_json, pr
 from openclaw.db import Database, migrate, migration_status, resolve_target
 from openclaw.db.embedded import stop_embedded
 from openclaw.db.migrate import init_sql
-from openclaw.db.target import redact_url
 from openclaw.db.tables import TABLES
+from openclaw.db.target import redact_url
 from openclaw.errors import UsageError
 
 app = typer.Typer(help="Migrate the schema, show its status, print the database URL.", no_args_is_help=True)
@@ -24,10 +24,12 @@ def migrate_command(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     """Apply pending schema migrations (safe to run from several processes at once)."""
 
     async def go() -> tuple[list[str], int]:
-        async with await open_database(ctx) as db:
-            async with await AsyncConnection.connect(db.url, autocommit=True) as conn:
-                applied = await migrate(conn)
-                total = len((await migration_status(conn)).applied)
+        async with (
+            await open_database(ctx) as db,
+            await AsyncConnection.connect(db.url, autocommit=True) as conn,
+        ):
+            applied = await migrate(conn)
+            total = len((await migration_status(conn)).applied)
         return [m.filename for m in applied], total
 
     applied, total = asyncio.run(go())
@@ -69,8 +71,12 @@ async def _status(db: Database) -> dict[str, Any]:
         "database": {"name": row[0], "size_bytes": row[1]},
         "migrations": {
             "applied": [
-                {"version": m.version, "name": m.name, "applied_at": m.applied_at,
-                 "execution_ms": m.execution_ms}
+                {
+                    "version": m.version,
+                    "name": m.name,
+                    "applied_at": m.applied_at,
+                    "execution_ms": m.execution_ms,
+                }
                 for m in status.applied
             ],
             "pending": [{"version": m.version, "name": m.name} for m in status.pending],
@@ -104,15 +110,21 @@ def status_command(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     migrations = info["migrations"]
     print(f"server:    {info['server']['description']}, PostgreSQL {info['server']['version']}")
     print(f"database:  {info['database']['name']}, {_size(info['database']['size_bytes'])}")
-    print(f"schema:    {len(migrations['applied'])} applied, {len(migrations['pending'])} pending"
-          + ("" if migrations["pending"] else " (up to date)"))
-    rows = [(f"{m['version']:04d}", m["name"], "applied", when(m["applied_at"])) for m in migrations["applied"]]
+    print(
+        f"schema:    {len(migrations['applied'])} applied, {len(migrations['pending'])} pending"
+        + ("" if migrations["pending"] else " (up to date)")
+    )
+    rows = [
+        (f"{m['version']:04d}", m["name"], "applied", when(m["applied_at"])) for m in migrations["applied"]
+    ]
     rows += [(f"{m['version']:04d}", m["name"], "pending", "") for m in migrations["pending"]]
     rows += [(f"{m['version']:04d}", m["name"], "unknown to this version", "") for m in migrations["unknown"]]
     print_table(None, ["migration", "name", "state", "applied at"], rows)
-    print_table(None, ["table", "rows"], [
-        (name, "missing" if count is None else count) for name, count in info["tables"].items()
-    ])
+    print_table(
+        None,
+        ["table", "rows"],
+        [(name, "missing" if count is None else count) for name, count in info["tables"].items()],
+    )
     if migrations["pending"]:
         note("run 'openclaw db migrate' to apply the pending migrations")
 
@@ -137,7 +149,11 @@ def stop_command(ctx: typer.Context) -> None:
     target = resolve_target(state(ctx).database_url)
     if not target.is_embedded or target.pgdata is None:
         raise UsageError(f"the database is {target.describe()}, not the embedded server")
-    print("stopped the embedded server" if stop_embedded(target.pgdata) else "the embedded server is not running")
+    print(
+        "stopped the embedded server"
+        if stop_embedded(target.pgdata)
+        else "the embedded server is not running"
+    )
 
 
 @app.command("init-sql")

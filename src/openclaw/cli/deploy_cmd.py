@@ -15,7 +15,6 @@ from openclaw.context.models import Deployment, DeploymentStatus
 app = typer.Typer(help="Record what is deployed where, and list it.", no_args_is_help=True)
 
 
-
 class LoggableStatus(StrEnum):
     """The statuses a new deployment can have (superseded is set by the next one)."""
 
@@ -29,14 +28,18 @@ def log_command(
     ctx: typer.Context,
     component: str = typer.Option("gateway", help="What was deployed: gateway, cli, node-gateway..."),
     version: str = typer.Option(__version__, help="Version deployed (default: this openclaw's)."),
-    commit: str | None = typer.Option(None, help="Git commit (default: HEAD of the current directory, if a repository)."),
+    commit: str | None = typer.Option(
+        None, help="Git commit (default: HEAD of the current directory, if a repository)."
+    ),
     host: str = typer.Option(hostinfo.hostname(), help="Host deployed to (default: this machine)."),
     status: LoggableStatus = typer.Option(
         LoggableStatus.ACTIVE,
         help="active supersedes the host's previous active deployment of the component.",
     ),
     binary_path: str | None = typer.Option(None, help="Installed binary (default: this openclaw command)."),
-    service_name: str | None = typer.Option(None, help="systemd unit (default: the unit this runs in, if any)."),
+    service_name: str | None = typer.Option(
+        None, help="systemd unit (default: the unit this runs in, if any)."
+    ),
     built_at: datetime | None = typer.Option(None, help="When the build was made (ISO 8601)."),
     notes: str | None = typer.Option(None, help="Free text."),
     as_json: bool = JSON_OPTION,
@@ -57,13 +60,23 @@ def log_command(
     if as_json:
         print_json(row)
     else:
-        commit_text = f" ({row.git_commit[:12]})" if row.git_commit else ""
-        print(f"logged deployment {row.id}: {row.component} {row.version}{commit_text} on {row.host}, {row.status}")
+        commit = f" ({row.git_commit[:12]})" if row.git_commit else ""
+        what = f"{row.component} {row.version}{commit}"
+        print(f"logged deployment {row.id}: {what} on {row.host}, {row.status}")
 
 
 def _rows(deployments: list[Deployment]) -> list[tuple[object, ...]]:
     return [
-        (d.id, d.host, d.component, d.version, (d.git_commit or "")[:12], d.status, when(d.deployed_at), d.notes)
+        (
+            d.id,
+            d.host,
+            d.component,
+            d.version,
+            (d.git_commit or "")[:12],
+            d.status,
+            when(d.deployed_at),
+            d.notes,
+        )
         for d in deployments
     ]
 
@@ -78,11 +91,17 @@ def list_command(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """What's deployed where: the active deployment of each host and component."""
-    rows = run_db(ctx, lambda conn: list_deployments(
-        conn, current_only=not all_, host=host, component=component, limit=limit))
+    rows = run_db(
+        ctx,
+        lambda conn: list_deployments(
+            conn, current_only=not all_, host=host, component=component, limit=limit
+        ),
+    )
     if as_json:
         print_json(rows)
     elif not rows:
         print("no deployments recorded" + ("" if all_ else " (active)"))
     else:
-        print_table(None, ["id", "host", "component", "version", "commit", "status", "deployed", "notes"], _rows(rows))
+        print_table(
+            None, ["id", "host", "component", "version", "commit", "status", "deployed", "notes"], _rows(rows)
+        )

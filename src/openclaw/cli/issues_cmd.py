@@ -10,8 +10,9 @@ from openclaw.cli.common import JSON_OPTION, print_json, print_table, run_db, wh
 from openclaw.context.issues import add_issue, get_issue, list_issues, set_issue_status
 from openclaw.context.models import Component, IssueStatus, KnownIssue, Severity
 
-app = typer.Typer(help="Track known issues: add, resolve, list (most severe first), show.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Track known issues: add, resolve, list (most severe first), show.", no_args_is_help=True
+)
 
 
 class StatusFilter(StrEnum):
@@ -32,9 +33,17 @@ def add_command(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Record a known issue."""
-    issue = run_db(ctx, lambda conn: add_issue(
-        conn, title, severity=severity, component=component,
-        description=description, workaround=workaround))
+    issue = run_db(
+        ctx,
+        lambda conn: add_issue(
+            conn,
+            title,
+            severity=severity,
+            component=component,
+            description=description,
+            workaround=workaround,
+        ),
+    )
     if as_json:
         print_json(issue)
     else:
@@ -84,10 +93,14 @@ def list_command(
     elif not issues:
         print(f"no {'' if wanted is None else wanted.value + ' '}issues")
     else:
-        print_table(None, ["id", "severity", "status", "component", "title", "workaround", "created"], [
-            (i.id, i.severity, i.status, i.component, i.title, i.workaround, when(i.created_at))
-            for i in issues
-        ])
+        print_table(
+            None,
+            ["id", "severity", "status", "component", "title", "workaround", "created"],
+            [
+                (i.id, i.severity, i.status, i.component, i.title, i.workaround, when(i.created_at))
+                for i in issues
+            ],
+        )
 
 
 def _describe(issue: KnownIssue) -> list[str]:

@@ -19,14 +19,24 @@ def log_command(
     category: TaskCategory | None = typer.Option(None, help="Kind of work."),
     files: str | None = typer.Option(None, help="Files changed, comma-separated: a.py,b.py"),
     version: str | None = typer.Option(None, help="Version the work went into."),
-    commit: str | None = typer.Option(None, help="Git commit (default: HEAD of the current directory, if a repository)."),
+    commit: str | None = typer.Option(
+        None, help="Git commit (default: HEAD of the current directory, if a repository)."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Record a piece of work."""
     file_list = files.split(",") if files else None
-    task = run_db(ctx, lambda conn: log_task(
-        conn, description, category=category, files_changed=file_list,
-        version=version, git_commit=commit or hostinfo.git_head()))
+    task = run_db(
+        ctx,
+        lambda conn: log_task(
+            conn,
+            description,
+            category=category,
+            files_changed=file_list,
+            version=version,
+            git_commit=commit or hostinfo.git_head(),
+        ),
+    )
     if as_json:
         print_json(task)
     else:
@@ -47,8 +57,19 @@ def list_command(
     elif not tasks:
         print("no tasks logged")
     else:
-        print_table(None, ["id", "completed", "category", "description", "version", "commit", "files"], [
-            (t.id, when(t.completed_at), t.category, t.description, t.version,
-             (t.git_commit or "")[:12], ", ".join(t.files_changed or []))
-            for t in tasks
-        ])
+        print_table(
+            None,
+            ["id", "completed", "category", "description", "version", "commit", "files"],
+            [
+                (
+                    t.id,
+                    when(t.completed_at),
+                    t.category,
+                    t.description,
+                    t.version,
+                    (t.git_commit or "")[:12],
+                    ", ".join(t.files_changed or []),
+                )
+                for t in tasks
+            ],
+        )

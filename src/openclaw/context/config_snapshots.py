@@ -91,9 +91,7 @@ async def get_snapshot(conn: AsyncConnection, snapshot_id: int) -> ConfigSnapsho
 
 async def previous_snapshot(conn: AsyncConnection, snapshot: ConfigSnapshot) -> ConfigSnapshot | None:
     """The snapshot of the same host and path just before `snapshot`."""
-    return await latest_snapshot(
-        conn, path=snapshot.config_path, host=snapshot.host, before_id=snapshot.id
-    )
+    return await latest_snapshot(conn, path=snapshot.config_path, host=snapshot.host, before_id=snapshot.id)
 
 
 async def config_history(

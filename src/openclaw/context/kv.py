@@ -33,9 +33,7 @@ async def set_value(conn: AsyncConnection, key: str, value: Any) -> ContextEntry
 
 async def get_value(conn: AsyncConnection, key: str) -> ContextEntry:
     async with conn.cursor(row_factory=class_row(ContextEntry)) as cur:
-        await cur.execute(
-            "SELECT key, value, updated_at FROM project_context WHERE key = %s", (key,)
-        )
+        await cur.execute("SELECT key, value, updated_at FROM project_context WHERE key = %s", (key,))
         row = await cur.fetchone()
     if row is None:
         raise NotFoundError(f"no context value under key {key!r}")

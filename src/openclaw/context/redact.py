@@ -33,6 +33,8 @@ _SECRET_KEY_PARTS = (
     "authorization",
     "cookie",
 )
+# Short names that are secrets when they hold a value, but may also name a section whose
+# other settings are not secret (`gateway.auth` is a token or `{mode, token}`).
 _SECRET_KEY_NAMES = frozenset({"auth", "key", "pass", "pwd"})
 # Every value below these keys is a secret: environment variables (`env`, `mcp_servers[].env`)
 # and chat-channel settings (`channels.*`, bot credentials of every kind).
@@ -45,9 +47,11 @@ def _normalise(key: str) -> str:
     return key.lower().replace("_", "").replace("-", "")
 
 
-def is_secret_key(key: str) -> bool:
+def is_secret_key(key: str, value: Any = None) -> bool:
     name = _normalise(key)
-    return name in _SECRET_KEY_NAMES or any(part in name for part in _SECRET_KEY_PARTS)
+    if name in _SECRET_KEY_NAMES:
+        return not isinstance(value, dict | list)
+    return any(part in name for part in _SECRET_KEY_PARTS)
 
 
 class Redactor:
@@ -85,7 +89,7 @@ class Redactor:
     def _walk(self, value: Any, *, secret: bool) -> Any:
         if isinstance(value, dict):
             return {
-                k: self._walk(v, secret=secret or is_secret_key(k) or k in _SECRET_SUBTREES)
+                k: self._walk(v, secret=secret or is_secret_key(k, v) or k in _SECRET_SUBTREES)
                 for k, v in value.items()
             }
         if isinstance(value, list):

@@ -32,18 +32,18 @@ async def copy_merge(
     cols = sql.SQL(", ").join(map(sql.Identifier, columns))
     await conn.execute(
         sql.SQL(
-            "CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {table} INCLUDING DEFAULTS)"
-            " ON COMMIT DELETE ROWS"
+            "CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
         ).format(stage=stage, table=sql.Identifier(table))
     )
     async with conn.transaction(), conn.cursor() as cur:
-        async with cur.copy(sql.SQL("COPY {stage} ({cols}) FROM STDIN").format(stage=stage, cols=cols)) as copy:
+        async with cur.copy(
+            sql.SQL("COPY {stage} ({cols}) FROM STDIN").format(stage=stage, cols=cols)
+        ) as copy:
             for row in rows:
                 await copy.write_row(row)
         await cur.execute(
             sql.SQL(
-                "INSERT INTO {table} ({cols}) SELECT {prefix} {cols} FROM {stage}"
-                " ON CONFLICT {conflict}"
+                "INSERT INTO {table} ({cols}) SELECT {prefix} {cols} FROM {stage} ON CONFLICT {conflict}"
             ).format(
                 table=sql.Identifier(table),
                 cols=cols,

@@ -9,7 +9,7 @@ start-up; `openclaw db stop` stops it.
 
 from __future__ import annotations
 
-import logging
+import contextlib
 import subprocess
 import warnings
 from pathlib import Path
@@ -22,7 +22,6 @@ from openclaw.errors import DatabaseError
 
 DATABASE_NAME = "openclaw"
 
-log = logging.getLogger(__name__)
 
 
 def _pgserver() -> ModuleType:
@@ -90,10 +89,9 @@ def _ensure_database(admin_url: str, name: str) -> None:
         with psycopg.connect(admin_url, autocommit=True) as conn:
             exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
             if exists is None:
-                try:
+                # Another openclaw process may have created it a moment ago.
+                with contextlib.suppress(psycopg.errors.DuplicateDatabase):
                     conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-                except psycopg.errors.DuplicateDatabase:
-                    pass  # another openclaw process created it a moment ago
     except psycopg.OperationalError as exc:
         raise DatabaseError(f"embedded PostgreSQL is not answering: {_one_line(exc)}") from None
 

@@ -92,9 +92,7 @@ def init_sql(migrations: list[Migration] | None = None) -> str:
 
 
 async def _applied(conn: AsyncConnection) -> list[AppliedMigration]:
-    exists = await (
-        await conn.execute("SELECT to_regclass(%s) IS NOT NULL", (MIGRATIONS_TABLE,))
-    ).fetchone()
+    exists = await (await conn.execute("SELECT to_regclass(%s) IS NOT NULL", (MIGRATIONS_TABLE,))).fetchone()
     if not exists or not exists[0]:
         return []
     async with conn.cursor(row_factory=class_row(AppliedMigration)) as cur:

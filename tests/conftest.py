@@ -1,0 +1,134 @@
+"""Test fixtures: a real PostgreSQL server and a fresh database per test.
+
+The server is `OPENCLAW_TEST_DATABASE_URL` when set (CI points it at the machine's
+server), otherwise an embedded server started for this test run. Each test gets its own
+database, copied from a template database that was migrated once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+from openclaw.cli.app import main
+from openclaw.db import migrate
+from openclaw.db.embedded import _pgserver, stop_embedded
+
+
+def _admin(url: str) -> psycopg.Connection:
+    return psycopg.connect(url, autocommit=True)
+
+
+@pytest.fixture(scope="session")
+def pg_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Admin URL of the server the tests run against."""
+    url = os.environ.get("OPENCLAW_TEST_DATABASE_URL")
+    if url:
+        yield url
+        return
+    pgdata = tmp_path_factory.mktemp("embedded") / "pgdata"
+    server = _pgserver().get_server(pgdata, cleanup_mode=None)
+    yield server.get_uri()
+    stop_embedded(pgdata)
+
+
+def create_database(server_url: str, *, template: str | None = None) -> str:
+    name = f"openclaw_test_{uuid.uuid4().hex[:12]}"
+    with _admin(server_url) as conn:
+        statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+        if template:
+            statement += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
+        conn.execute(statement)
+    return name
+
+
+def drop_database(server_url: str, name: str) -> None:
+    with _admin(server_url) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def database_url(server_url: str, name: str) -> str:
+    return make_conninfo(server_url, dbname=name)
+
+
+async def _migrate(url: str) -> None:
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        await migrate(conn)
+
+
+@pytest.fixture(scope="session")
+def template_database(pg_server_url: str) -> Iterator[str]:
+    name = create_database(pg_server_url)
+    asyncio.run(_migrate(database_url(pg_server_url, name)))
+    yield name
+    drop_database(pg_server_url, name)
+
+
+@pytest.fixture
+def db_url(pg_server_url: str, template_database: str) -> Iterator[str]:
+    """A fresh, migrated database of its own."""
+    name = create_database(pg_server_url, template=template_database)
+    yield database_url(pg_server_url, name)
+    drop_database(pg_server_url, name)
+
+
+@pytest.fixture
+def empty_db_url(pg_server_url: str) -> Iterator[str]:
+    """A fresh database without openclaw's schema."""
+    name = create_database(pg_server_url)
+    yield database_url(pg_server_url, name)
+    drop_database(pg_server_url, name)
+
+
+@pytest.fixture
+async def conn(db_url: str) -> AsyncIterator[psycopg.AsyncConnection]:
+    async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as connection:
+        yield connection
+
+
+@pytest.fixture(autouse=True)
+def isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own $OPENCLAW_HOME and no gateway config or DATABASE_URL of the machine."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("OPENCLAW_HOME", str(home))
+    monkeypatch.setenv("GATEWAY_CONFIG", str(tmp_path / "no-gateway-config.json"))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    return home
+
+
+@dataclass
+class CliResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+class Cli:
+    """Runs `openclaw` in this process against a test database."""
+
+    def __init__(self, capsys: pytest.CaptureFixture[str], database_url: str | None) -> None:
+        self._capsys = capsys
+        self.database_url = database_url
+
+    def __call__(self, *args: str) -> CliResult:
+        self._capsys.readouterr()
+        prefix = ["--database-url", self.database_url] if self.database_url else []
+        code = main([*prefix, *args])
+        out, err = self._capsys.readouterr()
+        assert "Traceback" not in err, err
+        return CliResult(code, out, err)
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str], db_url: str) -> Cli:
+    return Cli(capsys, db_url)

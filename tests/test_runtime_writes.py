@@ -1,0 +1,119 @@
+"""Batch writers for llm_calls, metrics snapshots and cron executions: replays change nothing."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+
+from openclaw.db.runtime import (
+    CronExecution,
+    LlmCall,
+    MetricsSnapshot,
+    write_cron_executions,
+    write_llm_calls,
+    write_metrics_snapshots,
+)
+
+
+async def test_llm_calls_are_written_once(conn: psycopg.AsyncConnection) -> None:
+    started = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+    calls = [
+        LlmCall(
+            model="kimi-k2",
+            provider="moonshot",
+            session_key="tg:main:1:2",
+            created_at=started,
+            tool_call_names=["exec", "read_file"],
+            response_tool_calls=2,
+            usage_total_tokens=900,
+            usage_cached_tokens=120,
+            time_to_first_token_ms=310,
+            http_status=200,
+            finish_reason="tool_calls",
+            latency_ms=1500,
+            streaming=True,
+            response_content="ünïcode\ttab\nnewline \\ backslash",
+        ),
+        LlmCall(model="gpt-4o", provider_attempt=2, error="HTTP 429: slow down", http_status=429),
+    ]
+    assert await write_llm_calls(conn, calls) == 2
+    assert await write_llm_calls(conn, calls) == 0  # a replay from the outbox
+    rows = await (
+        await conn.execute(
+            "SELECT id, created_at, tool_call_names, response_content, usage_cached_tokens, error"
+            " FROM llm_calls ORDER BY provider_attempt"
+        )
+    ).fetchall()
+    assert rows[0] == (calls[0].id, started, ["exec", "read_file"], calls[0].response_content, 120, None)
+    assert rows[1][5] == "HTTP 429: slow down"
+
+
+async def test_two_batches_in_one_transaction(conn: psycopg.AsyncConnection) -> None:
+    a, b = LlmCall(model="m"), LlmCall(model="m")
+    async with conn.transaction():
+        assert await write_llm_calls(conn, [a]) == 1
+        assert await write_llm_calls(conn, [a, b]) == 1
+    count = await (await conn.execute("SELECT count(*) FROM llm_calls")).fetchone()
+    assert count == (2,)
+
+
+async def test_metrics_snapshots_and_the_interval_view(conn: psycopg.AsyncConnection) -> None:
+    t0 = datetime.now(UTC) - timedelta(hours=1)
+    boot1, boot2 = uuid.uuid4(), uuid.uuid4()
+    snaps = [
+        MetricsSnapshot("nixos", boot1, snapshot_at=t0, completed_requests=10, uptime_seconds=60),
+        MetricsSnapshot(
+            "nixos", boot1, snapshot_at=t0 + timedelta(minutes=1), completed_requests=25, uptime_seconds=120
+        ),
+        # restart: counters start again from zero
+        MetricsSnapshot(
+            "nixos", boot2, snapshot_at=t0 + timedelta(minutes=3), completed_requests=4, uptime_seconds=60
+        ),
+        MetricsSnapshot("g731", uuid.uuid4(), snapshot_at=t0, completed_requests=7, uptime_seconds=60),
+    ]
+    assert await write_metrics_snapshots(conn, snaps) == 4
+    assert await write_metrics_snapshots(conn, snaps) == 0
+    rows = await (
+        await conn.execute(
+            "SELECT host, sum(completed_requests) FROM metrics_intervals"
+            " WHERE snapshot_at > now() - interval '7 days' GROUP BY host ORDER BY host"
+        )
+    ).fetchall()
+    assert rows == [("g731", 7), ("nixos", 29)]
+    naive = await (
+        await conn.execute("SELECT sum(completed_requests) FROM metrics_snapshots WHERE host = 'nixos'")
+    ).fetchone()
+    assert naive == (39,)  # what the plan's query would have said
+
+
+async def test_cron_execution_running_then_finished(conn: psycopg.AsyncConnection) -> None:
+    run = CronExecution(job_name="morning brief", agent_name="main", job_id="j1", host="nixos")
+    assert await write_cron_executions(conn, [run]) == 1
+    done = CronExecution(
+        job_name=run.job_name,
+        agent_name="main",
+        uid=run.uid,
+        started_at=run.started_at,
+        status="success",
+        duration_ms=4200,
+        tokens_used=812,
+        model="kimi-k2",
+    )
+    assert await write_cron_executions(conn, [done]) == 1
+    # A late replay of the 'running' row, and of the final one, change nothing.
+    assert await write_cron_executions(conn, [run]) == 0
+    assert await write_cron_executions(conn, [done]) == 0
+    row = await (
+        await conn.execute("SELECT status, duration_ms, tokens_used, model, host FROM cron_executions")
+    ).fetchone()
+    assert row == ("success", 4200, 812, "kimi-k2", "nixos")
+
+
+async def test_cron_start_and_end_in_one_batch(conn: psycopg.AsyncConnection) -> None:
+    run = CronExecution(job_name="j", agent_name="main")
+    end = CronExecution(job_name="j", agent_name="main", uid=run.uid, status="error", error="timeout")
+    assert await write_cron_executions(conn, [end, run]) == 1
+    row = await (await conn.execute("SELECT status, error FROM cron_executions")).fetchone()
+    assert row == ("error", "timeout")
