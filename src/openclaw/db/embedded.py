@@ -9,7 +9,6 @@ start-up; `openclaw db stop` stops it.
 
 from __future__ import annotations
 
-import contextlib
 import subprocess
 import warnings
 from pathlib import Path
@@ -62,7 +61,8 @@ def stop_embedded(pgdata: Path) -> bool:
     info = PostmasterInfo.read_from_pgdata(pgdata) if pgdata.exists() else None
     if info is None or not info.is_running():
         return False
-    server = pgserver.get_server(pgdata, cleanup_mode=None, start=False)
+    version = pgserver.pgdata_version(pgdata) or pgserver.TARGET_POSTGRES_VERSION
+    server = pgserver.get_server(pgdata, cleanup_mode=None, start=False, postgres_version=version)
     try:
         pgexec(
             "pg_ctl",
@@ -87,11 +87,11 @@ def embedded_running(pgdata: Path) -> bool:
 def _ensure_database(admin_url: str, name: str) -> None:
     try:
         with psycopg.connect(admin_url, autocommit=True) as conn:
+            # Processes starting together would race to CREATE DATABASE; take turns.
+            conn.execute("SELECT pg_advisory_lock(hashtext('openclaw.create_database'))")
             exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
             if exists is None:
-                # Another openclaw process may have created it a moment ago.
-                with contextlib.suppress(psycopg.errors.DuplicateDatabase):
-                    conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     except psycopg.OperationalError as exc:
         raise DatabaseError(f"embedded PostgreSQL is not answering: {_one_line(exc)}") from None
 
