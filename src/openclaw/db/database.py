@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Self
+from typing import Any, Self
 
 import psycopg
 from psycopg import AsyncConnection
@@ -50,7 +50,7 @@ class Database:
         if url is None:
             assert target.pgdata is not None
             url = await asyncio.to_thread(start_embedded, target.pgdata)
-        kwargs: dict[str, object] = {
+        kwargs: dict[str, Any] = {
             "application_name": application_name,
             "connect_timeout": CONNECT_TIMEOUT_S,
         }

@@ -22,7 +22,6 @@ from openclaw.errors import DatabaseError
 DATABASE_NAME = "openclaw"
 
 
-
 def _pgserver() -> ModuleType:
     # platformdirs warns at import time when XDG_RUNTIME_DIR is unset (services, CI);
     # pgserver then uses the temp directory, which is what we want.
