@@ -321,3 +321,20 @@ def test_config_bad_source_and_diff_errors(cli: Cli) -> None:
     assert cli("config", "diff", "1", "2", "3").exit_code == 2
     missing = cli("config", "diff", "77", "78")
     assert missing.exit_code == 1 and "no config snapshot with id 77" in missing.stderr
+
+
+def test_dump_and_restore(cli: Cli, db_url: str, tmp_path: Path) -> None:
+    cli("issues", "add", "survives a restore", "--severity", "high", "--component", "infra")
+    backup = tmp_path / "openclaw.dump"
+    dumped = cli("db", "dump", "--output", str(backup))
+    assert dumped.exit_code == 0 and backup.stat().st_size > 0
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("DELETE FROM known_issues")
+    restored = cli("db", "restore", str(backup))
+    assert restored.exit_code == 0, restored.stderr
+    assert "survives a restore" in cli("issues", "list").stdout
+    garbage = tmp_path / "garbage.dump"
+    garbage.write_text("not a dump")
+    bad = cli("db", "restore", str(garbage))
+    assert bad.exit_code == 1 and "pg_restore failed" in bad.stderr
+    assert "survives a restore" in cli("issues", "list").stdout

