@@ -6,7 +6,9 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import psycopg
+import pytest
 
+from openclaw.db.batch_insert import COPY_MIN_ROWS
 from openclaw.db.runtime import (
     CronExecution,
     LlmCall,
@@ -50,13 +52,26 @@ async def test_llm_calls_are_written_once(conn: psycopg.AsyncConnection) -> None
     assert rows[1][5] == "HTTP 429: slow down"
 
 
-async def test_two_batches_in_one_transaction(conn: psycopg.AsyncConnection) -> None:
-    a, b = LlmCall(model="m"), LlmCall(model="m")
+@pytest.mark.parametrize("size", [1, COPY_MIN_ROWS + 1], ids=["pipelined", "copy"])
+async def test_batches_in_one_transaction_and_replays(conn: psycopg.AsyncConnection, size: int) -> None:
+    first = [LlmCall(model="m", tool_call_names=["exec"]) for _ in range(size)]
+    second = [LlmCall(model="m") for _ in range(size)]
     async with conn.transaction():
-        assert await write_llm_calls(conn, [a]) == 1
-        assert await write_llm_calls(conn, [a, b]) == 1
+        assert await write_llm_calls(conn, first) == size
+        assert await write_llm_calls(conn, first + second) == size
+    assert await write_llm_calls(conn, second) == 0
+    count = await (await conn.execute("SELECT count(*), count(tool_call_names) FROM llm_calls")).fetchone()
+    assert count == (2 * size, size)
+
+
+async def test_a_failed_batch_leaves_nothing_behind(conn: psycopg.AsyncConnection) -> None:
+    bad = [LlmCall(model="m") for _ in range(COPY_MIN_ROWS)] + [LlmCall(model="m", provider_attempt=0)]
+    with pytest.raises(psycopg.errors.CheckViolation):
+        await write_llm_calls(conn, bad)
+    good = [LlmCall(model="m") for _ in range(COPY_MIN_ROWS)]
+    assert await write_llm_calls(conn, good) == COPY_MIN_ROWS  # no stale staged rows merged
     count = await (await conn.execute("SELECT count(*) FROM llm_calls")).fetchone()
-    assert count == (2,)
+    assert count == (COPY_MIN_ROWS,)
 
 
 async def test_metrics_snapshots_and_the_interval_view(conn: psycopg.AsyncConnection) -> None:

@@ -8,13 +8,15 @@ batch; they are called by the outbox flusher, never on a user's request path.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
-from dataclasses import astuple, dataclass, field, fields
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
+from operator import attrgetter
+from typing import Any
 
 from psycopg import AsyncConnection
 
-from openclaw.db.copy_merge import copy_merge
+from openclaw.db.batch_insert import insert_batch
 
 
 def _now() -> datetime:
@@ -109,23 +111,31 @@ def _columns(record_type: type) -> list[str]:
     return [f.name for f in fields(record_type)]
 
 
+def _row_of(record_type: type) -> Callable[[Any], tuple[Any, ...]]:
+    # A shallow getter: dataclasses.astuple deep-copies every value, which alone costs
+    # more than the COPY it feeds.
+    getter: Callable[[Any], tuple[Any, ...]] = attrgetter(*_columns(record_type))
+    return getter
+
+
+_LLM_CALL_ROW = _row_of(LlmCall)
+_METRICS_ROW = _row_of(MetricsSnapshot)
+_CRON_ROW = _row_of(CronExecution)
+
+
 async def write_llm_calls(conn: AsyncConnection, calls: Sequence[LlmCall]) -> int:
     """Insert calls; ones already stored (same id) are skipped. Returns rows inserted."""
-    if not calls:
-        return 0
-    return await copy_merge(
-        conn, "llm_calls", _columns(LlmCall), map(astuple, calls), on_conflict="(id) DO NOTHING"
+    return await insert_batch(
+        conn, "llm_calls", _columns(LlmCall), [_LLM_CALL_ROW(c) for c in calls], on_conflict="(id) DO NOTHING"
     )
 
 
 async def write_metrics_snapshots(conn: AsyncConnection, snapshots: Sequence[MetricsSnapshot]) -> int:
-    if not snapshots:
-        return 0
-    return await copy_merge(
+    return await insert_batch(
         conn,
         "metrics_snapshots",
         _columns(MetricsSnapshot),
-        map(astuple, snapshots),
+        [_METRICS_ROW(s) for s in snapshots],
         on_conflict="(uid) DO NOTHING",
     )
 
@@ -140,18 +150,16 @@ _CRON_MERGE = """(uid) DO UPDATE SET
 
 async def write_cron_executions(conn: AsyncConnection, runs: Sequence[CronExecution]) -> int:
     """Insert or finish cron runs. Returns rows inserted or updated."""
-    if not runs:
-        return 0
     # One row per uid and batch (ON CONFLICT DO UPDATE may touch a row only once):
     # the final state wins over `running`.
     latest: dict[uuid.UUID, CronExecution] = {}
     for run in runs:
         if run.uid not in latest or latest[run.uid].status == "running":
             latest[run.uid] = run
-    return await copy_merge(
+    return await insert_batch(
         conn,
         "cron_executions",
         _columns(CronExecution),
-        map(astuple, latest.values()),
+        [_CRON_ROW(r) for r in latest.values()],
         on_conflict=_CRON_MERGE,
     )
