@@ -40,11 +40,14 @@ class Database:
         min_size: int = 1,
         max_size: int = 4,
         application_name: str = "openclaw",
+        wait: bool = True,
     ) -> Self:
         """Start the embedded server if needed, check the server answers, open the pool.
 
         The first connection is made directly so that an unreachable server fails at
-        once with libpq's reason, instead of after the pool's timeout.
+        once with libpq's reason, instead of after the pool's timeout. With `wait=False`
+        the pool opens even if the server is down and connects when it comes back (the
+        gateway and the outbox work through an outage).
         """
         url = target.url
         if url is None:
@@ -54,23 +57,27 @@ class Database:
             "application_name": application_name,
             "connect_timeout": CONNECT_TIMEOUT_S,
         }
-        try:
-            probe = await AsyncConnection.connect(url, **kwargs)
-        except psycopg.Error as exc:
-            raise DatabaseError(
-                f"cannot connect to {redact_url(url)}: {describe_connect_error(exc)}"
-            ) from None
-        await probe.close()
+        if wait:
+            try:
+                probe = await AsyncConnection.connect(url, **kwargs)
+            except psycopg.Error as exc:
+                raise DatabaseError(
+                    f"cannot connect to {redact_url(url)}: {describe_connect_error(exc)}"
+                ) from None
+            await probe.close()
         pool: AsyncConnectionPool = AsyncConnectionPool(
             url, min_size=min_size, max_size=max_size, kwargs=kwargs, open=False
         )
-        await pool.open(wait=True, timeout=CONNECT_TIMEOUT_S)
+        await pool.open(wait=wait, timeout=CONNECT_TIMEOUT_S)
         return cls(target, url, pool)
 
     @asynccontextmanager
-    async def connection(self) -> AsyncIterator[AsyncConnection]:
-        """A pooled connection; the block runs in a transaction committed on success."""
-        async with self.pool.connection() as conn:
+    async def connection(  # noqa: ASYNC109 - the pool's own wait limit, passed through
+        self, timeout: float | None = None
+    ) -> AsyncIterator[AsyncConnection]:
+        """A pooled connection; the block runs in a transaction committed on success.
+        Raises psycopg_pool.PoolTimeout if none is to be had within `timeout` seconds."""
+        async with self.pool.connection(timeout=timeout) as conn:
             yield conn
 
     async def close(self) -> None:
