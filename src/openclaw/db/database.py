@@ -72,12 +72,10 @@ class Database:
         return cls(target, url, pool)
 
     @asynccontextmanager
-    async def connection(  # noqa: ASYNC109 - the pool's own wait limit, passed through
-        self, timeout: float | None = None
-    ) -> AsyncIterator[AsyncConnection]:
+    async def connection(self, wait_s: float | None = None) -> AsyncIterator[AsyncConnection]:
         """A pooled connection; the block runs in a transaction committed on success.
-        Raises psycopg_pool.PoolTimeout if none is to be had within `timeout` seconds."""
-        async with self.pool.connection(timeout=timeout) as conn:
+        Raises psycopg_pool.PoolTimeout if none is to be had within `wait_s` seconds."""
+        async with self.pool.connection(timeout=wait_s) as conn:
             yield conn
 
     async def close(self) -> None:

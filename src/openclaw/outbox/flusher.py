@@ -89,7 +89,7 @@ class Flusher:
         known = [e for e in entries if e.kind in self.handlers]
         if not known:
             return
-        async with self.database.connection(timeout=self.connect_timeout_s) as conn:
+        async with self.database.connection(wait_s=self.connect_timeout_s) as conn:
             for kind, group in groupby(known, key=lambda e: e.kind):
                 await self.handlers[kind](conn, [e.payload for e in group])
 
