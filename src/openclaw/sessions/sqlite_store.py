@@ -146,7 +146,17 @@ class SqliteSessionStore(SessionStore):
         if not messages:
             return []
 
+        times = [to_ms(m.timestamp) for m in messages]
+        agent = parse_key(session_key).agent or self.agent
+
         def work(conn: sqlite3.Connection) -> list[int]:
+            # openclaw-rs never checked that the session exists; create it, so that every
+            # message belongs to a listed session (as in the Postgres store).
+            conn.execute(
+                "INSERT OR IGNORE INTO sessions"
+                " (session_key, agent_name, model, created_at_ms, updated_at_ms) VALUES (?, ?, '', ?, ?)",
+                (session_key, agent, min(times), max(times)),
+            )
             ids = []
             for m in messages:
                 cur = conn.execute(
@@ -164,7 +174,7 @@ class SqliteSessionStore(SessionStore):
                 ids.append(int(cur.lastrowid or 0))
             conn.execute(
                 "UPDATE sessions SET updated_at_ms = max(updated_at_ms, ?) WHERE session_key = ?",
-                (max(to_ms(m.timestamp) for m in messages), session_key),
+                (max(times), session_key),
             )
             return ids
 

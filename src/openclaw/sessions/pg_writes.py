@@ -1,0 +1,137 @@
+"""Writes of sessions and messages into Postgres, shared by the Postgres store, the
+dual-mode mirror and the SQLite importer. Every write is idempotent: sessions merge on
+their key, messages on their uid."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from psycopg import AsyncConnection
+
+from openclaw.db.batch_insert import insert_batch
+from openclaw.sessions.keys import parse_key
+
+# A namespace for message uids derived from a SQLite row: the importer and the dual-mode
+# mirror derive the same uid for the same row, so neither duplicates the other.
+SQLITE_MESSAGE_NAMESPACE = uuid.UUID("6f70656e-636c-6177-2d73-71756c697465")
+
+
+def sqlite_message_uid(agent: str, rowid: int) -> uuid.UUID:
+    return uuid.uuid5(SQLITE_MESSAGE_NAMESPACE, f"{agent}/{rowid}")
+
+
+@dataclass(slots=True)
+class SessionRow:
+    session_key: str
+    agent_name: str
+    created_at: datetime
+    updated_at: datetime
+    model: str = ""
+    total_tokens: int | None = None  # None: leave the stored total alone
+
+
+@dataclass(slots=True)
+class MessageRow:
+    uid: uuid.UUID
+    session_key: str
+    role: str
+    content: str | None
+    reasoning_content: str | None
+    tool_calls_json: str | None  # JSON text
+    tool_call_id: str | None
+    created_at: datetime
+
+
+MESSAGE_COLUMNS = (
+    "uid",
+    "session_id",
+    "role",
+    "content",
+    "reasoning_content",
+    "tool_calls_json",
+    "tool_call_id",
+    "created_at",
+)
+
+
+async def upsert_sessions(
+    conn: AsyncConnection, rows: Sequence[SessionRow], *, authoritative: bool = False
+) -> dict[str, int]:
+    """Create missing sessions and merge the rest: latest update, a model once known, the
+    token total where one is given, and the creation time if `authoritative` (the rows
+    come from the session's own record, not from its messages). Returns ids by key."""
+    if not rows:
+        return {}
+    merged: dict[str, SessionRow] = {}
+    for row in rows:
+        seen = merged.get(row.session_key)
+        if seen is None:
+            merged[row.session_key] = SessionRow(**{f: getattr(row, f) for f in SessionRow.__slots__})
+            continue
+        seen.created_at = min(seen.created_at, row.created_at)
+        seen.updated_at = max(seen.updated_at, row.updated_at)
+        seen.model = seen.model or row.model
+        seen.total_tokens = row.total_tokens if row.total_tokens is not None else seen.total_tokens
+    keys = list(merged)
+    infos = [parse_key(k) for k in keys]
+    cur = await conn.execute(
+        """INSERT INTO sessions AS s
+               (session_key, agent_name, model, channel, user_id, created_at, updated_at, total_tokens)
+           SELECT k, a, m, c, u, ca, ua, coalesce(t, 0)
+           FROM unnest(%(keys)s::text[], %(agents)s::text[], %(models)s::text[], %(channels)s::text[],
+                       %(users)s::text[], %(created)s::timestamptz[], %(updated)s::timestamptz[],
+                       %(tokens)s::bigint[]) AS x(k, a, m, c, u, ca, ua, t)
+           ON CONFLICT (session_key) DO UPDATE SET
+               created_at = CASE WHEN %(authoritative)s THEN EXCLUDED.created_at ELSE s.created_at END,
+               updated_at = GREATEST(s.updated_at, EXCLUDED.updated_at),
+               model = CASE WHEN s.model = '' THEN EXCLUDED.model ELSE s.model END
+           RETURNING id, session_key""",
+        {
+            "authoritative": authoritative,
+            "keys": keys,
+            "agents": [merged[k].agent_name for k in keys],
+            "models": [merged[k].model for k in keys],
+            "channels": [i.channel for i in infos],
+            "users": [i.user_id for i in infos],
+            "created": [merged[k].created_at for k in keys],
+            "updated": [merged[k].updated_at for k in keys],
+            "tokens": [merged[k].total_tokens for k in keys],
+        },
+    )
+    ids = {key: session_id for session_id, key in await cur.fetchall()}
+    totals = [(k, merged[k].total_tokens) for k in keys if merged[k].total_tokens is not None]
+    if totals:
+        await conn.execute(
+            """UPDATE sessions SET total_tokens = x.t
+               FROM unnest(%s::text[], %s::bigint[]) AS x(k, t) WHERE session_key = x.k""",
+            ([k for k, _ in totals], [t for _, t in totals]),
+        )
+    return ids
+
+
+async def insert_messages(
+    conn: AsyncConnection, rows: Sequence[MessageRow], session_ids: dict[str, int]
+) -> int:
+    """Insert messages in order; ones already stored (same uid) are skipped. Returns rows inserted."""
+    return await insert_batch(
+        conn,
+        "messages",
+        MESSAGE_COLUMNS,
+        [
+            (
+                r.uid,
+                session_ids[r.session_key],
+                r.role,
+                r.content,
+                r.reasoning_content,
+                r.tool_calls_json,
+                r.tool_call_id,
+                r.created_at,
+            )
+            for r in rows
+        ],
+        on_conflict="(uid) DO NOTHING",
+    )

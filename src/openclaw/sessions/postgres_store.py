@@ -1,0 +1,173 @@
+"""Sessions in Postgres: committed before the turn goes on, shared by every gateway."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from psycopg.rows import class_row
+
+from openclaw.chat import Message, Role, parse_tool_calls
+from openclaw.db.database import Database
+from openclaw.sessions.keys import like_prefix, parse_key
+from openclaw.sessions.models import SessionInfo, SessionStats
+from openclaw.sessions.store import SessionStore
+
+_SESSION_SELECT = """
+    SELECT s.session_key, s.agent_name, s.model, s.channel, s.user_id, s.created_at, s.updated_at,
+           s.total_tokens, (SELECT count(*) FROM messages m WHERE m.session_id = s.id) AS message_count
+    FROM sessions s
+"""
+_MESSAGE_SELECT = """
+    SELECT m.role, m.content, m.reasoning_content, m.tool_calls_json::text, m.tool_call_id, m.created_at
+    FROM messages m JOIN sessions s ON s.id = m.session_id
+    WHERE s.session_key = %s
+"""
+
+_APPEND = """
+WITH s AS (
+    INSERT INTO sessions AS s (session_key, agent_name, channel, user_id, created_at, updated_at)
+    VALUES (%(key)s, %(agent)s, %(channel)s, %(user_id)s, %(first)s, %(last)s)
+    ON CONFLICT (session_key) DO UPDATE SET updated_at = GREATEST(s.updated_at, EXCLUDED.updated_at)
+    RETURNING id
+)
+INSERT INTO messages (uid, session_id, role, content, reasoning_content, tool_calls_json, tool_call_id,
+                      created_at)
+SELECT m.uid, s.id, m.role, m.content, m.reasoning, m.tool_calls::jsonb, m.tool_call_id, m.ts
+FROM s, unnest(%(uids)s::uuid[], %(roles)s::text[], %(contents)s::text[], %(reasonings)s::text[],
+               %(tool_calls)s::text[], %(tool_call_ids)s::text[], %(times)s::timestamptz[])
+        WITH ORDINALITY AS m(uid, role, content, reasoning, tool_calls, tool_call_id, ts, n)
+ORDER BY m.n
+ON CONFLICT (uid) DO NOTHING
+"""
+
+
+def _message(row: Sequence[Any]) -> Message:
+    role, content, reasoning, tool_calls, tool_call_id, created_at = row
+    return Message(
+        Role(role),
+        content=content,
+        reasoning_content=reasoning,
+        tool_calls=parse_tool_calls(tool_calls),
+        tool_call_id=tool_call_id,
+        timestamp=created_at,
+    )
+
+
+class PostgresSessionStore(SessionStore):
+    def __init__(self, database: Database, agent: str) -> None:
+        self.database = database
+        self.agent = agent  # for sessions a message arrives in before create_session
+
+    async def create_session(self, session_key: str, agent: str, model: str = "") -> None:
+        info = parse_key(session_key)
+        async with self.database.connection() as conn:
+            await conn.execute(
+                """INSERT INTO sessions (session_key, agent_name, model, channel, user_id)
+                   VALUES (%s, %s, %s, %s, %s) ON CONFLICT (session_key) DO NOTHING""",
+                (session_key, agent, model, info.channel, info.user_id),
+            )
+
+    async def append_messages(self, session_key: str, messages: Sequence[Message]) -> None:
+        await self.append_with_uids(session_key, messages, [uuid.uuid4() for _ in messages])
+
+    async def append_with_uids(
+        self, session_key: str, messages: Sequence[Message], uids: Sequence[uuid.UUID]
+    ) -> None:
+        """Append with the caller's idempotency keys: a retried append stores nothing twice."""
+        if not messages:
+            return
+        info = parse_key(session_key)
+        async with self.database.connection() as conn:
+            await conn.execute(
+                _APPEND,
+                {
+                    "key": session_key,
+                    "agent": info.agent or self.agent,
+                    "channel": info.channel,
+                    "user_id": info.user_id,
+                    "first": min(m.timestamp for m in messages),
+                    "last": max(m.timestamp for m in messages),
+                    "uids": list(uids),
+                    "roles": [m.role.value for m in messages],
+                    "contents": [m.content for m in messages],
+                    "reasonings": [m.reasoning_content for m in messages],
+                    "tool_calls": [m.tool_calls_json() for m in messages],
+                    "tool_call_ids": [m.tool_call_id for m in messages],
+                    "times": [m.timestamp for m in messages],
+                },
+            )
+
+    async def add_tokens(self, session_key: str, tokens: int) -> None:
+        async with self.database.connection() as conn:
+            await conn.execute(
+                "UPDATE sessions SET total_tokens = total_tokens + %s WHERE session_key = %s",
+                (tokens, session_key),
+            )
+
+    async def load_messages(self, session_key: str) -> list[Message]:
+        async with self.database.connection() as conn:
+            cur = await conn.execute(_MESSAGE_SELECT + " ORDER BY m.id", (session_key,))
+            return [_message(row) for row in await cur.fetchall()]
+
+    async def load_recent_messages(self, session_key: str, limit: int) -> list[Message]:
+        async with self.database.connection() as conn:
+            cur = await conn.execute(_MESSAGE_SELECT + " ORDER BY m.id DESC LIMIT %s", (session_key, limit))
+            return [_message(row) for row in reversed(await cur.fetchall())]
+
+    async def _sessions(self, where: str, params: Sequence[Any]) -> list[SessionInfo]:
+        async with self.database.connection() as conn, conn.cursor(row_factory=class_row(SessionInfo)) as cur:
+            await cur.execute(_SESSION_SELECT + where, params)
+            return await cur.fetchall()
+
+    async def list_sessions(self, agent: str | None = None, limit: int = 50) -> list[SessionInfo]:
+        return await self._sessions(
+            " WHERE %s::text IS NULL OR s.agent_name = %s ORDER BY s.updated_at DESC, s.id DESC LIMIT %s",
+            (agent, agent, limit),
+        )
+
+    async def get_session(self, session_key: str) -> SessionInfo | None:
+        rows = await self._sessions(" WHERE s.session_key = %s", (session_key,))
+        return rows[0] if rows else None
+
+    async def find_latest_session(self, prefix: str) -> SessionInfo | None:
+        rows = await self._sessions(
+            " WHERE s.session_key = %s OR s.session_key LIKE %s ESCAPE '\\'"
+            " ORDER BY s.updated_at DESC, s.id DESC LIMIT 1",
+            (prefix, like_prefix(prefix)),
+        )
+        return rows[0] if rows else None
+
+    async def delete_session(self, session_key: str) -> bool:
+        async with self.database.connection() as conn:
+            cur = await conn.execute("DELETE FROM sessions WHERE session_key = %s", (session_key,))
+            return cur.rowcount > 0
+
+    async def stats(self) -> SessionStats:
+        stats = SessionStats()
+        async with self.database.connection() as conn:
+            row = await (
+                await conn.execute("SELECT count(*), coalesce(sum(total_tokens), 0) FROM sessions")
+            ).fetchone()
+            assert row is not None
+            stats.sessions, stats.total_tokens = row[0], int(row[1])
+            row = await (await conn.execute("SELECT count(*) FROM messages")).fetchone()
+            stats.messages = row[0] if row else 0
+            cur = await conn.execute("SELECT agent_name, count(*) FROM sessions GROUP BY 1 ORDER BY 1")
+            stats.sessions_by_agent = dict(await cur.fetchall())
+            cur = await conn.execute(
+                "SELECT coalesce(channel, 'other'), count(*) FROM sessions GROUP BY 1 ORDER BY 1"
+            )
+            stats.sessions_by_channel = dict(await cur.fetchall())
+        return stats
+
+    async def prune(self, older_than: timedelta, agent: str | None = None) -> int:
+        async with self.database.connection() as conn:
+            cur = await conn.execute(
+                "DELETE FROM sessions"
+                " WHERE updated_at < now() - %s AND (%s::text IS NULL OR agent_name = %s)",
+                (older_than, agent, agent),
+            )
+            return cur.rowcount
