@@ -4,7 +4,11 @@
 -- ==== 0001_init.sql ====
 
 -- openclaw schema 0001: the plan's init.sql with the corrections of DESIGN.md §4.
--- Every statement is idempotent: Docker's initdb may have run this file already.
+--
+-- Idempotent, and an upgrade too: on an empty database it creates the schema; on one
+-- that Docker's initdb or the plan's own init.sql (openclaw-rs) already initialised, it
+-- adds what is missing and keeps every row. Constraints are added NOT VALID first, then
+-- validated: rows written before that break a rule are kept, new rows must obey it.
 -- Works on PostgreSQL 15 to 18 (CREATE OR REPLACE TRIGGER needs 14, gen_random_uuid 13).
 
 -- ============================================================
@@ -17,6 +21,20 @@ DO $$
 BEGIN
     CREATE TYPE issue_severity AS ENUM ('low', 'medium', 'high', 'critical');
 EXCEPTION WHEN duplicate_object THEN NULL;
+END $$;
+
+-- Add a CHECK constraint unless the table has one of that name.
+CREATE OR REPLACE FUNCTION openclaw_ensure_check(tbl regclass, name text, expr text) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = tbl AND conname = name) THEN
+        EXECUTE format('ALTER TABLE %s ADD CONSTRAINT %I CHECK (%s) NOT VALID', tbl, name, expr);
+        BEGIN
+            EXECUTE format('ALTER TABLE %s VALIDATE CONSTRAINT %I', tbl, name);
+        EXCEPTION WHEN check_violation THEN
+            RAISE NOTICE 'openclaw: % keeps old rows that break %; new rows must obey it', tbl, name;
+        END;
+    END IF;
 END $$;
 
 -- Increase of a cumulative counter since the previous snapshot of the same process.
@@ -38,15 +56,22 @@ $$;
 
 CREATE TABLE IF NOT EXISTS sessions (
     id              BIGSERIAL PRIMARY KEY,
-    session_key     TEXT UNIQUE NOT NULL CHECK (session_key <> ''),
+    session_key     TEXT UNIQUE NOT NULL,
     agent_name      TEXT NOT NULL,
     model           TEXT NOT NULL DEFAULT '',
-    channel         TEXT CHECK (channel IN ('telegram', 'discord', 'cli', 'cron', 'webhook', 'subagent')),
+    channel         TEXT,                          -- telegram, discord, cli, cron, webhook, subagent
     user_id         TEXT,                          -- platform user id, parsed from the key
     created_at      TIMESTAMPTZ NOT NULL DEFAULT now(),
     updated_at      TIMESTAMPTZ NOT NULL DEFAULT now(),
-    total_tokens    BIGINT NOT NULL DEFAULT 0 CHECK (total_tokens >= 0)
+    total_tokens    BIGINT NOT NULL DEFAULT 0
 );
+
+DO $ensure$ BEGIN
+    PERFORM openclaw_ensure_check('sessions', 'sessions_session_key_check', $$session_key <> ''$$);
+    PERFORM openclaw_ensure_check('sessions', 'sessions_channel_check',
+        $$channel IN ('telegram', 'discord', 'cli', 'cron', 'webhook', 'subagent')$$);
+    PERFORM openclaw_ensure_check('sessions', 'sessions_total_tokens_check', $$total_tokens >= 0$$);
+END $ensure$;
 
 CREATE INDEX IF NOT EXISTS idx_sessions_agent ON sessions (agent_name, updated_at DESC);
 CREATE INDEX IF NOT EXISTS idx_sessions_channel ON sessions (channel);
@@ -55,9 +80,8 @@ CREATE INDEX IF NOT EXISTS idx_sessions_key_pattern ON sessions (session_key tex
 
 CREATE TABLE IF NOT EXISTS messages (
     id                  BIGSERIAL PRIMARY KEY,
-    uid                 UUID NOT NULL UNIQUE DEFAULT gen_random_uuid(),  -- idempotency key
     session_id          BIGINT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
-    role                TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant', 'tool')),
+    role                TEXT NOT NULL,
     content             TEXT,
     reasoning_content   TEXT,
     tool_calls_json     JSONB,
@@ -65,6 +89,12 @@ CREATE TABLE IF NOT EXISTS messages (
     created_at          TIMESTAMPTZ NOT NULL DEFAULT now()  -- when the message happened
 );
 
+ALTER TABLE messages ADD COLUMN IF NOT EXISTS uid UUID NOT NULL DEFAULT gen_random_uuid();  -- idempotency key
+DO $ensure$ BEGIN
+    PERFORM openclaw_ensure_check('messages', 'messages_role_check', $$role IN ('system', 'user', 'assistant', 'tool')$$);
+END $ensure$;
+
+CREATE UNIQUE INDEX IF NOT EXISTS uq_messages_uid ON messages (uid);
 CREATE INDEX IF NOT EXISTS idx_messages_session ON messages (session_id, id);
 
 -- ============================================================
@@ -75,8 +105,7 @@ CREATE TABLE IF NOT EXISTS llm_calls (
     id                      UUID PRIMARY KEY,      -- the log entry's own id: replays are no-ops
     session_key             TEXT,
     model                   TEXT NOT NULL,
-    provider                TEXT,
-    provider_attempt        SMALLINT NOT NULL DEFAULT 1 CHECK (provider_attempt >= 1),
+    provider_attempt        SMALLINT NOT NULL DEFAULT 1,
     messages_count          INT NOT NULL DEFAULT 0,
     request_tokens_est      INT NOT NULL DEFAULT 0,
     streaming               BOOLEAN NOT NULL DEFAULT false,
@@ -87,16 +116,22 @@ CREATE TABLE IF NOT EXISTS llm_calls (
     usage_prompt_tokens     INT NOT NULL DEFAULT 0,
     usage_completion_tokens INT NOT NULL DEFAULT 0,
     usage_total_tokens      INT NOT NULL DEFAULT 0,
-    usage_cached_tokens     INT NOT NULL DEFAULT 0,
-    usage_reasoning_tokens  INT NOT NULL DEFAULT 0,
-    finish_reason           TEXT,
-    time_to_first_token_ms  INT,
-    http_status             SMALLINT,
     latency_ms              INT NOT NULL DEFAULT 0,
     error                   TEXT,
-    host                    TEXT,
     created_at              TIMESTAMPTZ NOT NULL DEFAULT now()  -- when the call started
 );
+
+ALTER TABLE llm_calls
+    ADD COLUMN IF NOT EXISTS provider               TEXT,
+    ADD COLUMN IF NOT EXISTS usage_cached_tokens    INT NOT NULL DEFAULT 0,
+    ADD COLUMN IF NOT EXISTS usage_reasoning_tokens INT NOT NULL DEFAULT 0,
+    ADD COLUMN IF NOT EXISTS finish_reason          TEXT,
+    ADD COLUMN IF NOT EXISTS time_to_first_token_ms INT,
+    ADD COLUMN IF NOT EXISTS http_status            SMALLINT,
+    ADD COLUMN IF NOT EXISTS host                   TEXT;
+DO $ensure$ BEGIN
+    PERFORM openclaw_ensure_check('llm_calls', 'llm_calls_provider_attempt_check', $$provider_attempt >= 1$$);
+END $ensure$;
 
 CREATE INDEX IF NOT EXISTS idx_llm_calls_session ON llm_calls (session_key);
 CREATE INDEX IF NOT EXISTS idx_llm_calls_model ON llm_calls (model, created_at DESC);
@@ -110,10 +145,7 @@ CREATE INDEX IF NOT EXISTS idx_llm_calls_created ON llm_calls (created_at DESC);
 -- Counters are cumulative since the process started; sum them through metrics_intervals.
 CREATE TABLE IF NOT EXISTS metrics_snapshots (
     id                      BIGSERIAL PRIMARY KEY,
-    uid                     UUID NOT NULL UNIQUE DEFAULT gen_random_uuid(),  -- idempotency key
     host                    TEXT NOT NULL,
-    boot_id                 UUID,                  -- one per process start
-    version                 TEXT,
     telegram_requests       BIGINT NOT NULL DEFAULT 0,
     discord_requests        BIGINT NOT NULL DEFAULT 0,
     telegram_errors         BIGINT NOT NULL DEFAULT 0,
@@ -127,14 +159,20 @@ CREATE TABLE IF NOT EXISTS metrics_snapshots (
     webhook_requests        BIGINT NOT NULL DEFAULT 0,
     tasks_cancelled         BIGINT NOT NULL DEFAULT 0,
     agent_timeouts          BIGINT NOT NULL DEFAULT 0,
-    gateway_connects        BIGINT NOT NULL DEFAULT 0,
-    gateway_disconnects     BIGINT NOT NULL DEFAULT 0,
-    gateway_resumes         BIGINT NOT NULL DEFAULT 0,
     process_rss_bytes       BIGINT NOT NULL DEFAULT 0,
     uptime_seconds          BIGINT NOT NULL DEFAULT 0,
     snapshot_at             TIMESTAMPTZ NOT NULL DEFAULT now()
 );
 
+ALTER TABLE metrics_snapshots
+    ADD COLUMN IF NOT EXISTS uid                 UUID NOT NULL DEFAULT gen_random_uuid(),  -- idempotency key
+    ADD COLUMN IF NOT EXISTS boot_id             UUID,  -- one per process start
+    ADD COLUMN IF NOT EXISTS version             TEXT,
+    ADD COLUMN IF NOT EXISTS gateway_connects    BIGINT NOT NULL DEFAULT 0,
+    ADD COLUMN IF NOT EXISTS gateway_disconnects BIGINT NOT NULL DEFAULT 0,
+    ADD COLUMN IF NOT EXISTS gateway_resumes     BIGINT NOT NULL DEFAULT 0;
+
+CREATE UNIQUE INDEX IF NOT EXISTS uq_metrics_snapshots_uid ON metrics_snapshots (uid);
 CREATE INDEX IF NOT EXISTS idx_metrics_host_time ON metrics_snapshots (host, snapshot_at DESC);
 CREATE INDEX IF NOT EXISTS idx_metrics_boot ON metrics_snapshots (host, boot_id, snapshot_at, id);
 
@@ -175,21 +213,27 @@ WINDOW w AS (PARTITION BY host, boot_id ORDER BY snapshot_at, id);
 
 CREATE TABLE IF NOT EXISTS cron_executions (
     id              BIGSERIAL PRIMARY KEY,
-    uid             UUID NOT NULL UNIQUE DEFAULT gen_random_uuid(),  -- one per run: start and end rows share it
-    job_id          TEXT,
     job_name        TEXT NOT NULL,
     agent_name      TEXT NOT NULL,
     model           TEXT,
-    host            TEXT,
-    session_key     TEXT,
     started_at      TIMESTAMPTZ NOT NULL DEFAULT now(),
     duration_ms     INT,
-    status          TEXT NOT NULL DEFAULT 'running'
-                    CHECK (status IN ('running', 'success', 'error', 'cancelled')),
+    status          TEXT NOT NULL DEFAULT 'running',
     error           TEXT,
     tokens_used     INT NOT NULL DEFAULT 0
 );
 
+ALTER TABLE cron_executions
+    ADD COLUMN IF NOT EXISTS uid         UUID NOT NULL DEFAULT gen_random_uuid(),  -- a run's start and end share it
+    ADD COLUMN IF NOT EXISTS job_id      TEXT,
+    ADD COLUMN IF NOT EXISTS host        TEXT,
+    ADD COLUMN IF NOT EXISTS session_key TEXT;
+DO $ensure$ BEGIN
+    PERFORM openclaw_ensure_check('cron_executions', 'cron_executions_status_check',
+        $$status IN ('running', 'success', 'error', 'cancelled')$$);
+END $ensure$;
+
+CREATE UNIQUE INDEX IF NOT EXISTS uq_cron_executions_uid ON cron_executions (uid);
 CREATE INDEX IF NOT EXISTS idx_cron_job ON cron_executions (job_name, started_at DESC);
 CREATE INDEX IF NOT EXISTS idx_cron_started ON cron_executions (started_at DESC);
 
@@ -199,21 +243,43 @@ CREATE INDEX IF NOT EXISTS idx_cron_started ON cron_executions (started_at DESC)
 
 CREATE TABLE IF NOT EXISTS deployments (
     id              BIGSERIAL PRIMARY KEY,
-    host            TEXT NOT NULL CHECK (host <> ''),
-    component       TEXT NOT NULL CHECK (component <> ''),
+    host            TEXT NOT NULL,
+    component       TEXT NOT NULL,
     version         TEXT NOT NULL,
     binary_path     TEXT,
     service_name    TEXT,                           -- systemd unit name
     git_commit      TEXT,
-    pid             INT,
     built_at        TIMESTAMPTZ,
     deployed_at     TIMESTAMPTZ NOT NULL DEFAULT now(),
-    status          TEXT NOT NULL DEFAULT 'active'
-                    CHECK (status IN ('active', 'stopped', 'failed', 'superseded')),
-    superseded_by   BIGINT REFERENCES deployments (id) ON DELETE SET NULL DEFERRABLE INITIALLY DEFERRED,
-    superseded_at   TIMESTAMPTZ,
+    status          TEXT NOT NULL DEFAULT 'active',
     notes           TEXT
 );
+
+ALTER TABLE deployments
+    ADD COLUMN IF NOT EXISTS pid           INT,
+    ADD COLUMN IF NOT EXISTS superseded_by BIGINT REFERENCES deployments (id) ON DELETE SET NULL DEFERRABLE INITIALLY DEFERRED,
+    ADD COLUMN IF NOT EXISTS superseded_at TIMESTAMPTZ;
+DO $ensure$ BEGIN
+    PERFORM openclaw_ensure_check('deployments', 'deployments_host_check', $$host <> ''$$);
+    PERFORM openclaw_ensure_check('deployments', 'deployments_component_check', $$component <> ''$$);
+    PERFORM openclaw_ensure_check('deployments', 'deployments_status_check',
+        $$status IN ('active', 'stopped', 'failed', 'superseded')$$);
+END $ensure$;
+
+-- The plan's writers never superseded anything: keep only the newest active row of each
+-- host and component active before the one-active-row rule below.
+DO $$
+BEGIN
+    UPDATE deployments AS old
+       SET status = 'superseded', superseded_by = newest.id, superseded_at = now()
+      FROM (SELECT DISTINCT ON (host, component) id, host, component
+              FROM deployments WHERE status = 'active'
+             ORDER BY host, component, deployed_at DESC, id DESC) AS newest
+     WHERE old.status = 'active' AND old.host = newest.host AND old.component = newest.component
+       AND old.id <> newest.id;
+    -- Check superseded_by now: CREATE INDEX refuses a table with pending deferred checks.
+    SET CONSTRAINTS ALL IMMEDIATE;
+END $$;
 
 CREATE INDEX IF NOT EXISTS idx_deployments_host ON deployments (host, component, deployed_at DESC);
 -- "What's deployed where" is one row per host and component.
@@ -241,53 +307,88 @@ CREATE OR REPLACE TRIGGER trg_deployments_supersede
 
 -- Config history. Secrets are redacted before they get here (a marker plus a keyed hash,
 -- so a changed secret still shows as changed); changed_keys compares with the previous
--- snapshot of the same host and path.
+-- snapshot of the same host and path. (Rows written by openclaw-rs may hold secrets in
+-- plain text: `openclaw config scrub` redacts them.)
 CREATE TABLE IF NOT EXISTS config_snapshots (
     id              BIGSERIAL PRIMARY KEY,
-    host            TEXT,
     config_path     TEXT NOT NULL,
     config_json     JSONB NOT NULL,
     changed_keys    TEXT[],                         -- top-level keys added, removed or changed
-    change_source   TEXT CHECK (change_source IN ('manual', 'watchdog', 'windsurf', 'cli', 'gateway')),
+    change_source   TEXT,
     snapshot_at     TIMESTAMPTZ NOT NULL DEFAULT now()
 );
 
+ALTER TABLE config_snapshots ADD COLUMN IF NOT EXISTS host TEXT;
+DO $ensure$ BEGIN
+    PERFORM openclaw_ensure_check('config_snapshots', 'config_snapshots_change_source_check',
+        $$change_source IN ('manual', 'watchdog', 'windsurf', 'cli', 'gateway')$$);
+END $ensure$;
+
 CREATE INDEX IF NOT EXISTS idx_config_time ON config_snapshots (snapshot_at DESC);
-CREATE INDEX IF NOT EXISTS idx_config_path ON config_snapshots (config_path, host, snapshot_at DESC, id DESC);
+CREATE INDEX IF NOT EXISTS idx_config_path ON config_snapshots (config_path, host, id DESC);
 
 CREATE TABLE IF NOT EXISTS known_issues (
     id              BIGSERIAL PRIMARY KEY,
-    title           TEXT NOT NULL CHECK (btrim(title) <> ''),
+    title           TEXT NOT NULL,
     description     TEXT,
     severity        issue_severity NOT NULL DEFAULT 'medium',
-    status          TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'resolved', 'wontfix')),
-    component       TEXT CHECK (component IN ('gateway', 'agent', 'cli', 'core', 'infra')),
+    status          TEXT NOT NULL DEFAULT 'open',
+    component       TEXT,
     workaround      TEXT,
     created_at      TIMESTAMPTZ NOT NULL DEFAULT now(),
-    resolved_at     TIMESTAMPTZ,
-    CHECK ((status = 'open') = (resolved_at IS NULL))
+    resolved_at     TIMESTAMPTZ
 );
+
+-- The plan's severity is TEXT; make it the enum (unknown values become 'medium').
+DO $$
+BEGIN
+    IF (SELECT atttypid FROM pg_attribute
+         WHERE attrelid = 'known_issues'::regclass AND attname = 'severity') = 'text'::regtype THEN
+        ALTER TABLE known_issues ALTER COLUMN severity DROP DEFAULT;
+        ALTER TABLE known_issues ALTER COLUMN severity TYPE issue_severity USING (
+            CASE WHEN lower(btrim(severity)) IN ('low', 'medium', 'high', 'critical')
+                 THEN lower(btrim(severity)) ELSE 'medium' END)::issue_severity;
+        ALTER TABLE known_issues ALTER COLUMN severity SET DEFAULT 'medium';
+    END IF;
+END $$;
+DO $ensure$ BEGIN
+    PERFORM openclaw_ensure_check('known_issues', 'known_issues_title_check', $$btrim(title) <> ''$$);
+    PERFORM openclaw_ensure_check('known_issues', 'known_issues_status_check', $$status IN ('open', 'resolved', 'wontfix')$$);
+    PERFORM openclaw_ensure_check('known_issues', 'known_issues_component_check',
+        $$component IN ('gateway', 'agent', 'cli', 'core', 'infra')$$);
+    PERFORM openclaw_ensure_check('known_issues', 'known_issues_resolved_check', $$(status = 'open') = (resolved_at IS NULL)$$);
+END $ensure$;
 
 CREATE INDEX IF NOT EXISTS idx_issues_status ON known_issues (status, severity);
 
 CREATE TABLE IF NOT EXISTS task_log (
     id              BIGSERIAL PRIMARY KEY,
-    description     TEXT NOT NULL CHECK (btrim(description) <> ''),
-    category        TEXT CHECK (category IN ('feature', 'bugfix', 'refactor', 'deploy', 'config')),
+    description     TEXT NOT NULL,
+    category        TEXT,
     files_changed   TEXT[],
     version         TEXT,
     git_commit      TEXT,
     completed_at    TIMESTAMPTZ NOT NULL DEFAULT now()
 );
 
+DO $ensure$ BEGIN
+    PERFORM openclaw_ensure_check('task_log', 'task_log_description_check', $$btrim(description) <> ''$$);
+    PERFORM openclaw_ensure_check('task_log', 'task_log_category_check',
+        $$category IN ('feature', 'bugfix', 'refactor', 'deploy', 'config')$$);
+END $ensure$;
+
 CREATE INDEX IF NOT EXISTS idx_task_time ON task_log (completed_at DESC);
 CREATE INDEX IF NOT EXISTS idx_task_category ON task_log (category);
 
 CREATE TABLE IF NOT EXISTS project_context (
-    key             TEXT PRIMARY KEY CHECK (key <> ''),
+    key             TEXT PRIMARY KEY,
     value           JSONB NOT NULL,
     updated_at      TIMESTAMPTZ NOT NULL DEFAULT now()
 );
+
+DO $ensure$ BEGIN
+    PERFORM openclaw_ensure_check('project_context', 'project_context_key_check', $$key <> ''$$);
+END $ensure$;
 
 -- ============================================================
 -- DESCRIPTIONS (shown to the coding assistant by describe_schema)

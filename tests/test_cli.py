@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import psycopg
@@ -338,3 +341,81 @@ def test_dump_and_restore(cli: Cli, db_url: str, tmp_path: Path) -> None:
     bad = cli("db", "restore", str(garbage))
     assert bad.exit_code == 1 and "pg_restore failed" in bad.stderr
     assert "survives a restore" in cli("issues", "list").stdout
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ('{"a": NaN}', "is not valid JSON"),
+        ('{"a": 1e400}', "is not valid JSON"),
+        ('{"a": "x\\u0000y"}', "is not valid JSON"),
+        ("[" * 5000 + "]" * 5000, "is not valid JSON"),
+    ],
+)
+def test_context_values_postgres_cannot_store_become_strings(cli: Cli, value: str, message: str) -> None:
+    result = cli("context", "set", "k", value)
+    assert result.exit_code == 0 and message in result.stderr
+    assert json.loads(cli("context", "get", "k").stdout) == value
+
+
+def test_config_files_postgres_cannot_store(cli: Cli, isolated_environment: Path, db_url: str) -> None:
+    manual = isolated_environment / "openclaw-manual.json"
+    for content, message in [
+        ('{"a": NaN}', "NaN is not a JSON number"),
+        ('{"a": "x\\u0000"}', "NUL character"),
+        ("[" * 5000 + "]" * 5000, "nested too deeply"),
+    ]:
+        manual.write_text(content)
+        result = cli("config", "snapshot")
+        assert result.exit_code == 1 and message in result.stderr, result.stderr
+    assert count(db_url, "config_snapshots") == 0
+
+
+def test_unreadable_gateway_config_directory(tmp_path: Path, isolated_environment: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o700)
+    (locked / "config.json").write_text("{}")
+    locked.chmod(0)
+    capsh = shutil.which("capsh")
+    if capsh is None:
+        pytest.skip("capsh is needed to drop root's right to read any file")
+    env = {
+        **os.environ,
+        "GATEWAY_CONFIG": str(locked / "config.json"),
+        "OPENCLAW_HOME": str(isolated_environment),
+    }
+    # As root, drop the capability that ignores file permissions, as for a normal user.
+    result = subprocess.run(
+        [
+            capsh,
+            "--drop=cap_dac_override,cap_dac_read_search",
+            "--",
+            "-c",
+            f"{sys.executable} -m openclaw db status",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    locked.chmod(0o700)
+    assert "Traceback" not in result.stderr
+    assert result.returncode == 1 and "cannot read gateway config" in result.stderr, result.stderr
+
+
+def test_password_in_url_query_is_hidden(capsys: pytest.CaptureFixture[str]) -> None:
+    result = Cli(capsys, "postgresql://u@127.0.0.1:1/db?password=s3cret-query")("issues", "list")
+    assert result.exit_code == 1 and "s3cret-query" not in result.stderr and "password=***" in result.stderr
+
+
+def test_built_at_without_zone_is_local_time(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TZ", "America/New_York")
+    import time
+
+    time.tzset()
+    try:
+        row = json.loads(cli("deploy", "log", "--built-at", "2024-01-01T12:00:00", "--json").stdout)
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+    assert row["built_at"].startswith("2024-01-01T17:00:00")

@@ -106,3 +106,42 @@ async def test_every_migration_is_idempotent(db_url: str) -> None:
 def test_migrations_checksum_ignores_line_endings() -> None:
     m = load_migrations()[0]
     assert replace(m, sql=m.sql.replace("\n", "\r\n")).checksum == m.checksum
+
+
+def test_upgrade_from_the_plans_own_schema(capsys: pytest.CaptureFixture[str], empty_db_url: str) -> None:
+    """An openclaw-rs user ran the plan's init.sql and wrote rows with the plan's shapes."""
+    from tests.conftest import Cli
+
+    old_rows = b"""
+        INSERT INTO known_issues (title, severity)
+            VALUES ('old medium', 'medium'), ('old critical', 'critical'), ('odd', 'URGENT');
+        INSERT INTO deployments (host, component, version)
+            VALUES ('nixos', 'gateway', '1'), ('nixos', 'gateway', '2');
+        INSERT INTO config_snapshots (config_path, config_json)
+            VALUES ('/c.json', '{"models": {"providers": {"p": {"apiKey": "sk-plain-secret-12345"}}}}');
+        INSERT INTO cron_executions (job_name, agent_name, status) VALUES ('j', 'main', 'exploded');
+        INSERT INTO metrics_snapshots (host, completed_requests) VALUES ('nixos', 5);
+    """
+    with psycopg.connect(empty_db_url, autocommit=True) as conn:
+        conn.execute((REPO / "tests" / "plan_init.sql").read_bytes())
+        conn.execute(old_rows)
+    cli = Cli(capsys, empty_db_url)
+    assert "applied 0001_init.sql" in cli("db", "migrate").stdout
+    with psycopg.connect(empty_db_url, autocommit=True) as conn:
+        severities = conn.execute(
+            "SELECT severity FROM known_issues WHERE status = 'open' ORDER BY severity DESC"
+        ).fetchall()
+        assert severities == [("critical",), ("medium",), ("medium",)]  # 'URGENT' became medium
+        active = conn.execute("SELECT version FROM deployments WHERE status = 'active'").fetchall()
+        assert active == [("2",)]
+        # An old row that breaks a new rule is kept; new rows must obey it.
+        assert conn.execute("SELECT status FROM cron_executions").fetchall() == [("exploded",)]
+        with pytest.raises(psycopg.errors.CheckViolation):
+            conn.execute("INSERT INTO cron_executions (job_name, agent_name, status) VALUES ('j', 'm', 'x')")
+        assert conn.execute("SELECT uid IS NOT NULL FROM metrics_snapshots").fetchone() == (True,)
+    assert "1 snapshot" in cli("config", "scrub").stdout
+    assert "0 snapshots" in cli("config", "scrub").stdout
+    with psycopg.connect(empty_db_url) as conn:
+        text = conn.execute("SELECT config_json::text FROM config_snapshots").fetchone()
+    assert text is not None and "sk-plain-secret" not in text[0] and "[redacted:" in text[0]
+    assert "old critical" in cli("issues", "list").stdout

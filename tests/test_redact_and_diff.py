@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
+
+import pytest
 
 from openclaw.cli.config_cmd import format_change
 from openclaw.context.diff import ChangeKind, changed_top_level_keys, diff
 from openclaw.context.redact import Redactor, is_redacted
+from openclaw.errors import ConfigError
 from tests.samples import GATEWAY, MANUAL, SECRETS
 
 
@@ -74,3 +78,85 @@ def test_nested_diff_is_readable() -> None:
         "- gone: true",
     ]
     assert all(c.kind is not ChangeKind.CHANGED for c in diff(new, new)) and diff(new, new) == []
+
+
+TRICKY = {
+    "database": {"url": "host=db user=openclaw password=hunter2 dbname=openclaw"},
+    "replica": "postgresql://u@h/db?sslmode=require&password=hunter3",
+    "openaiKey": "plain-openai",
+    "accessKey": "plain-access",
+    "signingKey": "plain-signing",
+    "anthropic_key": "plain-anthropic",
+    "mcp_servers": [
+        {"command": "brave", "args": ["--api-key", "BSA-plain-brave", "--token=plain-flag", "-v"]}
+    ],
+    "hooks": {
+        "discord": "https://discord.com/api/webhooks/1234567/abcdefghijklmnopqrstuvwxyz012345",
+        "telegram": "https://api.telegram.org/bot123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsawq/sendMessage",
+    },
+    "ENV": {"X": "plain-env-upper"},
+    "environment": {"Y": "plain-environment"},
+    "Channels": {"slack": {"x": "plain-channels"}},
+    "gateway": {"auth": ["admin", "plain-auth-list"]},
+    "notes": "use sk-proj-abcdefghijklmnopqrstuv or ghp_abcdefghijklmnopqrstuvwxyz0123456789"
+    " or 123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsawq",
+    "keep": {
+        "maxTokens": 4096,
+        "contextTokens": 128000,
+        "tokenBudget": 12000,
+        "sessionKey": "tg:main:1:2",
+        "publicKey": "ssh-ed25519 AAAA",
+        "keyboard": "dvorak",
+        "monkey": "george",
+    },
+}
+TRICKY_SECRETS = [
+    "hunter2",
+    "hunter3",
+    "plain-",
+    "abcdefghijklmnopqrstuvwxyz012345",
+    "AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsawq",
+    "sk-proj-abcdefghijklmnopqrstuv",
+    "ghp_abcdefghijklmnopqrstuvwxyz0123456789",
+]
+
+
+def test_secrets_in_unusual_places(tmp_path: Path) -> None:
+    out = Redactor.for_home(tmp_path).redact(TRICKY)
+    text = json.dumps(out)
+    for secret in TRICKY_SECRETS:
+        assert secret not in text, secret
+    assert out["keep"] == TRICKY["keep"]
+    assert out["mcp_servers"][0]["args"][0] == "--api-key" and out["mcp_servers"][0]["args"][3] == "-v"
+    assert out["database"]["url"].startswith("host=db user=openclaw password=[redacted:")
+    assert out["hooks"]["telegram"].endswith("/sendMessage")
+
+
+def test_redaction_is_idempotent(tmp_path: Path) -> None:
+    redactor = Redactor.for_home(tmp_path)
+    once = redactor.redact(MANUAL)
+    assert redactor.redact(once) == once
+
+
+def test_concurrent_first_use_agrees_on_one_key(tmp_path: Path) -> None:
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(6) as pool:
+        markers = pool.map(_marker_in, [str(tmp_path)] * 12)
+    assert len(set(markers)) == 1
+
+
+def _marker_in(home: str) -> str:
+    return Redactor.for_home(Path(home)).marker("hunter2")
+
+
+def test_damaged_or_unreadable_key(tmp_path: Path) -> None:
+    (tmp_path / "redaction.key").write_text("")
+    with pytest.raises(ConfigError, match="is damaged"):
+        Redactor.for_home(tmp_path)
+    (tmp_path / "redaction.key").write_text("zz")
+    with pytest.raises(ConfigError, match="is damaged"):
+        Redactor.for_home(tmp_path)
+    with pytest.raises(ConfigError, match=r"cannot (create|read)"):
+        Redactor.for_home(tmp_path / "redaction.key" / "below-a-file")

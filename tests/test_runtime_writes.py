@@ -132,3 +132,23 @@ async def test_cron_start_and_end_in_one_batch(conn: psycopg.AsyncConnection) ->
     assert await write_cron_executions(conn, [end, run]) == 1
     row = await (await conn.execute("SELECT status, error FROM cron_executions")).fetchone()
     assert row == ("error", "timeout")
+
+
+async def test_nul_characters_and_huge_numbers_do_not_fail_a_batch(conn: psycopg.AsyncConnection) -> None:
+    odd = LlmCall(
+        model="m",
+        response_content="before\x00after",
+        tool_call_names=["a\x00b"],
+        latency_ms=2**40,
+        provider_attempt=10**6,
+    )
+    fine = LlmCall(model="m")
+    assert await write_llm_calls(conn, [odd, fine]) == 2
+    row = await (
+        await conn.execute(
+            "SELECT response_content, tool_call_names, latency_ms, provider_attempt"
+            " FROM llm_calls WHERE id = %s",
+            (odd.id,),
+        )
+    ).fetchone()
+    assert row == ("before\ufffdafter", ["a\ufffdb"], 2**31 - 1, 2**15 - 1)

@@ -7,6 +7,12 @@ without a traceback and exits with `exit_code`. Anything else that escapes is a 
 from __future__ import annotations
 
 
+def first_line(exc: BaseException) -> str:
+    """The first non-empty line of an exception's message (libpq adds hint lines)."""
+    lines = (line.strip() for line in str(exc).splitlines())
+    return next((line for line in lines if line), type(exc).__name__)
+
+
 class OpenclawError(Exception):
     """Base class: a problem the user can act on."""
 

@@ -12,6 +12,7 @@ so openclaw writes nothing of its own there.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -31,22 +32,51 @@ def read_json_object(path: Path, *, what: str = "config file") -> dict[str, Any]
         raise ConfigError(f"cannot read {what} {path}: permission denied") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{what} {path} is not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
     try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(
-            f"invalid JSON in {path}: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from None
+        value = parse_json(text)
+    except ValueError as exc:
+        raise ConfigError(f"invalid JSON in {path}: {exc}") from None
     if not isinstance(value, dict):
         raise ConfigError(f"{what} {path} must hold a JSON object, not {type(value).__name__}")
+    return value
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"number {text[:20]} is out of range")
+    return value
+
+
+def parse_json(text: str) -> Any:
+    """Strict JSON that PostgreSQL can store: no NaN or Infinity, no NUL characters, no
+    nesting deep enough to overflow the parser. Raises ValueError with a one-line reason."""
+    try:
+        value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+    # json.dumps writes a NUL as \\u0000: a cheap test that only runs when the text has one.
+    if "\\u0000" in text and "\\u0000" in json.dumps(value):
+        raise ValueError("contains a NUL character (\\u0000), which PostgreSQL cannot store")
     return value
 
 
 def configured_database_url() -> str | None:
     """`database.url` from the gateway config file, if the file exists and sets it."""
     path = gateway_config_path()
-    if not path.exists():
-        return None
+    try:
+        if not path.exists():
+            return None
+    except OSError as exc:
+        raise ConfigError(f"cannot read gateway config {path}: {exc.strerror or exc}") from None
     config = read_json_object(path, what="gateway config")
     database = config.get("database")
     if database is None:

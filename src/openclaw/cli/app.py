@@ -11,7 +11,7 @@ import typer
 from openclaw import __version__
 from openclaw.cli import config_cmd, context_cmd, db_cmd, deploy_cmd, issues_cmd, task_cmd
 from openclaw.cli.common import state
-from openclaw.errors import OpenclawError
+from openclaw.errors import OpenclawError, first_line
 
 app = typer.Typer(
     name="openclaw",
@@ -82,8 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _error(exc.message)
         return exc.exit_code
     except psycopg.Error as exc:
-        detail = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
-        _error(f"database: {detail}")
+        _error(f"database: {first_line(exc)}")
         return 1
     except KeyboardInterrupt:
         _error("interrupted")

@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from openclaw.db import Database, migrate, migration_status, resolve_target
-from openclaw.errors import DatabaseError
+from openclaw.errors import DatabaseError, first_line
 
 T = TypeVar("T")
 
@@ -66,13 +66,9 @@ def run_db(ctx: typer.Context, work: Callable[[AsyncConnection], Awaitable[T]]) 
                 async with db.connection() as conn:
                     return await work(conn)
             except psycopg.OperationalError as exc:
-                raise DatabaseError(f"lost the database connection: {_first_line(exc)}") from None
+                raise DatabaseError(f"lost the database connection: {first_line(exc)}") from None
 
     return asyncio.run(go())
-
-
-def _first_line(exc: BaseException) -> str:
-    return next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
 
 
 def to_jsonable(value: Any) -> Any:

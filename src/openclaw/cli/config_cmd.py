@@ -17,6 +17,7 @@ from openclaw.context.config_snapshots import (
     get_snapshot,
     latest_snapshot,
     previous_snapshot,
+    scrub_snapshots,
     snapshot_config,
 )
 from openclaw.context.diff import Change, ChangeKind, diff
@@ -80,7 +81,7 @@ def snapshot_command(
 def history_command(
     ctx: typer.Context,
     path: Path | None = typer.Option(None, "--path", help="Only this config file (default: every file)."),
-    limit: int = typer.Option(20, min=1, help="At most this many snapshots."),
+    limit: int = typer.Option(20, min=1, max=100_000, help="At most this many snapshots."),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Snapshots, newest first, with the keys each one changed."""
@@ -106,6 +107,14 @@ def history_command(
                 for s in rows
             ],
         )
+
+
+@app.command("scrub")
+def scrub_command(ctx: typer.Context) -> None:
+    """Redact secrets in every stored snapshot (e.g. ones openclaw-rs wrote in plain text)."""
+    redactor = Redactor.for_home(openclaw_home())
+    changed = run_db(ctx, lambda conn: scrub_snapshots(conn, redactor))
+    print(f"redacted secrets in {changed} snapshot{'s' if changed != 1 else ''}")
 
 
 def _show(value: Any) -> str:

@@ -9,15 +9,19 @@ import typer
 
 from openclaw.cli.common import JSON_OPTION, note, print_json, print_table, run_db, when
 from openclaw.context.kv import delete_value, get_value, list_values, set_value
+from openclaw.errors import UsageError
+from openclaw.settings import parse_json
 
 app = typer.Typer(help="Project context: JSON values under keys, e.g. current_focus.", no_args_is_help=True)
 
 
 def parse_value(text: str) -> tuple[Any, bool]:
     """VALUE as JSON; text that is not JSON becomes a JSON string. Returns (value, was_json)."""
+    if "\x00" in text:
+        raise UsageError("VALUE contains a NUL character, which PostgreSQL cannot store")
     try:
-        return json.loads(text), True
-    except json.JSONDecodeError:
+        return parse_json(text), True
+    except ValueError:
         return text, False
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import typer
 from psycopg import AsyncConnection
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from openclaw.cli.common import JSON_OPTION, note, open_database, print_json, print_table, state, when
 from openclaw.db import Database, migrate, migration_status, resolve_target
@@ -165,9 +167,17 @@ def stop_command(ctx: typer.Context) -> None:
     )
 
 
-def _run_client(program: str, args: list[str], server_major: int) -> None:
-    command = [str(client_program(program, server_major)), *args]
-    result = subprocess.run(command, stderr=subprocess.PIPE, text=True, check=False)
+def _run_client(program: str, args: list[str], url: str, server_major: int) -> None:
+    # The password goes through the environment: a command line is visible to every
+    # local user in `ps`.
+    params = conninfo_to_dict(url)
+    env = dict(os.environ)
+    password = params.pop("password", None)
+    if password is not None:
+        env["PGPASSWORD"] = str(password)
+    conninfo = make_conninfo("", **params)
+    command = [str(client_program(program, server_major)), *args, f"--dbname={conninfo}"]
+    result = subprocess.run(command, stderr=subprocess.PIPE, text=True, check=False, env=env)
     if result.returncode != 0:
         lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
         raise DatabaseError(f"{program} failed: {lines[-1] if lines else f'exit code {result.returncode}'}")
@@ -185,7 +195,7 @@ def dump_command(
     """
 
     url, major = _resolved_url(ctx)
-    _run_client("pg_dump", ["--format=custom", "--no-owner", f"--file={output}", f"--dbname={url}"], major)
+    _run_client("pg_dump", ["--format=custom", "--no-owner", f"--file={output}"], url, major)
     print(f"wrote {output} ({_size(output.stat().st_size)})")
 
 
@@ -201,7 +211,8 @@ def restore_command(
     url, major = _resolved_url(ctx)
     _run_client(
         "pg_restore",
-        ["--clean", "--if-exists", "--no-owner", "--single-transaction", f"--dbname={url}", str(dump)],
+        ["--clean", "--if-exists", "--no-owner", "--single-transaction", str(dump)],
+        url,
         major,
     )
     print(f"restored {dump}")

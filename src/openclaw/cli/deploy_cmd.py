@@ -53,7 +53,7 @@ def log_command(
         binary_path=binary_path or hostinfo.executable_path(),
         service_name=service_name or hostinfo.systemd_unit(),
         git_commit=commit or hostinfo.git_head(),
-        built_at=built_at,
+        built_at=built_at.astimezone() if built_at else None,  # no zone given: local time
         notes=notes,
     )
     row = run_db(ctx, lambda conn: log_deployment(conn, new))
@@ -87,7 +87,7 @@ def list_command(
     all_: bool = typer.Option(False, "--all", help="Show the whole history, superseded rows too."),
     host: str | None = typer.Option(None, help="Only this host."),
     component: str | None = typer.Option(None, help="Only this component."),
-    limit: int = typer.Option(50, min=1, help="At most this many rows."),
+    limit: int = typer.Option(50, min=1, max=100_000, help="At most this many rows."),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """What's deployed where: the active deployment of each host and component."""

@@ -46,7 +46,7 @@ def log_command(
 @app.command("list")
 def list_command(
     ctx: typer.Context,
-    limit: int = typer.Option(10, min=1, help="At most this many tasks."),
+    limit: int = typer.Option(10, min=1, max=100_000, help="At most this many tasks."),
     category: TaskCategory | None = typer.Option(None, help="Only this kind of work."),
     as_json: bool = JSON_OPTION,
 ) -> None:

@@ -17,6 +17,9 @@ from openclaw.errors import NotFoundError
 
 _COLUMNS = "id, host, config_path, config_json, changed_keys, change_source, snapshot_at"
 
+# Order is by id, not snapshot_at: now() is when a transaction began, and a snapshot that
+# waited for the per-file lock may carry an earlier time than the one it follows.
+
 
 @dataclass(slots=True)
 class SnapshotResult:
@@ -74,10 +77,33 @@ async def latest_snapshot(
             f"""SELECT {_COLUMNS} FROM config_snapshots
                 WHERE config_path = %(path)s AND host IS NOT DISTINCT FROM %(host)s
                   AND (%(before)s::bigint IS NULL OR id < %(before)s)
-                ORDER BY snapshot_at DESC, id DESC LIMIT 1""",
+                ORDER BY id DESC LIMIT 1""",
             {"path": path, "host": host, "before": before_id},
         )
         return await cur.fetchone()
+
+
+async def scrub_snapshots(conn: AsyncConnection, redactor: Redactor) -> int:
+    """Redact every stored snapshot again (rows written by openclaw-rs, or before a rule
+    was added, may hold secrets). Returns how many rows changed."""
+    changed = 0
+    last_id = 0
+    while True:
+        cur = await conn.execute(
+            "SELECT id, config_json FROM config_snapshots WHERE id > %s ORDER BY id LIMIT 500", (last_id,)
+        )
+        rows = await cur.fetchall()
+        if not rows:
+            return changed
+        for snapshot_id, document in rows:
+            redacted = redactor.redact(document)
+            if _canonical(redacted) != _canonical(document):
+                await conn.execute(
+                    "UPDATE config_snapshots SET config_json = %s WHERE id = %s",
+                    (Jsonb(redacted), snapshot_id),
+                )
+                changed += 1
+        last_id = rows[-1][0]
 
 
 async def get_snapshot(conn: AsyncConnection, snapshot_id: int) -> ConfigSnapshot:
@@ -107,7 +133,7 @@ async def config_history(
             f"""SELECT {_COLUMNS} FROM config_snapshots
                 WHERE (%(path)s::text IS NULL OR config_path = %(path)s)
                   AND (%(host)s::text IS NULL OR host = %(host)s)
-                ORDER BY snapshot_at DESC, id DESC LIMIT %(limit)s""",
+                ORDER BY id DESC LIMIT %(limit)s""",
             {"path": path, "host": host, "limit": limit},
         )
         return await cur.fetchall()

@@ -18,6 +18,8 @@ from typing import Any
 
 from psycopg import AsyncConnection, sql
 
+from openclaw.db.sanitize import pg_value
+
 # Below this many rows the pipelined INSERTs are faster than COPY plus merge (at 50 rows:
 # 75% vs 55% of raw COPY; at 5,000 rows: 66% vs 84%).
 COPY_MIN_ROWS = 200
@@ -31,7 +33,8 @@ async def insert_batch(
     *,
     on_conflict: str,
 ) -> int:
-    """Insert `rows` into `table`; return how many rows were inserted or updated.
+    """Insert `rows` into `table`; return how many rows were inserted or updated. NUL
+    characters in text become U+FFFD (PostgreSQL cannot store them).
 
     `on_conflict` is the SQL after `ON CONFLICT` (e.g. `(id) DO NOTHING`), a trusted
     constant. Rows must not repeat a conflict key if it says DO UPDATE. Runs in its own
@@ -39,6 +42,7 @@ async def insert_batch(
     """
     if not rows:
         return 0
+    rows = [tuple(map(pg_value, row)) for row in rows]
     target = sql.Identifier(table)
     cols = sql.SQL(", ").join(map(sql.Identifier, columns))
     conflict = sql.SQL(on_conflict)

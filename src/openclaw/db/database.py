@@ -13,15 +13,9 @@ from psycopg_pool import AsyncConnectionPool
 
 from openclaw.db.embedded import start_embedded
 from openclaw.db.target import DatabaseTarget, redact_url
-from openclaw.errors import DatabaseError
+from openclaw.errors import DatabaseError, first_line
 
 CONNECT_TIMEOUT_S = 10
-
-
-def describe_connect_error(exc: BaseException) -> str:
-    """libpq's messages span lines with hints; keep the first, which names the cause."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return lines[0] if lines else type(exc).__name__
 
 
 class Database:
@@ -61,9 +55,7 @@ class Database:
             try:
                 probe = await AsyncConnection.connect(url, **kwargs)
             except psycopg.Error as exc:
-                raise DatabaseError(
-                    f"cannot connect to {redact_url(url)}: {describe_connect_error(exc)}"
-                ) from None
+                raise DatabaseError(f"cannot connect to {redact_url(url)}: {first_line(exc)}") from None
             await probe.close()
         pool: AsyncConnectionPool = AsyncConnectionPool(
             url, min_size=min_size, max_size=max_size, kwargs=kwargs, open=False

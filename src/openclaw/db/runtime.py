@@ -17,6 +17,7 @@ from typing import Any
 from psycopg import AsyncConnection
 
 from openclaw.db.batch_insert import insert_batch
+from openclaw.db.sanitize import INT16, INT32, clamp
 
 
 def _now() -> datetime:
@@ -118,7 +119,22 @@ def _row_of(record_type: type) -> Callable[[Any], tuple[Any, ...]]:
     return getter
 
 
-_LLM_CALL_ROW = _row_of(LlmCall)
+_LLM_CALL_FIELDS = _row_of(LlmCall)
+_SMALLINT_FIELDS = {"provider_attempt", "http_status"}
+_LLM_CALL_INT_BOUNDS = [
+    (INT16 if f.name in _SMALLINT_FIELDS else INT32) if f.type in ("int", "int | None") else None
+    for f in fields(LlmCall)
+]
+
+
+def _llm_call_row(call: LlmCall) -> tuple[Any, ...]:
+    # A counter from a misbehaving provider must not fail the batch: clamp to the column.
+    return tuple(
+        clamp(v, bounds) if bounds and isinstance(v, int) else v
+        for v, bounds in zip(_LLM_CALL_FIELDS(call), _LLM_CALL_INT_BOUNDS, strict=True)
+    )
+
+
 _METRICS_ROW = _row_of(MetricsSnapshot)
 _CRON_ROW = _row_of(CronExecution)
 
@@ -126,7 +142,7 @@ _CRON_ROW = _row_of(CronExecution)
 async def write_llm_calls(conn: AsyncConnection, calls: Sequence[LlmCall]) -> int:
     """Insert calls; ones already stored (same id) are skipped. Returns rows inserted."""
     return await insert_batch(
-        conn, "llm_calls", _columns(LlmCall), [_LLM_CALL_ROW(c) for c in calls], on_conflict="(id) DO NOTHING"
+        conn, "llm_calls", _columns(LlmCall), [_llm_call_row(c) for c in calls], on_conflict="(id) DO NOTHING"
     )
 
 

@@ -61,16 +61,18 @@ def resolve_target(option_url: str | None = None) -> DatabaseTarget:
     return DatabaseTarget(TargetSource.EMBEDDED, pgdata=pgdata_path())
 
 
-_KEYWORD_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+_KEYWORD_PASSWORD = re.compile(r"((?:^|\s)(?:ssl)?password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+_QUERY_PASSWORD = re.compile(r"([?&](?:ssl)?password=)([^&]*)", re.IGNORECASE)
 
 
 def redact_url(url: str) -> str:
-    """Hide the password of a `postgresql://` URL or a `key=value` conninfo string."""
+    """Hide the passwords of a `postgresql://` URL (user info and query) or of a `key=value`
+    conninfo string."""
     if "://" not in url:
         return _KEYWORD_PASSWORD.sub(r"\1***", url)
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    userinfo, _, hostinfo = parts.netloc.rpartition("@")
-    user = userinfo.split(":", 1)[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{hostinfo}"))
+    if parts.password is not None:
+        userinfo, _, hostinfo = parts.netloc.rpartition("@")
+        user = userinfo.split(":", 1)[0]
+        parts = parts._replace(netloc=f"{user}:***@{hostinfo}")
+    return _QUERY_PASSWORD.sub(r"\1***", urlunsplit(parts))

@@ -12,6 +12,7 @@ from datetime import datetime
 from psycopg import AsyncConnection
 
 from openclaw.db.batch_insert import insert_batch
+from openclaw.db.sanitize import pg_json_text
 from openclaw.sessions.keys import parse_key
 
 # A namespace for message uids derived from a SQLite row: the importer and the dual-mode
@@ -127,7 +128,7 @@ async def insert_messages(
                 r.role,
                 r.content,
                 r.reasoning_content,
-                r.tool_calls_json,
+                pg_json_text(r.tool_calls_json),
                 r.tool_call_id,
                 r.created_at,
             )

@@ -11,6 +11,7 @@ from psycopg.rows import class_row
 
 from openclaw.chat import Message, Role, parse_tool_calls
 from openclaw.db.database import Database
+from openclaw.db.sanitize import pg_json_text, pg_text
 from openclaw.sessions.keys import like_prefix, parse_key
 from openclaw.sessions.models import SessionInfo, SessionStats
 from openclaw.sessions.store import SessionStore
@@ -92,10 +93,10 @@ class PostgresSessionStore(SessionStore):
                     "last": max(m.timestamp for m in messages),
                     "uids": list(uids),
                     "roles": [m.role.value for m in messages],
-                    "contents": [m.content for m in messages],
-                    "reasonings": [m.reasoning_content for m in messages],
-                    "tool_calls": [m.tool_calls_json() for m in messages],
-                    "tool_call_ids": [m.tool_call_id for m in messages],
+                    "contents": [pg_text(m.content) for m in messages],
+                    "reasonings": [pg_text(m.reasoning_content) for m in messages],
+                    "tool_calls": [pg_json_text(m.tool_calls_json()) for m in messages],
+                    "tool_call_ids": [pg_text(m.tool_call_id) for m in messages],
                     "times": [m.timestamp for m in messages],
                 },
             )
