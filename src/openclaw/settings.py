@@ -69,23 +69,35 @@ def parse_json(text: str) -> Any:
     return value
 
 
-def configured_database_url() -> str | None:
-    """`database.url` from the gateway config file, if the file exists and sets it."""
+def _gateway_config() -> tuple[Path, dict[str, Any]] | None:
     path = gateway_config_path()
     try:
         if not path.exists():
             return None
     except OSError as exc:
         raise ConfigError(f"cannot read gateway config {path}: {exc.strerror or exc}") from None
-    config = read_json_object(path, what="gateway config")
-    database = config.get("database")
-    if database is None:
+    return path, read_json_object(path, what="gateway config")
+
+
+def gateway_setting(section: str, key: str) -> str | None:
+    """A non-empty string setting `{section: {key: ...}}` of the gateway config, if set."""
+    found = _gateway_config()
+    if found is None:
         return None
-    if not isinstance(database, dict):
-        raise ConfigError(f'"database" in {path} must be an object like {{"url": "postgresql://..."}}')
-    url = database.get("url")
-    if url is None:
+    path, config = found
+    value = config.get(section)
+    if value is None:
         return None
-    if not isinstance(url, str) or not url.strip():
-        raise ConfigError(f'"database.url" in {path} must be a non-empty string')
-    return url.strip()
+    if not isinstance(value, dict):
+        raise ConfigError(f'"{section}" in {path} must be an object like {{"{key}": "..."}}')
+    setting = value.get(key)
+    if setting is None:
+        return None
+    if not isinstance(setting, str) or not setting.strip():
+        raise ConfigError(f'"{section}.{key}" in {path} must be a non-empty string')
+    return setting.strip()
+
+
+def configured_database_url() -> str | None:
+    """`database.url` from the gateway config file, if the file exists and sets it."""
+    return gateway_setting("database", "url")

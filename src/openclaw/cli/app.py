@@ -9,7 +9,7 @@ import psycopg
 import typer
 
 from openclaw import __version__
-from openclaw.cli import config_cmd, context_cmd, db_cmd, deploy_cmd, issues_cmd, task_cmd
+from openclaw.cli import config_cmd, context_cmd, db_cmd, deploy_cmd, issues_cmd, sessions_cmd, task_cmd
 from openclaw.cli.common import state
 from openclaw.errors import OpenclawError, first_line
 
@@ -24,6 +24,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -56,6 +57,8 @@ app.add_typer(config_cmd.app, name="config")
 app.add_typer(issues_cmd.app, name="issues")
 app.add_typer(task_cmd.app, name="task")
 app.add_typer(context_cmd.app, name="context")
+app.add_typer(sessions_cmd.app, name="sessions")
+app.command("migrate-sessions")(sessions_cmd.migrate_sessions_command)
 
 
 def _error(message: str) -> None:

@@ -56,19 +56,28 @@ async def ensure_schema(db: Database) -> None:
             await migrate(conn)
 
 
-def run_db(ctx: typer.Context, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
-    """Run `work` in one transaction on an up-to-date database."""
+def run_with_database(ctx: typer.Context, work: Callable[[Database], Awaitable[T]]) -> T:
+    """Run `work` with the pool of an up-to-date database."""
 
     async def go() -> T:
         async with await open_database(ctx) as db:
             await ensure_schema(db)
             try:
-                async with db.connection() as conn:
-                    return await work(conn)
+                return await work(db)
             except psycopg.OperationalError as exc:
                 raise DatabaseError(f"lost the database connection: {first_line(exc)}") from None
 
     return asyncio.run(go())
+
+
+def run_db(ctx: typer.Context, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+    """Run `work` in one transaction on an up-to-date database."""
+
+    async def in_transaction(db: Database) -> T:
+        async with db.connection() as conn:
+            return await work(conn)
+
+    return run_with_database(ctx, in_transaction)
 
 
 def to_jsonable(value: Any) -> Any:

@@ -10,14 +10,15 @@ from openclaw.errors import UsageError
 from openclaw.outbox import Spool
 from openclaw.sessions.models import Backend, SessionInfo, SessionStats
 from openclaw.sessions.store import SessionStore
+from openclaw.settings import gateway_setting
 
 __all__ = ["Backend", "SessionInfo", "SessionStats", "SessionStore", "configured_backend", "open_store"]
 
 
-def configured_backend(config_value: str | None = None) -> Backend:
+def configured_backend() -> Backend:
     """`OPENCLAW_SESSIONS_BACKEND`, else `sessions.backend` from the gateway config, else sqlite
     (what an openclaw-rs user has until the cutover)."""
-    value = os.environ.get("OPENCLAW_SESSIONS_BACKEND") or config_value or Backend.SQLITE.value
+    value = os.environ.get("OPENCLAW_SESSIONS_BACKEND") or gateway_setting("sessions", "backend") or "sqlite"
     try:
         return Backend(value.strip().lower())
     except ValueError:

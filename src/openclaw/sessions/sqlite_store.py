@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from openclaw.chat import Message, Role, parse_tool_calls
+from openclaw.errors import ConfigError
 from openclaw.sessions.keys import like_prefix, parse_key
 from openclaw.sessions.models import SessionInfo, SessionStats
 from openclaw.sessions.store import SessionStore
@@ -101,15 +102,18 @@ class SqliteSessionStore(SessionStore):
     def __init__(self, path: Path, agent: str) -> None:
         self.path = path
         self.agent = agent
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._lock = threading.Lock()
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA busy_timeout=5000")
-        (version,) = self._conn.execute("PRAGMA user_version").fetchone()
-        if version < SCHEMA_VERSION:
-            self._conn.executescript(SCHEMA)
-            self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self._conn.execute("PRAGMA busy_timeout=5000")
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            (version,) = self._conn.execute("PRAGMA user_version").fetchone()
+            if version < SCHEMA_VERSION:
+                self._conn.executescript(SCHEMA)
+                self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except (OSError, sqlite3.Error) as exc:
+            raise ConfigError(f"cannot open session store {path}: {exc}") from None
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         def locked() -> T:

@@ -1,0 +1,377 @@
+"""`openclaw migrate-sessions`: openclaw-rs `sessions.db` files into Postgres.
+
+The source is opened read-only and never modified (not its database file, not its WAL).
+Sessions go in chunks, each in one Postgres transaction: messages of sessions that this
+import creates are COPYed straight into `messages`; messages of sessions Postgres already
+has go through a staging table and `ON CONFLICT (uid) DO NOTHING`. A message's uid is
+derived from its agent and SQLite row id, the same uid the dual-mode mirror gives it,
+so a re-run, or a run after dual-write, inserts nothing twice. Rows stream through; the
+import's memory does not grow with the file.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from psycopg import AsyncConnection, sql
+
+from openclaw.db.batch_insert import insert_batch
+from openclaw.db.database import Database
+from openclaw.db.sanitize import pg_json_text, pg_text
+from openclaw.sessions.keys import rewrite_legacy_key
+from openclaw.sessions.pg_writes import MESSAGE_COLUMNS, SessionRow, sqlite_message_uid, upsert_sessions
+from openclaw.sessions.sqlite_store import from_ms
+
+ROLES = frozenset({"system", "user", "assistant", "tool"})
+CHUNK_SESSIONS = 200
+BUSY_TIMEOUT_MS = 2000
+
+Progress = Callable[[int], None]  # called with the number of messages just handled
+
+
+class SourceError(Exception):
+    """The file cannot be imported (corrupt, locked, not an openclaw sessions database)."""
+
+
+@dataclass(slots=True)
+class FileReport:
+    path: str
+    agent: str | None = None
+    sessions_found: int = 0
+    sessions_inserted: int = 0
+    sessions_present: int = 0
+    messages_found: int = 0
+    messages_inserted: int = 0
+    messages_present: int = 0
+    orphan_messages: int = 0  # messages whose session row was missing: imported under a rebuilt session
+    legacy_keys: int = 0  # 3-part keys rewritten to {p}:{agent}:0:{chat}
+    repaired_values: int = 0  # invalid tool_calls JSON kept as a JSON string, NUL characters replaced
+    skipped_messages: int = 0  # unknown role, or their session conflicts
+    conflicts: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def find_session_files(agents_dir: Path) -> list[Path]:
+    """`{agents_dir}/*/sessions.db`, sorted."""
+    return sorted(p for p in agents_dir.glob("*/sessions.db") if p.is_file())
+
+
+def agent_of(path: Path) -> str | None:
+    """The agent a file belongs to, from its place: agents/{agent}/sessions.db."""
+    if path.name == "sessions.db" and path.parent.parent.name == "agents":
+        return path.parent.name
+    return None
+
+
+# ---- the source -----------------------------------------------------------------------------
+
+
+def open_source(path: Path) -> sqlite3.Connection:
+    """Open a sessions.db read-only, and check it is one."""
+    if not path.is_file():
+        raise SourceError("not a file")
+    if path.stat().st_size == 0:
+        raise SourceError("empty file (0 bytes): not an openclaw sessions database")
+    try:
+        conn = sqlite3.connect(
+            f"file:{quote(str(path.resolve()))}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000
+        )
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.DatabaseError as exc:
+        raise SourceError(_describe(exc)) from None
+    missing = {"sessions", "messages"} - tables
+    if missing:
+        conn.close()
+        raise SourceError(f"not an openclaw sessions database (no {' or '.join(sorted(missing))} table)")
+    try:
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(messages)")}
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise SourceError(_describe(exc)) from None
+    needed = {
+        "id",
+        "session_key",
+        "role",
+        "content",
+        "reasoning_content",
+        "tool_calls_json",
+        "tool_call_id",
+        "timestamp_ms",
+    }
+    if not needed <= columns:
+        conn.close()
+        raise SourceError(
+            f"not an openclaw sessions database (messages lacks {', '.join(sorted(needed - columns))})"
+        )
+    return conn
+
+
+def _describe(exc: sqlite3.Error) -> str:
+    text = str(exc)
+    if "locked" in text or "busy" in text:
+        return f"locked by another process ({text})"
+    if "not a database" in text or "malformed" in text:
+        return f"corrupt or not a SQLite database ({text})"
+    return text
+
+
+@dataclass(slots=True)
+class SourceSession:
+    original_key: str
+    session_key: str
+    agent_name: str
+    model: str
+    created_ms: int
+    updated_ms: int
+    total_tokens: int
+    messages: int
+
+
+def read_sessions(conn: sqlite3.Connection, agent: str, report: FileReport) -> list[SourceSession]:
+    """Sessions of the file, with the rebuilt ones for orphan messages, keys rewritten."""
+    sessions: list[SourceSession] = []
+    counts = dict(conn.execute("SELECT session_key, count(*) FROM messages GROUP BY session_key"))
+    existing = set()
+    for key, agent_name, model, created, updated, tokens in conn.execute(
+        "SELECT session_key, agent_name, model, created_at_ms, updated_at_ms, total_tokens FROM sessions"
+    ):
+        existing.add(key)
+        sessions.append(
+            SourceSession(
+                key, key, agent_name or agent, model or "", created, updated, tokens or 0, counts.get(key, 0)
+            )
+        )
+    for key, count, first, last in conn.execute(
+        "SELECT session_key, count(*), min(timestamp_ms), max(timestamp_ms) FROM messages"
+        " WHERE session_key NOT IN (SELECT session_key FROM sessions) GROUP BY session_key"
+    ):
+        report.orphan_messages += count
+        sessions.append(SourceSession(key, key, agent, "", first, last, 0, count))
+    keys = {s.original_key for s in sessions}
+    for session in sessions:
+        new_key = rewrite_legacy_key(session.original_key, agent)
+        if new_key != session.original_key:
+            if new_key in keys:  # openclaw-rs kept the old key in this case too
+                report.conflicts.append(f"{session.original_key}: legacy key kept, {new_key} exists too")
+            else:
+                session.session_key = new_key
+                report.legacy_keys += 1
+    sessions.sort(key=lambda s: s.session_key)
+    return sessions
+
+
+def _stream_messages(conn: sqlite3.Connection, keys: Sequence[str]) -> Iterator[tuple[Any, ...]]:
+    placeholders = ",".join("?" * len(keys))
+    cursor = conn.execute(
+        "SELECT id, session_key, role, content, reasoning_content, tool_calls_json, tool_call_id,"
+        f" timestamp_ms FROM messages WHERE session_key IN ({placeholders}) ORDER BY session_key, id",
+        list(keys),
+    )
+    while rows := cursor.fetchmany(2000):
+        yield from rows
+
+
+# ---- the import -----------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Target:
+    session_id: int
+    new: bool  # created by this import: its messages can be COPYed without conflict checks
+
+
+def _tool_calls_json(text: str | None, report: FileReport) -> str | None:
+    if text is None:
+        return None
+    try:
+        json.loads(text)
+    except (json.JSONDecodeError, RecursionError):
+        report.repaired_values += 1
+        return json.dumps(text)  # keep what was there, as a JSON string
+    cleaned = pg_json_text(text)
+    if cleaned != text:
+        report.repaired_values += 1
+    return cleaned
+
+
+def _text(value: str | None, report: FileReport) -> str | None:
+    cleaned = pg_text(value)
+    if cleaned is not value:
+        report.repaired_values += 1
+    return cleaned
+
+
+def _message_rows(
+    rows: Iterable[tuple[Any, ...]],
+    agent: str,
+    keys: dict[str, str],
+    targets: dict[str, _Target],
+    report: FileReport,
+    progress: Progress | None,
+) -> Iterator[tuple[Any, ...]]:
+    handled = 0
+    for rowid, original_key, role, content, reasoning, tool_calls, tool_call_id, ms in rows:
+        target = targets[keys[original_key]]
+        handled += 1
+        if role not in ROLES:
+            report.skipped_messages += 1
+            continue
+        yield (
+            sqlite_message_uid(agent, rowid),
+            target.session_id,
+            role,
+            _text(content, report),
+            _text(reasoning, report),
+            _tool_calls_json(tool_calls, report),
+            _text(tool_call_id, report),
+            from_ms(ms),
+        )
+        if progress and handled % 1000 == 0:
+            progress(1000)
+    if progress and handled % 1000:
+        progress(handled % 1000)
+
+
+async def _import_chunk(
+    pg: AsyncConnection,
+    source: sqlite3.Connection,
+    agent: str,
+    chunk: Sequence[SourceSession],
+    report: FileReport,
+    progress: Progress | None,
+) -> None:
+    keys = [s.session_key for s in chunk]
+    cur = await pg.execute(
+        """SELECT s.session_key, s.agent_name, s.id,
+                  (SELECT count(*) FROM messages m WHERE m.session_id = s.id)
+           FROM sessions s WHERE s.session_key = ANY(%s)""",
+        (keys,),
+    )
+    present = {key: (agent_name, sid, count) for key, agent_name, sid, count in await cur.fetchall()}
+    importable: list[SourceSession] = []
+    for session in chunk:
+        found = present.get(session.session_key)
+        if found is not None and found[0] != session.agent_name:
+            report.conflicts.append(
+                f"{session.session_key}: in Postgres for agent {found[0]!r}, here for {session.agent_name!r};"
+                " not imported"
+            )
+            report.skipped_messages += session.messages
+            if progress:
+                progress(session.messages)
+            continue
+        if found is not None and found[2] > session.messages:
+            report.conflicts.append(
+                f"{session.session_key}: Postgres has {found[2]} messages, this file {session.messages}"
+            )
+        importable.append(session)
+    ids = await upsert_sessions(
+        pg,
+        [
+            SessionRow(
+                s.session_key,
+                s.agent_name,
+                from_ms(s.created_ms),
+                from_ms(s.updated_ms),
+                model=s.model,
+                total_tokens=None if s.session_key in present else s.total_tokens,
+            )
+            for s in importable
+        ],
+        authoritative=True,
+    )
+    targets = {s.session_key: _Target(ids[s.session_key], s.session_key not in present) for s in importable}
+    report.sessions_inserted += sum(t.new for t in targets.values())
+    report.sessions_present += sum(not t.new for t in targets.values())
+    key_of = {s.original_key: s.session_key for s in chunk}
+    new = [s.original_key for s in importable if targets[s.session_key].new]
+    old = [s.original_key for s in importable if not targets[s.session_key].new]
+    if new:  # sessions new to Postgres: straight COPY into messages, no conflict possible
+        columns = sql.SQL(", ").join(map(sql.Identifier, MESSAGE_COLUMNS))
+        async with (
+            pg.cursor() as cur,
+            cur.copy(sql.SQL("COPY messages ({}) FROM STDIN").format(columns)) as copy,
+        ):
+            for row in _message_rows(_stream_messages(source, new), agent, key_of, targets, report, progress):
+                await copy.write_row(row)
+                report.messages_inserted += 1
+    if old:  # sessions Postgres already had (a re-run, dual-write): only the missing messages
+        batch: list[tuple[Any, ...]] = []
+        for row in _message_rows(_stream_messages(source, old), agent, key_of, targets, report, progress):
+            batch.append(row)
+            if len(batch) >= 5000:
+                await _merge(pg, batch, report)
+        await _merge(pg, batch, report)
+
+
+async def _merge(pg: AsyncConnection, batch: list[tuple[Any, ...]], report: FileReport) -> None:
+    if batch:
+        inserted = await insert_batch(pg, "messages", MESSAGE_COLUMNS, batch, on_conflict="(uid) DO NOTHING")
+        report.messages_inserted += inserted
+        report.messages_present += len(batch) - inserted
+        batch.clear()
+
+
+async def import_file(
+    database: Database,
+    path: Path,
+    *,
+    agent: str | None = None,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+) -> FileReport:
+    """Import one sessions.db. Never raises for a bad file: the report says what went wrong."""
+    report = FileReport(str(path))
+    try:
+        source = open_source(path)
+    except SourceError as exc:
+        report.error = str(exc)
+        return report
+    try:
+        agent = agent or agent_of(path) or _main_agent(source) or path.stem
+        report.agent = agent
+        sessions = read_sessions(source, agent, report)
+        report.sessions_found = len(sessions)
+        report.messages_found = sum(s.messages for s in sessions)
+        for start in range(0, len(sessions), CHUNK_SESSIONS):
+            chunk = sessions[start : start + CHUNK_SESSIONS]
+            async with database.connection() as pg:
+                await _import_chunk(pg, source, agent, chunk, report, progress)
+                if dry_run:
+                    await pg.rollback()
+    except sqlite3.DatabaseError as exc:
+        report.error = _describe(exc)
+    finally:
+        source.close()
+    return report
+
+
+def _main_agent(source: sqlite3.Connection) -> str | None:
+    counts = Counter(row[0] for row in source.execute("SELECT agent_name FROM sessions"))
+    return counts.most_common(1)[0][0] if counts else None
+
+
+def count_messages(path: Path) -> int:
+    """Messages in a file, for a progress bar (0 if it cannot be read)."""
+    try:
+        conn = open_source(path)
+    except SourceError:
+        return 0
+    try:
+        return int(conn.execute("SELECT count(*) FROM messages").fetchone()[0])
+    except sqlite3.DatabaseError:
+        return 0
+    finally:
+        conn.close()
