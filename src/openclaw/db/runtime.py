@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from operator import attrgetter
-from typing import Any
+from typing import Any, TypeVar
 
 from psycopg import AsyncConnection
 
@@ -179,3 +179,55 @@ async def write_cron_executions(conn: AsyncConnection, runs: Sequence[CronExecut
         [_CRON_ROW(r) for r in latest.values()],
         on_conflict=_CRON_MERGE,
     )
+
+
+# ---- outbox entries ---------------------------------------------------------------------
+# The outbox stores JSON; these turn records into entries and entries back into writes.
+
+LLM_CALL = "llm_call"
+METRICS_SNAPSHOT = "metrics_snapshot"
+CRON_EXECUTION = "cron_execution"
+
+_UUID_FIELDS = frozenset({"id", "uid", "boot_id"})
+_TIME_FIELDS = frozenset({"created_at", "snapshot_at", "started_at"})
+
+
+def to_payload(record: LlmCall | MetricsSnapshot | CronExecution) -> dict[str, Any]:
+    payload: dict[str, Any] = {}
+    for f in fields(record):
+        value = getattr(record, f.name)
+        if isinstance(value, uuid.UUID):
+            value = str(value)
+        elif isinstance(value, datetime):
+            value = value.isoformat()
+        payload[f.name] = value
+    return payload
+
+
+R = TypeVar("R", LlmCall, MetricsSnapshot, CronExecution)
+
+
+def from_payload(record_type: type[R], payload: dict[str, Any]) -> R:
+    values = dict(payload)
+    for name in _UUID_FIELDS & values.keys():
+        if values[name] is not None:
+            values[name] = uuid.UUID(values[name])
+    for name in _TIME_FIELDS & values.keys():
+        values[name] = datetime.fromisoformat(values[name])
+    return record_type(**values)
+
+
+async def _ship_llm_calls(conn: AsyncConnection, payloads: list[dict[str, Any]]) -> None:
+    await write_llm_calls(conn, [from_payload(LlmCall, p) for p in payloads])
+
+
+async def _ship_metrics(conn: AsyncConnection, payloads: list[dict[str, Any]]) -> None:
+    await write_metrics_snapshots(conn, [from_payload(MetricsSnapshot, p) for p in payloads])
+
+
+async def _ship_cron(conn: AsyncConnection, payloads: list[dict[str, Any]]) -> None:
+    await write_cron_executions(conn, [from_payload(CronExecution, p) for p in payloads])
+
+
+# Outbox handlers by entry kind (see openclaw.outbox.Flusher).
+HANDLERS = {LLM_CALL: _ship_llm_calls, METRICS_SNAPSHOT: _ship_metrics, CRON_EXECUTION: _ship_cron}

@@ -67,30 +67,28 @@ class Flusher:
             except BlockingIOError:
                 return 0
             entries = self.spool.peek(self.batch_size)
-            if not entries:
-                return 0
+            known = [e for e in entries if e.kind in self.handlers]
+            for entry in entries:
+                if entry.kind not in self.handlers:
+                    self._bury(entry, f"no handler for entry kind {entry.kind!r}")
             try:
-                await self._ship(entries)
+                await self._ship(known)
             except UNAVAILABLE:
                 raise
             except psycopg.Error:
-                await self._ship_one_by_one(entries)
+                await self._ship_one_by_one(known)
                 return len(entries)
-            self.spool.remove(e.seq for e in entries)
-            self.shipped += len(entries)
+            self.spool.remove(e.seq for e in known)
+            self.shipped += len(known)
             return len(entries)
         finally:
             os.close(fd)  # releases the flock
 
     async def _ship(self, entries: Sequence[Entry]) -> None:
-        unknown = [e for e in entries if e.kind not in self.handlers]
-        for entry in unknown:
-            self._bury(entry, f"no handler for entry kind {entry.kind!r}")
-        known = [e for e in entries if e.kind in self.handlers]
-        if not known:
+        if not entries:
             return
         async with self.database.connection(wait_s=self.connect_timeout_s) as conn:
-            for kind, group in groupby(known, key=lambda e: e.kind):
+            for kind, group in groupby(entries, key=lambda e: e.kind):
                 await self.handlers[kind](conn, [e.payload for e in group])
 
     async def _ship_one_by_one(self, entries: Sequence[Entry]) -> None:
@@ -106,7 +104,7 @@ class Flusher:
             self.shipped += 1
 
     def _bury(self, entry: Entry, error: str) -> None:
-        log.error("outbox: Postgres refused %s entry %d, moved aside: %s", entry.kind, entry.seq, error)
+        log.error("outbox: %s entry %d moved aside: %s", entry.kind, entry.seq, error)
         self.spool.bury(entry, error)
         self.buried += 1
 

@@ -1,0 +1,187 @@
+"""The durable outbox: what was acknowledged survives kill -9 and outages, and reaches
+Postgres exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from openclaw.chat import Message, Role
+from openclaw.db import Database
+from openclaw.db.runtime import HANDLERS as RUNTIME_HANDLERS
+from openclaw.db.runtime import LLM_CALL, LlmCall, to_payload
+from openclaw.db.target import DatabaseTarget, TargetSource
+from openclaw.outbox import Flusher, Spool
+from openclaw.sessions.mirror import HANDLERS as SESSION_HANDLERS
+from openclaw.sessions.mirror import DualSessionStore
+from openclaw.sessions.postgres_store import PostgresSessionStore
+from openclaw.sessions.sqlite_store import SqliteSessionStore
+from tests.sessions_support import TcpProxy, at
+
+HANDLERS = {**RUNTIME_HANDLERS, **SESSION_HANDLERS}
+
+
+@pytest.fixture
+async def database(db_url: str) -> AsyncIterator[Database]:
+    db = await Database.open(DatabaseTarget(TargetSource.OPTION, url=db_url))
+    yield db
+    await db.close()
+
+
+@pytest.fixture
+def spool(isolated_environment: Path) -> Spool:
+    return Spool(isolated_environment / "outbox" / "spool.db")
+
+
+async def llm_call_count(database: Database) -> int:
+    async with database.connection() as conn:
+        row = await (await conn.execute("SELECT count(*) FROM llm_calls")).fetchone()
+    return row[0] if row else 0
+
+
+def test_acknowledged_entries_survive_kill_9(tmp_path: Path) -> None:
+    path = tmp_path / "spool.db"
+    writer = textwrap.dedent(f"""
+        import sys, time
+        from openclaw.outbox import Spool
+        spool = Spool({str(path)!r})
+        i = 0
+        while True:
+            spool.append("llm_call", {{"n": i, "text": "ünïcode " * 20}})
+            print(i, flush=True)  # acknowledged
+            i += 1
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", writer], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    acknowledged = -1
+    for line in proc.stdout:
+        acknowledged = int(line)
+        if acknowledged >= 300:
+            break
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    entries = Spool(path).peek(100_000)
+    numbers = [e.payload["n"] for e in entries]
+    assert numbers[: acknowledged + 1] == list(range(acknowledged + 1))  # every one, in order
+
+
+async def test_flush_ships_once_even_when_replayed(spool: Spool, database: Database) -> None:
+    calls = [LlmCall(model="m", session_key=f"s{i}") for i in range(50)]
+    assert spool.append_many([(LLM_CALL, to_payload(c)) for c in calls])
+    flusher = Flusher(spool, database, HANDLERS, batch_size=20)
+    # A crash after Postgres committed and before the spool forgot: ship without removing.
+    await flusher._ship(spool.peek(20))
+    assert await llm_call_count(database) == 20
+    assert await flusher.drain(timeout_s=30)
+    assert await llm_call_count(database) == 50 and spool.pending() == 0
+    async with database.connection() as conn:
+        row = await (
+            await conn.execute("SELECT session_key FROM llm_calls WHERE id = %s", (calls[7].id,))
+        ).fetchone()
+    assert row == ("s7",)
+
+
+async def test_a_refused_entry_is_moved_aside_and_the_rest_ship(spool: Spool, database: Database) -> None:
+    good = [LlmCall(model="m") for _ in range(5)]
+    bad = LlmCall(model="m", provider_attempt=0)  # violates a CHECK: Postgres will never take it
+    spool.append_many(
+        [
+            (LLM_CALL, to_payload(good[0])),
+            (LLM_CALL, to_payload(bad)),
+            *[(LLM_CALL, to_payload(c)) for c in good[1:]],
+            ("no_such_kind", {"x": 1}),
+        ]
+    )
+    flusher = Flusher(spool, database, HANDLERS)
+    assert await flusher.drain(timeout_s=30)
+    assert await llm_call_count(database) == 5
+    assert spool.pending() == 0 and spool.dead() == 2 and flusher.buried == 2
+
+
+async def test_only_one_process_flushes_at_a_time(spool: Spool, database: Database) -> None:
+    spool.append(LLM_CALL, to_payload(LlmCall(model="m")))
+    lock = os.open(f"{spool.path}.flush.lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(lock, fcntl.LOCK_EX)  # as another process's flusher would hold it
+    try:
+        assert await Flusher(spool, database, HANDLERS).flush_once() == 0
+    finally:
+        os.close(lock)
+    assert await Flusher(spool, database, HANDLERS).flush_once() == 1
+
+
+def test_a_full_spool_refuses_and_counts(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool.db", max_entries=3)
+    assert spool.append_many([("k", {}), ("k", {})])
+    assert not spool.append_many([("k", {}), ("k", {})])
+    assert spool.append("k", {}) and not spool.append("k", {})
+    assert spool.pending() == 3 and spool.rejected == 3
+
+
+async def test_dual_mode_converges_after_postgres_was_down(db_url: str, isolated_environment: Path) -> None:
+    params = conninfo_to_dict(db_url)
+    proxy = TcpProxy(str(params.get("host") or "127.0.0.1"), int(params.get("port") or 5432))
+    await proxy.start()
+    proxied = make_conninfo(db_url, host="127.0.0.1", port=proxy.port)
+    database = await Database.open(DatabaseTarget(TargetSource.OPTION, url=proxied), wait=False)
+    spool = Spool(isolated_environment / "outbox" / "spool.db")
+    store = DualSessionStore(
+        SqliteSessionStore(isolated_environment / "agents" / "main" / "sessions.db", "main"), spool
+    )
+    flusher = Flusher(spool, database, HANDLERS, interval_s=0.05, max_backoff_s=0.2, connect_timeout_s=1)
+    stop = asyncio.Event()
+    running = asyncio.create_task(flusher.run(stop))
+    try:
+        await store.create_session("tg:main:1:2", "main", "kimi-k2")
+        await store.append_message(
+            "tg:main:1:2", Message(Role.USER, content="before the outage", timestamp=at(0))
+        )
+        for _ in range(100):
+            if spool.pending() == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert spool.pending() == 0
+        proxy.cut()  # Postgres unreachable: the chat goes on, the mirror waits
+        for i in range(20):
+            await store.append_message(
+                "tg:main:1:2", Message(Role.USER, content=f"during {i}", timestamp=at(i + 1))
+            )
+        await store.add_tokens("tg:main:1:2", 500)
+        await asyncio.sleep(0.5)
+        assert spool.pending() == 21 and flusher.last_error is not None
+        proxy.restore()
+        for _ in range(200):
+            if spool.pending() == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert spool.pending() == 0 and spool.dead() == 0
+    finally:
+        stop.set()
+        await running
+        await proxy.stop()
+        await database.close()
+    with psycopg.connect(db_url) as conn:
+        rows = conn.execute(
+            "SELECT m.content FROM messages m JOIN sessions s ON s.id = m.session_id ORDER BY m.id"
+        ).fetchall()
+        tokens = conn.execute("SELECT total_tokens FROM sessions").fetchall()
+    assert [r[0] for r in rows] == ["before the outage", *[f"during {i}" for i in range(20)]]
+    assert tokens == [(500,)]
+    mirror_db = await Database.open(DatabaseTarget(TargetSource.OPTION, url=db_url))
+    try:
+        mirror = PostgresSessionStore(mirror_db, "main")
+        assert await mirror.load_messages("tg:main:1:2") == await store.load_messages("tg:main:1:2")
+    finally:
+        await mirror_db.close()
+        await store.close()
+        spool.close()
