@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -25,8 +26,9 @@ from psycopg import AsyncConnection, sql
 from openclaw.db.batch_insert import insert_batch
 from openclaw.db.database import Database
 from openclaw.db.sanitize import pg_json_text, pg_text
+from openclaw.sessions.binary_copy import MESSAGE_TYPES, register_message_dumpers
 from openclaw.sessions.keys import rewrite_legacy_key
-from openclaw.sessions.pg_writes import MESSAGE_COLUMNS, SessionRow, sqlite_message_uid, upsert_sessions
+from openclaw.sessions.pg_writes import MESSAGE_COLUMNS, SessionRow, sqlite_message_uid_bytes, upsert_sessions
 from openclaw.sessions.sqlite_store import from_ms
 
 ROLES = frozenset({"system", "user", "assistant", "tool"})
@@ -206,13 +208,6 @@ def _tool_calls_json(text: str | None, report: FileReport) -> str | None:
     return cleaned
 
 
-def _text(value: str | None, report: FileReport) -> str | None:
-    cleaned = pg_text(value)
-    if cleaned is not value:
-        report.repaired_values += 1
-    return cleaned
-
-
 def _message_rows(
     rows: Iterable[tuple[Any, ...]],
     agent: str,
@@ -221,25 +216,33 @@ def _message_rows(
     report: FileReport,
     progress: Progress | None,
 ) -> Iterator[tuple[Any, ...]]:
+    """Rows for `messages`: (uid bytes, session id, role, content, reasoning, tool-call JSON
+    text, tool call id, epoch ms); the binary COPY takes them as they are."""
     handled = 0
     for rowid, original_key, role, content, reasoning, tool_calls, tool_call_id, ms in rows:
-        target = targets[keys[original_key]]
         handled += 1
+        if progress and handled % 1000 == 0:
+            progress(1000)
         if role not in ROLES:
             report.skipped_messages += 1
             continue
+        if (
+            (content and "\x00" in content)
+            or (reasoning and "\x00" in reasoning)
+            or (tool_call_id and "\x00" in tool_call_id)
+        ):
+            content, reasoning, tool_call_id = pg_text(content), pg_text(reasoning), pg_text(tool_call_id)
+            report.repaired_values += 1
         yield (
-            sqlite_message_uid(agent, rowid),
-            target.session_id,
+            sqlite_message_uid_bytes(agent, rowid),
+            targets[keys[original_key]].session_id,
             role,
-            _text(content, report),
-            _text(reasoning, report),
+            content,
+            reasoning,
             _tool_calls_json(tool_calls, report),
-            _text(tool_call_id, report),
-            from_ms(ms),
+            tool_call_id,
+            ms,
         )
-        if progress and handled % 1000 == 0:
-            progress(1000)
     if progress and handled % 1000:
         progress(handled % 1000)
 
@@ -300,17 +303,21 @@ async def _import_chunk(
     old = [s.original_key for s in importable if not targets[s.session_key].new]
     if new:  # sessions new to Postgres: straight COPY into messages, no conflict possible
         columns = sql.SQL(", ").join(map(sql.Identifier, MESSAGE_COLUMNS))
-        async with (
-            pg.cursor() as cur,
-            cur.copy(sql.SQL("COPY messages ({}) FROM STDIN").format(columns)) as copy,
-        ):
-            for row in _message_rows(_stream_messages(source, new), agent, key_of, targets, report, progress):
-                await copy.write_row(row)
-                report.messages_inserted += 1
+        copy_sql = sql.SQL("COPY messages ({}) FROM STDIN (FORMAT BINARY)").format(columns)
+        async with pg.cursor() as cur:
+            register_message_dumpers(cur)
+            async with cur.copy(copy_sql) as copy:
+                copy.set_types(MESSAGE_TYPES)
+                for row in _message_rows(
+                    _stream_messages(source, new), agent, key_of, targets, report, progress
+                ):
+                    await copy.write_row(row)
+                    report.messages_inserted += 1
     if old:  # sessions Postgres already had (a re-run, dual-write): only the missing messages
         batch: list[tuple[Any, ...]] = []
-        for row in _message_rows(_stream_messages(source, old), agent, key_of, targets, report, progress):
-            batch.append(row)
+        rows = _message_rows(_stream_messages(source, old), agent, key_of, targets, report, progress)
+        for uid, *values, ms in rows:  # the merge takes ordinary values
+            batch.append((uuid.UUID(bytes=uid), *values, from_ms(ms)))
             if len(batch) >= 5000:
                 await _merge(pg, batch, report)
         await _merge(pg, batch, report)

@@ -5,7 +5,6 @@ a long outage converges on what the SQLite file says."""
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
@@ -77,7 +76,7 @@ class DualSessionStore(SessionStore):
                     "agent": self.agent,
                     "messages": [
                         {
-                            "uid": str(sqlite_message_uid(self.agent, rowid)),
+                            "uid": sqlite_message_uid(self.agent, rowid),
                             "role": m.role.value,
                             "content": m.content,
                             "reasoning_content": m.reasoning_content,
@@ -152,7 +151,7 @@ async def _apply_messages(conn: AsyncConnection, payloads: list[dict[str, Any]])
         sessions.append(SessionRow(p["key"], p["agent"], min(times), max(times)))
         rows += [
             MessageRow(
-                uuid.UUID(m["uid"]),
+                m["uid"],
                 p["key"],
                 m["role"],
                 m["content"],

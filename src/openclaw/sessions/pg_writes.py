@@ -4,6 +4,8 @@ their key, messages on their uid."""
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,13 +17,23 @@ from openclaw.db.batch_insert import insert_batch
 from openclaw.db.sanitize import pg_json_text
 from openclaw.sessions.keys import parse_key
 
-# A namespace for message uids derived from a SQLite row: the importer and the dual-mode
-# mirror derive the same uid for the same row, so neither duplicates the other.
-SQLITE_MESSAGE_NAMESPACE = uuid.UUID("6f70656e-636c-6177-2d73-71756c697465")
+
+@functools.lru_cache(maxsize=64)
+def _agent_uid_high(agent: str) -> int:
+    high = int.from_bytes(hashlib.sha256(f"openclaw/sqlite/{agent}".encode()).digest()[:8], "big")
+    return (high & ~0xF000) | 0x8000  # UUID version 8: a custom layout
 
 
-def sqlite_message_uid(agent: str, rowid: int) -> uuid.UUID:
-    return uuid.uuid5(SQLITE_MESSAGE_NAMESPACE, f"{agent}/{rowid}")
+def sqlite_message_uid_bytes(agent: str, rowid: int) -> bytes:
+    """The uid of a message that lives in an openclaw-rs SQLite file: 64 bits naming the
+    agent, the RFC 9562 variant bits, 62 bits of row id. The importer and the dual-mode
+    mirror derive the same uid for the same row, so neither duplicates the other."""
+    return _agent_uid_high(agent).to_bytes(8, "big") + ((0b10 << 62) | rowid).to_bytes(8, "big")
+
+
+def sqlite_message_uid(agent: str, rowid: int) -> str:
+    """`sqlite_message_uid_bytes` as UUID text."""
+    return str(uuid.UUID(bytes=sqlite_message_uid_bytes(agent, rowid)))
 
 
 @dataclass(slots=True)
@@ -36,7 +48,7 @@ class SessionRow:
 
 @dataclass(slots=True)
 class MessageRow:
-    uid: uuid.UUID
+    uid: uuid.UUID | str
     session_key: str
     role: str
     content: str | None
