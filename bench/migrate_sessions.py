@@ -247,12 +247,13 @@ def drop_database(server: str, url: str) -> None:
 
 
 def peak_rss_of_import(url: str, paths: list[Path]) -> float:
-    """Peak RSS (MiB) of a child process that imports the files."""
+    """Peak RSS (MiB) of a child process that imports the files. VmHWM, not ru_maxrss:
+    the latter keeps the parent's high-water mark across fork and exec."""
     code = (
-        "import asyncio, json, resource, sys; sys.path.insert(0, 'src'); sys.path.insert(0, 'bench');"
+        "import asyncio, re, sys; sys.path[:0] = ['src', 'bench', '.'];"
         "from pathlib import Path; import migrate_sessions as b;"
         f"asyncio.run(b.openclaw_import({url!r}, [Path(p) for p in {[str(p) for p in paths]!r}]));"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+        "print(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read())[1])"
     )
     out = subprocess.run(
         [sys.executable, "-c", code],

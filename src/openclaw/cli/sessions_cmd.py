@@ -120,17 +120,17 @@ def migrate_sessions_command(
 
 
 def _print_import(reports: list[FileReport], dry_run: bool) -> None:
-    verb = "would insert" if dry_run else "inserted"
+    new = "would insert" if dry_run else "inserted"
     print_table(
         None,
         [
             "agent",
             "file",
             "sessions",
-            f"{verb}",
+            new,
             "present",
             "messages",
-            f"{verb}",
+            new,
             "present",
             "orphans",
             "conflicts",

@@ -347,8 +347,7 @@ async def import_file(
         report.error = str(exc)
         return report
     try:
-        agent = agent or agent_of(path) or _main_agent(source) or path.stem
-        report.agent = agent
+        agent = report.agent = file_agent(path, source, agent)
         sessions = read_sessions(source, agent, report)
         report.sessions_found = len(sessions)
         report.messages_found = sum(s.messages for s in sessions)
@@ -365,9 +364,12 @@ async def import_file(
     return report
 
 
-def _main_agent(source: sqlite3.Connection) -> str | None:
+def file_agent(path: Path, source: sqlite3.Connection, given: str | None = None) -> str:
+    """Whose file it is: as given, else from agents/{agent}/, else its most common agent_name."""
+    if given or agent_of(path):
+        return given or agent_of(path) or ""
     counts = Counter(row[0] for row in source.execute("SELECT agent_name FROM sessions"))
-    return counts.most_common(1)[0][0] if counts else None
+    return counts.most_common(1)[0][0] if counts else path.stem
 
 
 def count_messages(path: Path) -> int:

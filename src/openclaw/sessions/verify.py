@@ -21,7 +21,7 @@ from openclaw.sessions.importer import (
     CHUNK_SESSIONS,
     FileReport,
     SourceError,
-    agent_of,
+    file_agent,
     open_source,
     read_sessions,
 )
@@ -110,8 +110,7 @@ async def verify_file(database: Database, path: Path, *, agent: str | None = Non
         report.error = str(exc)
         return report
     try:
-        agent = agent or agent_of(path) or path.stem
-        report.agent = agent
+        agent = report.agent = file_agent(path, source, agent)
         sessions = read_sessions(source, agent, FileReport(str(path)))
         for start in range(0, len(sessions), CHUNK_SESSIONS):
             chunk = sessions[start : start + CHUNK_SESSIONS]
