@@ -60,7 +60,8 @@ def _session_files(files: list[Path] | None, agents_dir: Path | None) -> list[Pa
     return find_session_files(directory)
 
 
-def _progress(total: int) -> Progress | None:
+def _progress() -> Progress | None:
+    """A progress bar on a terminal; nothing when stderr goes to a file or a pipe."""
     if not sys.stderr.isatty():
         return None
     return Progress(
@@ -91,7 +92,7 @@ def migrate_sessions_command(
     if not paths:
         print(f"no sessions.db files under {agents_dir or openclaw_home() / 'agents'}: nothing to import")
         return
-    progress = None if as_json else _progress(0)
+    progress = None if as_json else _progress()
 
     async def work(db: Database) -> list[FileReport]:
         reports = []
