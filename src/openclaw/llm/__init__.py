@@ -1,0 +1,1 @@
+"""LLM providers (OpenAI-compatible, Anthropic), the fallback chain and the call log."""
