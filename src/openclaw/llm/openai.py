@@ -74,13 +74,13 @@ def _usage(data: dict[str, Any] | None) -> Usage | None:
     )
 
 
-def _estimated_usage(request: ChatRequest, reply: Message) -> Usage:
+def estimated_usage(request: ChatRequest, reply: Message) -> Usage:
     prompt = sum(estimate_tokens((m.content or "") + (m.tool_calls_json() or "")) for m in request.messages)
     completion = estimate_tokens((reply.content or "") + (reply.tool_calls_json() or ""))
     return Usage(prompt, completion, prompt + completion, estimated=True)
 
 
-def _http_error(status: int, body: str) -> ProviderError:
+def http_error(status: int, body: str) -> ProviderError:
     return ProviderError(f"HTTP {status}: {body[:500]}", status=status, retryable=status in RETRY_STATUSES)
 
 
@@ -120,7 +120,7 @@ class OpenAIProvider:
             self.url, json=request_body(request, stream=False), headers=self._headers(), timeout=self.timeout
         )
         if response.status_code >= 400:
-            raise _http_error(response.status_code, response.text)
+            raise http_error(response.status_code, response.text)
         try:
             data = response.json()
             choice = data["choices"][0]
@@ -140,7 +140,7 @@ class OpenAIProvider:
         )
         return ChatResult(
             reply,
-            _usage(data.get("usage")) or _estimated_usage(request, reply),
+            _usage(data.get("usage")) or estimated_usage(request, reply),
             choice.get("finish_reason"),
             response.status_code,
         )
@@ -162,8 +162,8 @@ class OpenAIProvider:
             timeout=self.timeout,
         ) as response:
             if response.status_code >= 400:
-                raise _http_error(response.status_code, (await response.aread()).decode(errors="replace"))
-            async for chunk in _sse_data(response, self.name):
+                raise http_error(response.status_code, (await response.aread()).decode(errors="replace"))
+            async for chunk in sse_data(response, self.name):
                 if chunk == "[DONE]":
                     done = True
                     break
@@ -210,14 +210,14 @@ class OpenAIProvider:
         )
         return ChatResult(
             reply,
-            usage or _estimated_usage(request, reply),
+            usage or estimated_usage(request, reply),
             finish_reason,
             response.status_code,
             first_token_ms,
         )
 
 
-async def _sse_data(response: httpx.Response, name: str) -> AsyncIterator[str]:
+async def sse_data(response: httpx.Response, name: str) -> AsyncIterator[str]:
     """The `data:` payloads of a server-sent event stream."""
     async for line in response.aiter_lines():
         if line.startswith("data:"):
