@@ -1,0 +1,219 @@
+"""The fallback chain: every model of `models.fallbacks` in turn, each call logged.
+
+- Retries on 429/502/503/504 with backoff (1 s, 2 s, 4 s), then the next model.
+- A circuit breaker per provider that lives across turns: after `threshold` consecutive
+  failures the provider is skipped until a cool-down has passed, then one call is let
+  through (half-open); a success closes it. (openclaw-rs reset it every message, so it
+  never tripped.)
+- `provider_attempt` is counted per call, so concurrent turns never see each other's.
+- A stream that fails after it started calls `on_restart` before the next model speaks:
+  one reply never mixes two providers' output.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import httpx
+
+from openclaw.chat import Message
+from openclaw.db.runtime import LlmCall
+from openclaw.llm.anthropic import AnthropicProvider
+from openclaw.llm.config import Api, LlmConfig, ModelRef
+from openclaw.llm.log import LlmLog
+from openclaw.llm.openai import OpenAIProvider
+from openclaw.llm.types import (
+    ChatRequest,
+    ChatResult,
+    OnDelta,
+    Provider,
+    ProviderError,
+    ToolSpec,
+    estimate_tokens,
+)
+
+RETRY_DELAYS_S = (1.0, 2.0, 4.0)
+OnRestart = Callable[[], Awaitable[None]]
+
+
+class AllModelsFailedError(Exception):
+    def __init__(self, errors: list[str]) -> None:
+        self.errors = errors
+        super().__init__("every model failed: " + "; ".join(errors) if errors else "no model to try")
+
+
+@dataclass(slots=True)
+class _BreakerState:
+    failures: int = 0
+    open_until: float = 0.0
+
+
+@dataclass
+class CircuitBreaker:
+    threshold: int = 3
+    cooldown_s: float = 60.0
+    clock: Callable[[], float] = time.monotonic
+    _states: dict[str, _BreakerState] = field(default_factory=dict)
+
+    def allows(self, provider: str) -> bool:
+        state = self._states.get(provider)
+        return state is None or state.failures < self.threshold or self.clock() >= state.open_until
+
+    def success(self, provider: str) -> None:
+        self._states.pop(provider, None)
+
+    def failure(self, provider: str) -> None:
+        state = self._states.setdefault(provider, _BreakerState())
+        state.failures += 1
+        if state.failures >= self.threshold:
+            state.open_until = self.clock() + self.cooldown_s
+
+    def is_open(self, provider: str) -> bool:
+        return not self.allows(provider)
+
+
+@dataclass(slots=True)
+class RoutedResult:
+    result: ChatResult
+    model: ModelRef
+    attempts: int
+
+
+def build_providers(
+    config: LlmConfig, client: httpx.AsyncClient, read_timeout_s: float = 120.0
+) -> dict[str, Provider]:
+    providers: dict[str, Provider] = {}
+    for name, p in config.providers.items():
+        cls = AnthropicProvider if p.api is Api.ANTHROPIC else OpenAIProvider
+        providers[name] = cls(name, p.base_url, p.api_key, client, read_timeout_s=read_timeout_s)
+    return providers
+
+
+class Router:
+    def __init__(
+        self,
+        config: LlmConfig,
+        providers: dict[str, Provider],
+        llm_log: LlmLog,
+        *,
+        breaker: CircuitBreaker | None = None,
+        retry_delays_s: Sequence[float] = RETRY_DELAYS_S,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.config = config
+        self.providers = providers
+        self.log = llm_log
+        self.breaker = breaker or CircuitBreaker()
+        self.retry_delays_s = tuple(retry_delays_s)
+        self.sleep = sleep
+
+    async def chat(
+        self,
+        messages: Sequence[Message],
+        tools: Sequence[ToolSpec] = (),
+        *,
+        model: ModelRef | None = None,
+        session_key: str | None = None,
+        on_delta: OnDelta | None = None,
+        on_restart: OnRestart | None = None,
+    ) -> RoutedResult:
+        errors: list[str] = []
+        attempt = 0
+        chain = self.config.chain(model)
+        if not chain:
+            raise AllModelsFailedError([])
+        for ref in chain:
+            if not self.breaker.allows(ref.provider):
+                errors.append(f"{ref}: skipped, {ref.provider} failed repeatedly (circuit open)")
+                continue
+            provider = self.providers.get(ref.provider)
+            if provider is None:
+                errors.append(f"{ref}: no provider {ref.provider!r}")
+                continue
+            for retry in range(len(self.retry_delays_s) + 1):
+                attempt += 1
+                streamed = False
+
+                async def forward(text: str) -> None:
+                    nonlocal streamed
+                    streamed = True
+                    if on_delta is not None:
+                        await on_delta(text)
+
+                request = ChatRequest(ref.model, messages, tools)
+                try:
+                    result = await self._call(
+                        provider,
+                        ref,
+                        request,
+                        attempt,
+                        session_key,
+                        forward if on_delta is not None else None,
+                    )
+                except ProviderError as exc:
+                    if streamed and on_restart is not None:
+                        await on_restart()  # the next answer starts over
+                    if exc.retryable and retry < len(self.retry_delays_s):
+                        await self.sleep(self.retry_delays_s[retry])
+                        continue
+                    errors.append(f"{ref}: {exc.message}")
+                    self.breaker.failure(ref.provider)
+                    break
+                self.breaker.success(ref.provider)
+                return RoutedResult(result, ref, attempt)
+        raise AllModelsFailedError(errors)
+
+    async def _call(
+        self,
+        provider: Provider,
+        ref: ModelRef,
+        request: ChatRequest,
+        attempt: int,
+        session_key: str | None,
+        on_delta: OnDelta | None,
+    ) -> ChatResult:
+        entry = LlmCall(
+            model=ref.model,
+            provider=ref.provider,
+            provider_attempt=attempt,
+            session_key=session_key,
+            created_at=datetime.now(UTC),
+            messages_count=len(request.messages),
+            request_tokens_est=estimate_tokens(
+                "".join((m.content or "") + (m.tool_calls_json() or "") for m in request.messages)
+            ),
+            streaming=on_delta is not None,
+        )
+        started = time.perf_counter()
+        try:
+            result = await provider.chat(request, on_delta)
+        except ProviderError as exc:
+            entry.error = exc.message
+            entry.http_status = exc.status
+            raise
+        except Exception as exc:  # a bug or an unexpected library error: log it, then let it out
+            entry.error = f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            entry.latency_ms = round((time.perf_counter() - started) * 1000)
+            if entry.error is not None:
+                self.log.record(entry)
+        reply = result.message
+        entry.response_content = reply.content
+        entry.response_reasoning = reply.reasoning_content
+        entry.response_tool_calls = len(reply.tool_calls or ())
+        entry.tool_call_names = [c.name for c in reply.tool_calls] if reply.tool_calls else None
+        entry.usage_prompt_tokens = result.usage.prompt_tokens
+        entry.usage_completion_tokens = result.usage.completion_tokens
+        entry.usage_total_tokens = result.usage.total_tokens
+        entry.usage_cached_tokens = result.usage.cached_tokens
+        entry.usage_reasoning_tokens = result.usage.reasoning_tokens
+        entry.finish_reason = result.finish_reason
+        entry.http_status = result.http_status
+        entry.time_to_first_token_ms = result.time_to_first_token_ms
+        self.log.record(entry)
+        return result
