@@ -1,0 +1,1 @@
+"""The agent: turn loop, tools, history window."""

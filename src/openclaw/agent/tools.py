@@ -1,0 +1,186 @@
+"""Tools the model may call: a small registry, and the built-in ones.
+
+A tool gets its arguments as a dict and returns text for the model. Nothing a tool does
+wrong ends the turn: invalid JSON arguments, an unknown tool, or an exception become an
+`error: ...` result the model can read and correct.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shlex
+import signal
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from openclaw.chat import ToolCall
+from openclaw.llm.types import ToolSpec
+
+MAX_OUTPUT_CHARS = 16_000
+MAX_FILE_BYTES = 100_000
+
+Handler = Callable[[dict[str, Any]], Awaitable[str]]
+
+
+@dataclass(frozen=True, slots=True)
+class Tool:
+    spec: ToolSpec
+    run: Handler
+
+
+class ToolRegistry:
+    def __init__(self, tools: Iterable[Tool] = ()) -> None:
+        self._tools: dict[str, Tool] = {}
+        for tool in tools:
+            self.add(tool)
+
+    def add(self, tool: Tool) -> None:
+        self._tools[tool.spec.name] = tool
+
+    def specs(self) -> list[ToolSpec]:
+        return [t.spec for t in self._tools.values()]
+
+    def names(self) -> list[str]:
+        return list(self._tools)
+
+    async def call(self, call: ToolCall) -> str:
+        tool = self._tools.get(call.name)
+        if tool is None:
+            return f"error: unknown tool {call.name!r} (available: {', '.join(self._tools)})"
+        try:
+            arguments = json.loads(call.arguments or "{}")
+        except json.JSONDecodeError as exc:
+            return f"error: the arguments are not valid JSON ({exc.msg} at column {exc.colno})"
+        if not isinstance(arguments, dict):
+            return "error: the arguments must be a JSON object"
+        try:
+            return _cap(await tool.run(arguments))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a tool's failure is the model's information, not the turn's end
+            return f"error: {type(exc).__name__}: {exc}"
+
+
+def _cap(text: str, limit: int = MAX_OUTPUT_CHARS) -> str:
+    return text if len(text) <= limit else text[:limit] + f"\n[... {len(text) - limit} more characters cut]"
+
+
+def _schema(**properties: dict[str, Any]) -> dict[str, Any]:
+    required = [name for name, p in properties.items() if not p.pop("optional", False)]
+    return {"type": "object", "properties": properties, "required": required}
+
+
+# ---- files ------------------------------------------------------------------------------
+
+
+def _read_file_now(args: dict[str, Any]) -> str:
+    path = Path(str(args["path"])).expanduser()
+    with path.open("rb") as f:
+        data = f.read(MAX_FILE_BYTES + 1)
+    text = data[:MAX_FILE_BYTES].decode(errors="replace")
+    return text + ("\n[... file continues]" if len(data) > MAX_FILE_BYTES else "")
+
+
+def _list_dir_now(args: dict[str, Any]) -> str:
+    path = Path(str(args.get("path") or ".")).expanduser()
+    entries = sorted(path.iterdir(), key=lambda p: (not p.is_dir(), p.name))
+    lines = [f"{p.name}/" if p.is_dir() else p.name for p in entries[:500]]
+    if len(entries) > 500:
+        lines.append(f"[... {len(entries) - 500} more]")
+    return "\n".join(lines) or "(empty)"
+
+
+# File access runs in a worker thread: a slow disk must not stall every chat.
+async def _read_file(args: dict[str, Any]) -> str:
+    return await asyncio.to_thread(_read_file_now, args)
+
+
+async def _list_dir(args: dict[str, Any]) -> str:
+    return await asyncio.to_thread(_list_dir_now, args)
+
+
+READ_FILE = Tool(
+    ToolSpec(
+        "read_file",
+        "Read a text file (the first 100 kB).",
+        _schema(path={"type": "string", "description": "File path"}),
+    ),
+    _read_file,
+)
+LIST_DIR = Tool(
+    ToolSpec(
+        "list_dir",
+        "List a directory: folders end with '/'.",
+        _schema(
+            path={"type": "string", "description": "Directory (default: the current one)", "optional": True}
+        ),
+    ),
+    _list_dir,
+)
+
+
+# ---- exec -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxSettings:
+    """The gateway config's `agent.sandbox` (reference §2)."""
+
+    blocked_commands: tuple[str, ...] = ()
+    max_exec_timeout_secs: float = 30.0
+    turn_timeout_secs: float = 300.0
+    max_concurrent: int = 5
+    rate_limit_messages: int = 10
+    rate_limit_window_secs: float = 60.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def blocked_by(command: str, blocked: Iterable[str]) -> str | None:
+    """The blocked entry a command uses, if any: a program name anywhere in the pipeline, or
+    a longer blocked phrase (e.g. "rm -rf /") anywhere in the text."""
+    try:
+        words = shlex.split(command, comments=True)
+    except ValueError:
+        words = command.split()
+    programs = {Path(w).name for w in words}
+    for entry in blocked:
+        entry = entry.strip()
+        if entry and ((" " not in entry and entry in programs) or (" " in entry and entry in command)):
+            return entry
+    return None
+
+
+def exec_tool(settings: SandboxSettings) -> Tool:
+    async def run(args: dict[str, Any]) -> str:
+        command = str(args["command"])
+        entry = blocked_by(command, settings.blocked_commands)
+        if entry is not None:
+            return f"error: {entry!r} is blocked by the sandbox settings"
+        requested = float(args.get("timeout_secs") or settings.max_exec_timeout_secs)
+        timeout = max(0.1, min(requested, settings.max_exec_timeout_secs))
+        process = await asyncio.create_subprocess_shell(
+            command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, start_new_session=True
+        )
+        try:
+            output, _ = await asyncio.wait_for(process.communicate(), timeout)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)  # the whole group: a shell's children too
+            await process.wait()
+            return f"error: timed out after {timeout:g} s"
+        return f"exit code {process.returncode}\n{output.decode(errors='replace')}"
+
+    spec = ToolSpec(
+        "exec",
+        f"Run a shell command (at most {settings.max_exec_timeout_secs:g} s).",
+        _schema(
+            command={"type": "string"},
+            timeout_secs={"type": "number", "description": "Seconds", "optional": True},
+        ),
+    )
+    return Tool(spec, run)
