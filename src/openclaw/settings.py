@@ -79,6 +79,18 @@ def _gateway_config() -> tuple[Path, dict[str, Any]] | None:
     return path, read_json_object(path, what="gateway config")
 
 
+def gateway_section(section: str) -> dict[str, Any]:
+    """A section of the gateway config as a dict ({} when the file or the section is absent)."""
+    found = _gateway_config()
+    if found is None:
+        return {}
+    path, config = found
+    value = config.get(section) or {}
+    if not isinstance(value, dict):
+        raise ConfigError(f'"{section}" in {path} must be an object')
+    return value
+
+
 def gateway_setting(section: str, key: str) -> str | None:
     """A non-empty string setting `{section: {key: ...}}` of the gateway config, if set."""
     found = _gateway_config()

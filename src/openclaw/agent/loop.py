@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from openclaw.agent.tools import ToolRegistry
 from openclaw.chat import Message, Role
+from openclaw.errors import OpenclawError
 from openclaw.llm.config import ModelRef
 from openclaw.llm.router import OnRestart, Router
 from openclaw.llm.types import OnDelta
@@ -29,7 +30,7 @@ def default_system_prompt(agent: str) -> str:
     )
 
 
-class TurnTimeoutError(Exception):
+class TurnTimeoutError(OpenclawError):
     pass
 
 

@@ -14,11 +14,12 @@ import os
 import shlex
 import signal
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from openclaw.chat import ToolCall
+from openclaw.errors import ConfigError
 from openclaw.llm.types import ToolSpec
 
 MAX_OUTPUT_CHARS = 16_000
@@ -137,7 +138,29 @@ class SandboxSettings:
     max_concurrent: int = 5
     rate_limit_messages: int = 10
     rate_limit_window_secs: float = 60.0
-    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def sandbox_from(section: dict[str, Any]) -> SandboxSettings:
+    """`agent.sandbox` of the gateway config; missing keys keep openclaw-rs's defaults."""
+    defaults = SandboxSettings()
+    blocked = section.get("blocked_commands") or []
+    if not isinstance(blocked, list) or not all(isinstance(b, str) for b in blocked):
+        raise ConfigError("agent.sandbox.blocked_commands must be a list of strings")
+
+    def number(key: str, default: float) -> float:
+        value = section.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise ConfigError(f"agent.sandbox.{key} must be a positive number")
+        return float(value)
+
+    return SandboxSettings(
+        blocked_commands=tuple(blocked),
+        max_exec_timeout_secs=number("max_exec_timeout_secs", defaults.max_exec_timeout_secs),
+        turn_timeout_secs=number("turn_timeout_secs", defaults.turn_timeout_secs),
+        max_concurrent=int(number("max_concurrent", defaults.max_concurrent)),
+        rate_limit_messages=int(number("rate_limit_messages", defaults.rate_limit_messages)),
+        rate_limit_window_secs=number("rate_limit_window_secs", defaults.rate_limit_window_secs),
+    )
 
 
 def blocked_by(command: str, blocked: Iterable[str]) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Sequence
 
@@ -9,7 +10,16 @@ import psycopg
 import typer
 
 from openclaw import __version__
-from openclaw.cli import config_cmd, context_cmd, db_cmd, deploy_cmd, issues_cmd, sessions_cmd, task_cmd
+from openclaw.cli import (
+    agent_cmd,
+    config_cmd,
+    context_cmd,
+    db_cmd,
+    deploy_cmd,
+    issues_cmd,
+    sessions_cmd,
+    task_cmd,
+)
 from openclaw.cli.common import state
 from openclaw.errors import OpenclawError, first_line
 
@@ -59,6 +69,10 @@ app.add_typer(task_cmd.app, name="task")
 app.add_typer(context_cmd.app, name="context")
 app.add_typer(sessions_cmd.app, name="sessions")
 app.command("migrate-sessions")(sessions_cmd.migrate_sessions_command)
+app.command("agent")(agent_cmd.agent_command)
+app.command("chat")(agent_cmd.chat_command)
+app.add_typer(agent_cmd.models_app, name="models")
+app.add_typer(agent_cmd.logs_app, name="logs")
 
 
 def _error(message: str) -> None:
@@ -66,8 +80,17 @@ def _error(message: str) -> None:
     print(f"openclaw: error: {one_line}", file=sys.stderr)
 
 
+def _quiet_logging() -> None:
+    """Warnings as one line each; the pool's reconnect chatter and the flusher's retries
+    stay out of a command's output (the command reports what did not reach Postgres)."""
+    logging.basicConfig(level=logging.WARNING, format="openclaw: %(message)s")
+    logging.getLogger("psycopg").setLevel(logging.CRITICAL)
+    logging.getLogger("openclaw.outbox.flusher").setLevel(logging.ERROR)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit code. User errors print one line, never a traceback."""
+    _quiet_logging()
     command = typer.main.get_command(app)
     try:
         result = command.main(

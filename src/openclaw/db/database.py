@@ -35,6 +35,7 @@ class Database:
         max_size: int = 4,
         application_name: str = "openclaw",
         wait: bool = True,
+        pool_wait_s: float = 30.0,
     ) -> Self:
         """Start the embedded server if needed, check the server answers, open the pool.
 
@@ -58,7 +59,7 @@ class Database:
                 raise DatabaseError(f"cannot connect to {redact_url(url)}: {first_line(exc)}") from None
             await probe.close()
         pool: AsyncConnectionPool = AsyncConnectionPool(
-            url, min_size=min_size, max_size=max_size, kwargs=kwargs, open=False
+            url, min_size=min_size, max_size=max_size, kwargs=kwargs, open=False, timeout=pool_wait_s
         )
         await pool.open(wait=wait, timeout=CONNECT_TIMEOUT_S)
         return cls(target, url, pool)

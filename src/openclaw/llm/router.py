@@ -22,6 +22,7 @@ import httpx
 
 from openclaw.chat import Message
 from openclaw.db.runtime import LlmCall
+from openclaw.errors import OpenclawError
 from openclaw.llm.anthropic import AnthropicProvider
 from openclaw.llm.config import Api, LlmConfig, ModelRef
 from openclaw.llm.log import LlmLog
@@ -40,10 +41,12 @@ RETRY_DELAYS_S = (1.0, 2.0, 4.0)
 OnRestart = Callable[[], Awaitable[None]]
 
 
-class AllModelsFailedError(Exception):
+class AllModelsFailedError(OpenclawError):
     def __init__(self, errors: list[str]) -> None:
         self.errors = errors
-        super().__init__("every model failed: " + "; ".join(errors) if errors else "no model to try")
+        super().__init__(
+            "every model failed: " + "; ".join(errors) if errors else "no model configured to try"
+        )
 
 
 @dataclass(slots=True)

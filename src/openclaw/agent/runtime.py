@@ -1,0 +1,112 @@
+"""Everything a turn needs, put together from the configuration: the composition root that
+`openclaw agent`, `openclaw chat` and the gateway share.
+
+The database is opened without waiting: with Postgres down, chats on the sqlite and dual
+backends go on, LLM calls wait in the outbox, and the flusher ships them when Postgres
+is back (in this process, or the next one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import psycopg
+
+from openclaw import hostinfo
+from openclaw.agent.context_tools import context_tools
+from openclaw.agent.loop import Agent
+from openclaw.agent.tools import LIST_DIR, READ_FILE, ToolRegistry, exec_tool, sandbox_from
+from openclaw.db import Database, migrate, migration_status
+from openclaw.db.runtime import HANDLERS as RUNTIME_HANDLERS
+from openclaw.db.target import DatabaseTarget
+from openclaw.llm.config import LlmConfig, load_llm_config
+from openclaw.llm.log import LlmLog
+from openclaw.llm.router import Router, build_providers
+from openclaw.outbox import Flusher, Spool
+from openclaw.sessions import configured_backend, open_store
+from openclaw.sessions.mirror import HANDLERS as SESSION_HANDLERS
+from openclaw.sessions.store import SessionStore
+from openclaw.settings import gateway_section
+
+log = logging.getLogger(__name__)
+
+OUTBOX_HANDLERS = {**RUNTIME_HANDLERS, **SESSION_HANDLERS}
+
+
+def spool_path(home: Path) -> Path:
+    return home / "outbox" / "spool.db"
+
+
+@dataclass
+class AgentRuntime:
+    agent: Agent
+    config: LlmConfig
+    store: SessionStore
+    database: Database
+    spool: Spool
+    flusher: Flusher
+    llm_log: LlmLog
+    client: httpx.AsyncClient
+    postgres_ready: bool = True
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+    _flushing: asyncio.Task[None] | None = None
+
+    def start_flusher(self) -> None:
+        """Ship the outbox in the background while the runtime lives."""
+        self._flushing = asyncio.create_task(self.flusher.run(self._stop))
+
+    async def close(self, drain_timeout_s: float = 3.0) -> int:
+        """Ship what can be shipped, release everything; return the entries still waiting.
+        (Stopping a flush halfway is safe: entries leave the spool only after Postgres
+        committed them.)"""
+        self._stop.set()
+        if self._flushing is not None:
+            self._flushing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flushing
+        await self.flusher.drain(drain_timeout_s if self.postgres_ready else min(drain_timeout_s, 1.0))
+        waiting = self.spool.pending()
+        await self.store.close()
+        await self.client.aclose()
+        await self.database.close()
+        self.spool.close()
+        return waiting
+
+
+async def _ensure_schema(database: Database) -> bool:
+    """Migrate if Postgres answers; if it does not, the outbox waits for it."""
+    try:
+        async with database.connection(wait_s=2) as conn:
+            pending = (await migration_status(conn)).pending
+        if pending:
+            async with await psycopg.AsyncConnection.connect(database.url, autocommit=True) as conn:
+                await migrate(conn)
+    except Exception as exc:  # unreachable, or no rights to migrate: say so, chat anyway
+        log.warning("Postgres not ready (%s); LLM calls wait in the outbox", exc)
+        return False
+    return True
+
+
+async def open_runtime(
+    target: DatabaseTarget, *, home: Path, agent_name: str = "main", config_path: Path | None = None
+) -> AgentRuntime:
+    config = load_llm_config(config_path)
+    sandbox = sandbox_from(gateway_section("agent").get("sandbox") or {})
+    database = await Database.open(target, wait=False, application_name="openclaw-agent", pool_wait_s=10)
+    ready = await _ensure_schema(database)
+    spool = Spool(spool_path(home))
+    llm_log = LlmLog(spool, host=hostinfo.hostname())
+    store = open_store(configured_backend(), agent=agent_name, home=home, database=database, spool=spool)
+    client = httpx.AsyncClient()
+    router = Router(config, build_providers(config, client, read_timeout_s=config.timeout_s), llm_log)
+    tools = ToolRegistry([READ_FILE, LIST_DIR, exec_tool(sandbox), *context_tools(database)])
+    agent = Agent(
+        router, store, tools, name=agent_name, turn_timeout_s=min(config.timeout_s, sandbox.turn_timeout_secs)
+    )
+    flusher = Flusher(spool, database, OUTBOX_HANDLERS)
+    return AgentRuntime(agent, config, store, database, spool, flusher, llm_log, client, ready)

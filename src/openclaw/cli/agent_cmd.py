@@ -1,0 +1,260 @@
+"""`openclaw agent`, `openclaw chat`, `openclaw models`, `openclaw logs`."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sys
+from dataclasses import fields
+from datetime import timedelta
+from typing import Any
+
+import typer
+from psycopg import AsyncConnection
+from psycopg.rows import class_row
+
+from openclaw.agent.loop import TurnResult
+from openclaw.agent.runtime import AgentRuntime, open_runtime
+from openclaw.cli.common import JSON_OPTION, note, print_json, print_table, run_db, state, when
+from openclaw.db.runtime import LlmCall
+from openclaw.db.target import resolve_target
+from openclaw.errors import NotFoundError, OpenclawError, UsageError
+from openclaw.home import openclaw_home
+from openclaw.llm.config import ModelRef, load_llm_config
+from openclaw.sessions.keys import new_cli_key
+
+AGENT_OPTION = typer.Option("main", "--agent", help="Agent name (sessions live under it).")
+MODEL_OPTION = typer.Option(
+    None, "--model", help="provider/model to try first (default: the first fallback)."
+)
+SESSION_OPTION = typer.Option(
+    None, "--session", help="Continue this session key (default: a new CLI session)."
+)
+
+
+def _model(text: str | None) -> ModelRef | None:
+    return ModelRef.parse(text) if text is not None else None
+
+
+async def _turn(runtime: AgentRuntime, key: str, text: str, model: ModelRef | None) -> TurnResult:
+    streamed = False
+
+    async def on_delta(piece: str) -> None:
+        nonlocal streamed
+        streamed = True
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+
+    async def on_restart() -> None:
+        nonlocal streamed
+        if streamed:
+            sys.stdout.write("\n")
+            note("(that model broke off; another one answers from the start)")
+        streamed = False
+
+    result = await runtime.agent.turn(key, text, model=model, on_delta=on_delta, on_restart=on_restart)
+    if not streamed or result.reply.startswith("(stopped after"):
+        sys.stdout.write(result.reply)
+    sys.stdout.write("\n")
+    note(
+        f"[{result.model} · {result.tokens} tokens · {result.rounds} round{'s' if result.rounds != 1 else ''}"
+        f" · session {key}]"
+    )
+    return result
+
+
+async def _with_runtime(ctx: typer.Context, agent: str, work: Any) -> None:
+    runtime = await open_runtime(
+        resolve_target(state(ctx).database_url), home=openclaw_home(), agent_name=agent
+    )
+    runtime.start_flusher()
+    try:
+        await work(runtime)
+    finally:
+        waiting = await runtime.close()
+        if waiting:
+            note(f"{waiting} rows wait in the outbox (Postgres unreachable); they ship on the next run")
+
+
+def agent_command(
+    ctx: typer.Context,
+    message: str = typer.Option(..., "--message", "-m", help="What to say."),
+    agent: str = AGENT_OPTION,
+    model: str | None = MODEL_OPTION,
+    session: str | None = SESSION_OPTION,
+) -> None:
+    """One turn: send MESSAGE, stream the answer to stdout."""
+    if not message.strip():
+        raise UsageError("the message is empty")
+    ref = _model(model)
+
+    async def work(runtime: AgentRuntime) -> None:
+        await _turn(runtime, session or new_cli_key(agent), message, ref)
+
+    asyncio.run(_with_runtime(ctx, agent, work))
+
+
+def chat_command(
+    ctx: typer.Context,
+    agent: str = AGENT_OPTION,
+    model: str | None = MODEL_OPTION,
+    session: str | None = SESSION_OPTION,
+) -> None:
+    """Talk with the agent; /exit or Ctrl-D ends. A new session unless --session."""
+    ref = _model(model)
+    key = session or new_cli_key(agent)
+
+    async def work(runtime: AgentRuntime) -> None:
+        note(f"session {key} · /exit to leave")
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                line = await loop.run_in_executor(None, lambda: input("you> "))
+            except EOFError:
+                break
+            if line.strip() in ("/exit", "/quit"):
+                break
+            if not line.strip():
+                continue
+            try:
+                await _turn(runtime, key, line, ref)
+            except OpenclawError as exc:
+                note(f"error: {exc}")
+
+    asyncio.run(_with_runtime(ctx, agent, work))
+
+
+models_app = typer.Typer(help="The configured providers, models and fallback chain.", no_args_is_help=True)
+
+
+@models_app.command("list")
+def models_list_command(as_json: bool = JSON_OPTION) -> None:
+    """Providers and their models, and the fallback chain (from openclaw-manual.json)."""
+    config = load_llm_config()
+    if as_json:
+        print_json(
+            {
+                "providers": [
+                    {
+                        "name": p.name,
+                        "api": p.api.value,
+                        "base_url": p.base_url,
+                        "models": [m.id for m in p.models],
+                    }
+                    for p in config.providers.values()
+                ],
+                "fallbacks": [str(m) for m in config.fallbacks],
+            }
+        )
+        return
+    print_table(
+        None,
+        ["provider", "api", "base URL", "models"],
+        [
+            (p.name, p.api.value, p.base_url, ", ".join(m.id for m in p.models) or "(any)")
+            for p in config.providers.values()
+        ],
+    )
+    print("fallback chain: " + (" -> ".join(str(m) for m in config.fallbacks) or "(none)"))
+
+
+_DURATION = re.compile(r"^(\d+)\s*([smhdw])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_since(text: str) -> timedelta:
+    match = _DURATION.match(text.strip())
+    if not match:
+        raise UsageError(f"--since {text!r}: give a number and a unit, e.g. 30m, 1h, 7d")
+    return timedelta(**{_UNITS[match[2]]: int(match[1])})
+
+
+logs_app = typer.Typer(
+    help="LLM calls, from Postgres (every call, also those older than the gateway's memory).",
+    invoke_without_command=True,
+)
+
+_LOG_COLUMNS = ", ".join(f.name for f in fields(LlmCall))
+
+
+@logs_app.callback()
+def logs_command(
+    ctx: typer.Context,
+    errors: bool = typer.Option(False, "--errors", help="Only failed calls."),
+    limit: int = typer.Option(20, min=1, max=10_000, help="At most this many calls."),
+    since: str | None = typer.Option(None, help="Only calls since then: 30m, 1h, 7d..."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """The latest LLM calls, newest first."""
+    if ctx.invoked_subcommand is not None:
+        return
+    window = parse_since(since) if since else None
+
+    async def query(conn: AsyncConnection) -> list[LlmCall]:
+        async with conn.cursor(row_factory=class_row(LlmCall)) as cur:
+            await cur.execute(
+                f"""SELECT {_LOG_COLUMNS} FROM llm_calls
+                    WHERE (NOT %(errors)s OR error IS NOT NULL)
+                      AND (%(window)s::interval IS NULL OR created_at > now() - %(window)s::interval)
+                    ORDER BY created_at DESC LIMIT %(limit)s""",
+                {"errors": errors, "window": window, "limit": limit},
+            )
+            return await cur.fetchall()
+
+    calls = run_db(ctx, query)
+    if as_json:
+        print_json(calls)
+    elif not calls:
+        print("no LLM calls" + (" with errors" if errors else ""))
+    else:
+        print_table(
+            None,
+            ["id", "time", "model", "try", "ms", "tokens", "session", "result"],
+            [
+                (
+                    str(c.id)[:8],
+                    when(c.created_at),
+                    f"{c.provider}/{c.model}" if c.provider else c.model,
+                    c.provider_attempt,
+                    c.latency_ms,
+                    c.usage_total_tokens,
+                    c.session_key,
+                    c.error[:80] if c.error else (c.finish_reason or "ok"),
+                )
+                for c in calls
+            ],
+        )
+
+
+@logs_app.command("show")
+def logs_show_command(
+    ctx: typer.Context,
+    call_id: str = typer.Argument(
+        ..., metavar="ID", help="A call's id (or the start of it, as `logs` shows)."
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """One LLM call in full."""
+    if not re.fullmatch(r"[0-9a-fA-F-]{4,36}", call_id):
+        raise UsageError(f"{call_id!r} is not a call id")
+
+    async def query(conn: AsyncConnection) -> list[LlmCall]:
+        async with conn.cursor(row_factory=class_row(LlmCall)) as cur:
+            await cur.execute(
+                f"SELECT {_LOG_COLUMNS} FROM llm_calls WHERE id::text LIKE %s LIMIT 2",
+                (call_id.lower() + "%",),
+            )
+            return await cur.fetchall()
+
+    found = run_db(ctx, query)
+    if not found:
+        raise NotFoundError(f"no LLM call {call_id}")
+    if len(found) > 1:
+        raise UsageError(f"{call_id} matches several calls: give more of the id")
+    call = found[0]
+    if as_json:
+        print_json(call)
+        return
+    for f in fields(LlmCall):
+        value = getattr(call, f.name)
+        print(f"{f.name + ':':<26}{when(value) if f.name == 'created_at' else value}")
