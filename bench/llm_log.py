@@ -171,8 +171,9 @@ async def main_async(url: str, args: argparse.Namespace, tmp: Path) -> None:
             waiting = spool.pending()
             proxy.restore()
             restored = time.perf_counter()
-            while spool.pending():  # polling the spool file: there is no event to wait on
-                await asyncio.sleep(0.05)  # noqa: ASYNC110
+            # Polling the spool file: no event says when another task emptied it.
+            while spool.pending():  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
             drain_s = time.perf_counter() - restored
             stop.set()
             await running
