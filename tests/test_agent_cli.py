@@ -107,3 +107,24 @@ def test_every_model_failing_is_one_line(cli: Cli, fake: FakeLlm) -> None:
     assert result.exit_code == 1 and result.stderr.strip().splitlines()[-1].startswith(
         "openclaw: error: every model failed: fake/m1: HTTP 400"
     )
+
+
+def test_chat_in_a_real_process(isolated_environment: Path, db_url: str, fake: FakeLlm) -> None:
+    import os
+    import subprocess
+    import sys
+
+    fake.then(Step(sse=answer("Hi! How can I help?")), Step(sse=answer("You said hello first.")))
+    env = {**os.environ, "OPENCLAW_HOME": str(isolated_environment), "DATABASE_URL": db_url}
+    result = subprocess.run(
+        [sys.executable, "-m", "openclaw", "chat"],
+        input="hello\n\nwhat did I say?\n/exit\n",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Hi! How can I help?" in result.stdout and "You said hello first." in result.stdout
+    second = fake.requests[1]["messages"]
+    assert [m["role"] for m in second] == ["system", "user", "assistant", "user"]  # one session, replayed
