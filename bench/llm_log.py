@@ -127,24 +127,28 @@ async def main_async(url: str, args: argparse.Namespace, tmp: Path) -> None:
         p50, worst = statistics.median(log.timings_ms), max(log.timings_ms)
         print(f"   p50 {p50:.3f} ms   p99 {q[98]:.3f} ms   max {worst:.3f} ms")
 
-        # 2. sustained flush rate against a raw COPY of the same rows
-        backlog = Spool(tmp / "backlog.db")
-        calls = [from_payload(LlmCall, to_payload(c)) for c in log.recent(args.turns)]
-        template = calls[0]
+        # 2. sustained flush rate against a raw COPY of the same rows, interleaved, best of two
+        template = log.recent(1)[0]
         rows = []
         for i in range(args.backlog):
             payload = to_payload(template)
             payload["id"] = str(uuid.uuid4())
             payload["session_key"] = f"bench:{i % 500}"
             rows.append((LLM_CALL, payload))
-        for i in range(0, len(rows), 5000):
-            backlog.append_many(rows[i : i + 5000])
-        async with await Database.open(DatabaseTarget(TargetSource.OPTION, url=url)) as db:
-            flusher = Flusher(backlog, db, HANDLERS, batch_size=1000)
-            started = time.perf_counter()
-            assert await flusher.drain(timeout_s=600)
-            flush_rate = args.backlog / (time.perf_counter() - started)
-        copy_rate = await raw_copy_rate(url, [from_payload(LlmCall, p) for _, p in rows])
+        flush_rates, copy_rates = [], []
+        for round_ in range(2):
+            backlog = Spool(tmp / f"backlog{round_}.db")
+            for i in range(0, len(rows), 5000):
+                backlog.append_many(rows[i : i + 5000])
+            async with await AsyncConnection.connect(url, autocommit=True) as conn:
+                await conn.execute("TRUNCATE llm_calls")
+            async with await Database.open(DatabaseTarget(TargetSource.OPTION, url=url)) as db:
+                flusher = Flusher(backlog, db, HANDLERS)
+                started = time.perf_counter()
+                assert await flusher.drain(timeout_s=600)
+                flush_rates.append(args.backlog / (time.perf_counter() - started))
+            copy_rates.append(await raw_copy_rate(url, [from_payload(LlmCall, p) for _, p in rows]))
+        flush_rate, copy_rate = max(flush_rates), max(copy_rates)
         print(f"\n2. flush of a {args.backlog:,}-entry backlog into llm_calls\n")
         print(f"   {'method':<34} {'rows/s':>9} {'vs COPY':>8}")
         print(f"   {'raw COPY of the same rows':<34} {copy_rate:>9,.0f} {1:>8.0%}")

@@ -16,9 +16,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import psycopg
 from psycopg import AsyncConnection, sql
 
-from openclaw.db.sanitize import pg_value
+from openclaw.db.sanitize import pg_row
 
 # Below this many rows the pipelined INSERTs are faster than COPY plus merge (at 50 rows:
 # 75% vs 55% of raw COPY; at 5,000 rows: 66% vs 84%).
@@ -32,6 +33,7 @@ async def insert_batch(
     rows: Sequence[Sequence[Any]],
     *,
     on_conflict: str,
+    expect_new: bool = False,
 ) -> int:
     """Insert `rows` into `table`; return how many rows were inserted or updated. NUL
     characters in text become U+FFFD (PostgreSQL cannot store them).
@@ -39,10 +41,14 @@ async def insert_batch(
     `on_conflict` is the SQL after `ON CONFLICT` (e.g. `(id) DO NOTHING`), a trusted
     constant. Rows must not repeat a conflict key if it says DO UPDATE. Runs in its own
     transaction (a savepoint if the caller has one open).
+
+    `expect_new`: the rows are almost always new (an append-only log whose replays are
+    rare), so a large batch is COPYed straight into the table, and only if that hits a
+    duplicate key does it go through the staging table.
     """
     if not rows:
         return 0
-    rows = [tuple(map(pg_value, row)) for row in rows]
+    rows = [pg_row(row) for row in rows]
     target = sql.Identifier(table)
     cols = sql.SQL(", ").join(map(sql.Identifier, columns))
     conflict = sql.SQL(on_conflict)
@@ -56,6 +62,15 @@ async def insert_batch(
                 rows,
             )
             return cur.rowcount
+        if expect_new:
+            try:
+                copy_sql = sql.SQL("COPY {} ({}) FROM STDIN").format(target, cols)
+                async with conn.transaction(), cur.copy(copy_sql) as copy:
+                    for row in rows:
+                        await copy.write_row(row)
+                return len(rows)
+            except psycopg.errors.UniqueViolation:
+                pass  # a replay: some rows are there already, merge below
         stage = sql.Identifier(f"_stage_{table}")
         await cur.execute(
             sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {} INCLUDING DEFAULTS)").format(stage, target)

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any, TypeVar
 
 from psycopg import AsyncConnection
@@ -121,18 +121,32 @@ def _row_of(record_type: type) -> Callable[[Any], tuple[Any, ...]]:
 
 _LLM_CALL_FIELDS = _row_of(LlmCall)
 _SMALLINT_FIELDS = {"provider_attempt", "http_status"}
-_LLM_CALL_INT_BOUNDS = [
-    (INT16 if f.name in _SMALLINT_FIELDS else INT32) if f.type in ("int", "int | None") else None
-    for f in fields(LlmCall)
+# (position, bounds) of the INT and SMALLINT columns
+_LLM_CALL_INTS = [
+    (i, INT16 if f.name in _SMALLINT_FIELDS else INT32)
+    for i, f in enumerate(fields(LlmCall))
+    if f.type in ("int", "int | None")
 ]
 
 
 def _llm_call_row(call: LlmCall) -> tuple[Any, ...]:
     # A counter from a misbehaving provider must not fail the batch: clamp to the column.
-    return tuple(
-        clamp(v, bounds) if bounds and isinstance(v, int) else v
-        for v, bounds in zip(_LLM_CALL_FIELDS(call), _LLM_CALL_INT_BOUNDS, strict=True)
-    )
+    row = _LLM_CALL_FIELDS(call)
+    for i, (low, high) in _LLM_CALL_INTS:
+        value = row[i]
+        if value is not None and not low <= value <= high:
+            return tuple(
+                clamp(v, b) if b and v is not None else v
+                for v, b in zip(row, _llm_call_bounds(), strict=True)
+            )
+    return row
+
+
+def _llm_call_bounds() -> list[tuple[int, int] | None]:
+    bounds: list[tuple[int, int] | None] = [None] * len(fields(LlmCall))
+    for i, b in _LLM_CALL_INTS:
+        bounds[i] = b
+    return bounds
 
 
 _METRICS_ROW = _row_of(MetricsSnapshot)
@@ -142,7 +156,12 @@ _CRON_ROW = _row_of(CronExecution)
 async def write_llm_calls(conn: AsyncConnection, calls: Sequence[LlmCall]) -> int:
     """Insert calls; ones already stored (same id) are skipped. Returns rows inserted."""
     return await insert_batch(
-        conn, "llm_calls", _columns(LlmCall), [_llm_call_row(c) for c in calls], on_conflict="(id) DO NOTHING"
+        conn,
+        "llm_calls",
+        _columns(LlmCall),
+        [_llm_call_row(c) for c in calls],
+        on_conflict="(id) DO NOTHING",
+        expect_new=True,
     )
 
 
@@ -153,6 +172,7 @@ async def write_metrics_snapshots(conn: AsyncConnection, snapshots: Sequence[Met
         _columns(MetricsSnapshot),
         [_METRICS_ROW(s) for s in snapshots],
         on_conflict="(uid) DO NOTHING",
+        expect_new=True,
     )
 
 
@@ -217,8 +237,28 @@ def from_payload(record_type: type[R], payload: dict[str, Any]) -> R:
     return record_type(**values)
 
 
+_LLM_CALL_COLUMNS = _columns(LlmCall)
+_LLM_CALL_VALUES = itemgetter(*_LLM_CALL_COLUMNS)
+
+
 async def _ship_llm_calls(conn: AsyncConnection, payloads: list[dict[str, Any]]) -> None:
-    await write_llm_calls(conn, [from_payload(LlmCall, p) for p in payloads])
+    # Straight from the spooled JSON to rows: Postgres parses the UUID and time text
+    # itself, which spares building a dataclass per call on the hot flush path.
+    rows = []
+    for p in payloads:
+        try:
+            row = _LLM_CALL_VALUES(p)
+        except KeyError:  # written by an older openclaw: fill in the defaults
+            row = _llm_call_row(from_payload(LlmCall, p))
+        for i, (low, high) in _LLM_CALL_INTS:
+            value = row[i]
+            if value is not None and not low <= value <= high:
+                row = _llm_call_row(from_payload(LlmCall, p))
+                break
+        rows.append(row)
+    await insert_batch(
+        conn, "llm_calls", _LLM_CALL_COLUMNS, rows, on_conflict="(id) DO NOTHING", expect_new=True
+    )
 
 
 async def _ship_metrics(conn: AsyncConnection, payloads: list[dict[str, Any]]) -> None:

@@ -8,6 +8,7 @@ clamped.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 REPLACEMENT = "\ufffd"
@@ -41,3 +42,15 @@ def pg_value(value: Any) -> Any:
     if isinstance(value, list):
         return [pg_text(v) if isinstance(v, str) else v for v in value]
     return value
+
+
+def pg_row(row: Sequence[Any]) -> Sequence[Any]:
+    """`row`, or a cleaned copy if a text value holds a NUL. The check is one loop without
+    calls: the flusher and the importer run it for every row."""
+    for value in row:
+        kind = type(value)
+        if (kind is str and "\x00" in value) or (
+            kind is list and any(type(v) is str and "\x00" in v for v in value)
+        ):
+            return tuple(map(pg_value, row))
+    return row

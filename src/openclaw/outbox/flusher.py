@@ -40,7 +40,7 @@ class Flusher:
         database: Database,
         handlers: Mapping[str, Handler],
         *,
-        batch_size: int = 1000,
+        batch_size: int = 5000,
         interval_s: float = 0.5,
         max_backoff_s: float = 30.0,
         connect_timeout_s: float = 5.0,
@@ -78,7 +78,8 @@ class Flusher:
             except psycopg.Error:
                 await self._ship_one_by_one(known)
                 return len(entries)
-            self.spool.remove(e.seq for e in known)
+            if entries:
+                self.spool.remove_through(entries[-1].seq)  # shipped, or buried above
             self.shipped += len(known)
             return len(entries)
         finally:

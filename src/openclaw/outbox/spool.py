@@ -10,7 +10,6 @@ block the rest. Several processes may share one spool.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 import time
@@ -18,6 +17,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 DEFAULT_MAX_ENTRIES = 1_000_000
 
@@ -70,7 +71,7 @@ class Spool:
     def append_many(self, items: Sequence[tuple[str, dict[str, Any]]]) -> bool:
         """Store entries durably, in order. False (and nothing stored) if the spool is full."""
         rows = [
-            (kind, json.dumps(payload, ensure_ascii=False, separators=(",", ":")), _now_ms())
+            (kind, orjson.dumps(payload).decode(), _now_ms())  # orjson: this is on the turn path
             for kind, payload in items
         ]
         with self._lock:
@@ -99,11 +100,22 @@ class Spool:
             rows = self._conn.execute(
                 "SELECT seq, kind, payload, created_at_ms FROM entries ORDER BY seq LIMIT ?", (limit,)
             ).fetchall()
-        return [Entry(seq, kind, json.loads(payload), created) for seq, kind, payload, created in rows]
+        # One parse for the whole batch: much cheaper than a parse per entry.
+        payloads = orjson.loads("[" + ",".join(row[2] for row in rows) + "]") if rows else []
+        return [
+            Entry(seq, kind, payload, created)
+            for (seq, kind, _, created), payload in zip(rows, payloads, strict=True)
+        ]
 
     def remove(self, seqs: Iterable[int]) -> None:
         with self._lock:
             self._conn.executemany("DELETE FROM entries WHERE seq = ?", [(s,) for s in seqs])
+
+    def remove_through(self, seq: int) -> None:
+        """Remove every entry up to `seq`: one statement for a whole shipped batch (the
+        flusher handles the oldest entries in order, so all of them are done)."""
+        with self._lock:
+            self._conn.execute("DELETE FROM entries WHERE seq <= ?", (seq,))
 
     def bury(self, entry: Entry, error: str) -> None:
         """Move an entry Postgres will never accept to the dead table."""
@@ -112,7 +124,14 @@ class Spool:
             self._conn.execute(
                 "INSERT OR REPLACE INTO dead (seq, kind, payload, created_at_ms, error, failed_at_ms)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
-                (entry.seq, entry.kind, json.dumps(entry.payload), entry.created_at_ms, error, _now_ms()),
+                (
+                    entry.seq,
+                    entry.kind,
+                    orjson.dumps(entry.payload).decode(),
+                    entry.created_at_ms,
+                    error,
+                    _now_ms(),
+                ),
             )
             self._conn.execute("DELETE FROM entries WHERE seq = ?", (entry.seq,))
             self._conn.execute("COMMIT")
