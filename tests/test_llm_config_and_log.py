@@ -130,3 +130,12 @@ async def test_log_ring_buffer_and_persistence(tmp_path: Path, database: Databas
             await conn.execute("SELECT count(*), count(*) FILTER (WHERE host = 'nixos') FROM llm_calls")
         ).fetchone()
     assert rows == (5, 5)
+
+
+def test_log_capacity_setting() -> None:
+    from openclaw.llm.log import configured_capacity
+
+    assert configured_capacity({}) == 256 and configured_capacity({"capacity": 10}) == 10
+    for bad in (0, -1, "many", True, 10**9):
+        with pytest.raises(ConfigError, match=r"llm_log\.capacity"):
+            configured_capacity({"capacity": bad})

@@ -152,3 +152,16 @@ async def test_nul_characters_and_huge_numbers_do_not_fail_a_batch(conn: psycopg
         )
     ).fetchone()
     assert row == ("before\ufffdafter", ["a\ufffdb"], 2**31 - 1, 2**15 - 1)
+
+
+async def test_spooled_entries_are_made_storable_when_written(conn: psycopg.AsyncConnection) -> None:
+    from openclaw.db.runtime import HANDLERS, LLM_CALL, to_payload
+
+    odd = LlmCall(model="m", response_content="a\x00b", error="e\x00", latency_ms=2**40, http_status=10**6)
+    payload = to_payload(odd)
+    assert payload["response_content"] == "a\ufffdb" and payload["latency_ms"] == 2**31 - 1
+    await HANDLERS[LLM_CALL](conn, [payload] + [to_payload(LlmCall(model="m")) for _ in range(300)])
+    row = await (
+        await conn.execute("SELECT error, http_status FROM llm_calls WHERE id = %s", (odd.id,))
+    ).fetchone()
+    assert row == ("e\ufffd", 2**15 - 1)

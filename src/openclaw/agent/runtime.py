@@ -25,7 +25,7 @@ from openclaw.db import Database, migrate, migration_status
 from openclaw.db.runtime import HANDLERS as RUNTIME_HANDLERS
 from openclaw.db.target import DatabaseTarget
 from openclaw.llm.config import LlmConfig, load_llm_config
-from openclaw.llm.log import LlmLog
+from openclaw.llm.log import LlmLog, configured_capacity
 from openclaw.llm.router import Router, build_providers
 from openclaw.outbox import Flusher, Spool
 from openclaw.sessions import configured_backend, open_store
@@ -100,7 +100,9 @@ async def open_runtime(
     database = await Database.open(target, wait=False, application_name="openclaw-agent", pool_wait_s=10)
     ready = await _ensure_schema(database)
     spool = Spool(spool_path(home))
-    llm_log = LlmLog(spool, host=hostinfo.hostname())
+    llm_log = LlmLog(
+        spool, capacity=configured_capacity(gateway_section("llm_log")), host=hostinfo.hostname()
+    )
     store = open_store(configured_backend(), agent=agent_name, home=home, database=database, spool=spool)
     client = httpx.AsyncClient()
     router = Router(config, build_providers(config, client, read_timeout_s=config.timeout_s), llm_log)

@@ -34,6 +34,7 @@ async def insert_batch(
     *,
     on_conflict: str,
     expect_new: bool = False,
+    clean: bool = False,
 ) -> int:
     """Insert `rows` into `table`; return how many rows were inserted or updated. NUL
     characters in text become U+FFFD (PostgreSQL cannot store them).
@@ -44,11 +45,13 @@ async def insert_batch(
 
     `expect_new`: the rows are almost always new (an append-only log whose replays are
     rare), so a large batch is COPYed straight into the table, and only if that hits a
-    duplicate key does it go through the staging table.
+    duplicate key does it go through the staging table. `clean`: the caller made the values
+    storable already (no NUL to replace).
     """
     if not rows:
         return 0
-    rows = [pg_row(row) for row in rows]
+    if not clean:
+        rows = [pg_row(row) for row in rows]
     target = sql.Identifier(table)
     cols = sql.SQL(", ").join(map(sql.Identifier, columns))
     conflict = sql.SQL(on_conflict)

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from psycopg import AsyncConnection
 
 from openclaw.db.batch_insert import insert_batch
-from openclaw.db.sanitize import INT16, INT32, clamp
+from openclaw.db.sanitize import INT16, INT32, clamp, pg_row, pg_value
 
 
 def _now() -> datetime:
@@ -213,14 +213,19 @@ _TIME_FIELDS = frozenset({"created_at", "snapshot_at", "started_at"})
 
 
 def to_payload(record: LlmCall | MetricsSnapshot | CronExecution) -> dict[str, Any]:
+    """An outbox entry for the record, with the values Postgres would refuse made storable
+    (see `sanitize`) here, once, so that the flusher can ship it as it is."""
+    if isinstance(record, LlmCall):
+        values = _llm_call_row(record)
+    else:
+        values = tuple(getattr(record, f.name) for f in fields(record))
     payload: dict[str, Any] = {}
-    for f in fields(record):
-        value = getattr(record, f.name)
+    for f, value in zip(fields(record), values, strict=True):
         if isinstance(value, uuid.UUID):
             value = str(value)
         elif isinstance(value, datetime):
             value = value.isoformat()
-        payload[f.name] = value
+        payload[f.name] = pg_value(value)
     return payload
 
 
@@ -244,20 +249,15 @@ _LLM_CALL_VALUES = itemgetter(*_LLM_CALL_COLUMNS)
 async def _ship_llm_calls(conn: AsyncConnection, payloads: list[dict[str, Any]]) -> None:
     # Straight from the spooled JSON to rows: Postgres parses the UUID and time text
     # itself, which spares building a dataclass per call on the hot flush path.
+    # Payloads were made storable when they were spooled (to_payload).
     rows = []
     for p in payloads:
         try:
-            row = _LLM_CALL_VALUES(p)
+            rows.append(_LLM_CALL_VALUES(p))
         except KeyError:  # written by an older openclaw: fill in the defaults
-            row = _llm_call_row(from_payload(LlmCall, p))
-        for i, (low, high) in _LLM_CALL_INTS:
-            value = row[i]
-            if value is not None and not low <= value <= high:
-                row = _llm_call_row(from_payload(LlmCall, p))
-                break
-        rows.append(row)
+            rows.append(pg_row(_llm_call_row(from_payload(LlmCall, p))))
     await insert_batch(
-        conn, "llm_calls", _LLM_CALL_COLUMNS, rows, on_conflict="(id) DO NOTHING", expect_new=True
+        conn, "llm_calls", _LLM_CALL_COLUMNS, rows, on_conflict="(id) DO NOTHING", expect_new=True, clean=True
     )
 
 

@@ -14,11 +14,20 @@ from collections import deque
 from dataclasses import dataclass
 
 from openclaw.db.runtime import LLM_CALL, LlmCall, to_payload
+from openclaw.errors import ConfigError
 from openclaw.outbox import Spool
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CAPACITY = 256
+
+
+def configured_capacity(section: dict[str, object]) -> int:
+    """`llm_log.capacity` of the gateway config: how many calls /logs keeps in memory."""
+    value = section.get("capacity", DEFAULT_CAPACITY)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1_000_000:
+        raise ConfigError("llm_log.capacity must be a whole number from 1 to 1000000")
+    return value
 
 
 @dataclass(frozen=True, slots=True)
