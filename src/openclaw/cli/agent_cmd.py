@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import re
 import sys
+from collections.abc import Awaitable, Callable
 from dataclasses import fields
 from datetime import timedelta
-from typing import Any
 
 import typer
 from psycopg import AsyncConnection
@@ -63,7 +63,9 @@ async def _turn(runtime: AgentRuntime, key: str, text: str, model: ModelRef | No
     return result
 
 
-async def _with_runtime(ctx: typer.Context, agent: str, work: Any) -> None:
+async def _with_runtime(
+    ctx: typer.Context, agent: str, work: Callable[[AgentRuntime], Awaitable[None]]
+) -> None:
     runtime = await open_runtime(
         resolve_target(state(ctx).database_url), home=openclaw_home(), agent_name=agent
     )

@@ -167,7 +167,7 @@ class AnthropicProvider:
         ) as response:
             if response.status_code >= 400:
                 raise http_error(response.status_code, (await response.aread()).decode(errors="replace"))
-            async for payload in sse_data(response, self.name):
+            async for payload in sse_data(response):
                 try:
                     event = json.loads(payload)
                 except json.JSONDecodeError:

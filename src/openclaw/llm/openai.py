@@ -163,7 +163,7 @@ class OpenAIProvider:
         ) as response:
             if response.status_code >= 400:
                 raise http_error(response.status_code, (await response.aread()).decode(errors="replace"))
-            async for chunk in sse_data(response, self.name):
+            async for chunk in sse_data(response):
                 if chunk == "[DONE]":
                     done = True
                     break
@@ -217,7 +217,7 @@ class OpenAIProvider:
         )
 
 
-async def sse_data(response: httpx.Response, name: str) -> AsyncIterator[str]:
+async def sse_data(response: httpx.Response) -> AsyncIterator[str]:
     """The `data:` payloads of a server-sent event stream."""
     async for line in response.aiter_lines():
         if line.startswith("data:"):
