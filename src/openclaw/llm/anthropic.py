@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 
 from openclaw.chat import Message, Role, ToolCall
-from openclaw.llm.openai import estimated_usage, http_error, sse_data
+from openclaw.llm.http import HttpProvider, estimated_usage, http_error, sse_data
 from openclaw.llm.types import ChatRequest, ChatResult, OnDelta, ProviderError, Usage
 
 API_VERSION = "2023-06-01"
@@ -86,7 +86,7 @@ def _usage(data: dict[str, Any]) -> Usage:
     return Usage(prompt, completion, prompt + completion, int(data.get("cache_read_input_tokens") or 0))
 
 
-class AnthropicProvider:
+class AnthropicProvider(HttpProvider):
     def __init__(
         self,
         name: str,
@@ -96,30 +96,15 @@ class AnthropicProvider:
         *,
         read_timeout_s: float = 120.0,
     ) -> None:
-        self.name = name
         base = base_url.rstrip("/")
-        self.url = f"{base}/messages" if base.endswith("/v1") else f"{base}/v1/messages"
-        self.api_key = api_key
-        self.client = client
-        self.timeout = httpx.Timeout(connect=10.0, read=read_timeout_s, write=30.0, pool=10.0)
+        url = f"{base}/messages" if base.endswith("/v1") else f"{base}/v1/messages"
+        super().__init__(name, url, api_key, client, read_timeout_s=read_timeout_s)
 
     def _headers(self) -> dict[str, str]:
         headers = {"anthropic-version": API_VERSION}
         if self.api_key:
             headers["x-api-key"] = self.api_key
         return headers
-
-    async def chat(self, request: ChatRequest, on_delta: OnDelta | None = None) -> ChatResult:
-        try:
-            if on_delta is None:
-                return await self._complete(request)
-            return await self._stream(request, on_delta)
-        except httpx.TimeoutException as exc:
-            raise ProviderError(f"timeout: no answer from {self.name} ({type(exc).__name__})") from None
-        except httpx.HTTPError as exc:
-            raise ProviderError(
-                f"{self.name} unreachable or broke off: {type(exc).__name__}: {exc}"
-            ) from None
 
     async def _complete(self, request: ChatRequest) -> ChatResult:
         response = await self.client.post(

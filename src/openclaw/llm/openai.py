@@ -10,21 +10,13 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 
 from openclaw.chat import Message, Role, ToolCall
-from openclaw.llm.types import (
-    RETRY_STATUSES,
-    ChatRequest,
-    ChatResult,
-    OnDelta,
-    ProviderError,
-    Usage,
-    estimate_tokens,
-)
+from openclaw.llm.http import HttpProvider, estimated_usage, http_error, sse_data
+from openclaw.llm.types import ChatRequest, ChatResult, OnDelta, ProviderError, Usage
 
 
 def message_to_openai(m: Message) -> dict[str, Any]:
@@ -74,17 +66,7 @@ def _usage(data: dict[str, Any] | None) -> Usage | None:
     )
 
 
-def estimated_usage(request: ChatRequest, reply: Message) -> Usage:
-    prompt = sum(estimate_tokens((m.content or "") + (m.tool_calls_json() or "")) for m in request.messages)
-    completion = estimate_tokens((reply.content or "") + (reply.tool_calls_json() or ""))
-    return Usage(prompt, completion, prompt + completion, estimated=True)
-
-
-def http_error(status: int, body: str) -> ProviderError:
-    return ProviderError(f"HTTP {status}: {body[:500]}", status=status, retryable=status in RETRY_STATUSES)
-
-
-class OpenAIProvider:
+class OpenAIProvider(HttpProvider):
     def __init__(
         self,
         name: str,
@@ -94,26 +76,12 @@ class OpenAIProvider:
         *,
         read_timeout_s: float = 120.0,
     ) -> None:
-        self.name = name
-        self.url = f"{base_url.rstrip('/')}/chat/completions"
-        self.api_key = api_key
-        self.client = client
-        self.timeout = httpx.Timeout(connect=10.0, read=read_timeout_s, write=30.0, pool=10.0)
+        super().__init__(
+            name, f"{base_url.rstrip('/')}/chat/completions", api_key, client, read_timeout_s=read_timeout_s
+        )
 
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-
-    async def chat(self, request: ChatRequest, on_delta: OnDelta | None = None) -> ChatResult:
-        try:
-            if on_delta is None:
-                return await self._complete(request)
-            return await self._stream(request, on_delta)
-        except httpx.TimeoutException as exc:
-            raise ProviderError(f"timeout: no answer from {self.name} ({type(exc).__name__})") from None
-        except httpx.HTTPError as exc:
-            raise ProviderError(
-                f"{self.name} unreachable or broke off: {type(exc).__name__}: {exc}"
-            ) from None
 
     async def _complete(self, request: ChatRequest) -> ChatResult:
         response = await self.client.post(
@@ -215,10 +183,3 @@ class OpenAIProvider:
             response.status_code,
             first_token_ms,
         )
-
-
-async def sse_data(response: httpx.Response) -> AsyncIterator[str]:
-    """The `data:` payloads of a server-sent event stream."""
-    async for line in response.aiter_lines():
-        if line.startswith("data:"):
-            yield line[5:].strip()
