@@ -1,0 +1,139 @@
+"""The gateway's settings: the snake_case config file openclaw-rs reads, and its env overrides.
+
+    $GATEWAY_CONFIG (default /etc/openclaw-gateway/config.json):
+    {"telegram": {"bot_token": "...", "allowed_user_ids": [123], "api_base": "https://api.telegram.org"},
+     "discord":  {"bot_token": "...", "allowed_user_ids": [456]},
+     "agent": {"name": "main", "fallback": true, "model": null, "sandbox": {...}},
+     "webhook": {"token": "..."},
+     "metrics": {"snapshot_interval_secs": 60}, "llm_log": {"capacity": 256}}
+
+Env: TELEGRAM_BOT_TOKEN and ALLOWED_USER_IDS (comma-separated) override the file; without
+a file AGENT_NAME (main), USE_FALLBACK (true) and MODEL apply; HTTP_BIND (127.0.0.1) and
+HTTP_PORT (3100) say where the API listens.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from openclaw.agent.tools import SandboxSettings, sandbox_from
+from openclaw.errors import ConfigError
+from openclaw.home import gateway_config_path, manual_config_path
+from openclaw.llm.config import ModelRef
+from openclaw.settings import read_json_object
+
+DEFAULT_PORT = 3100
+DEFAULT_BIND = "127.0.0.1"
+MAX_WEBHOOK_BODY_BYTES = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelConfig:
+    bot_token: str | None = field(default=None, repr=False)
+    allowed_user_ids: tuple[int, ...] = ()  # empty: everyone may talk
+    api_base: str = "https://api.telegram.org"
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.bot_token)
+
+    def allows(self, user_id: int) -> bool:
+        return not self.allowed_user_ids or user_id in self.allowed_user_ids
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayConfig:
+    agent_name: str = "main"
+    use_fallback: bool = True
+    model: ModelRef | None = None
+    sandbox: SandboxSettings = field(default_factory=SandboxSettings)
+    telegram: ChannelConfig = field(default_factory=ChannelConfig)
+    discord: ChannelConfig = field(default_factory=ChannelConfig)
+    webhook_token: str | None = field(default=None, repr=False)
+    api_token: str | None = field(default=None, repr=False)  # gateway.auth of openclaw-manual.json
+    bind: str = DEFAULT_BIND
+    port: int = DEFAULT_PORT
+    snapshot_interval_s: float = 60.0
+    max_body_bytes: int = MAX_WEBHOOK_BODY_BYTES
+
+    def tokens(self) -> tuple[str, ...]:
+        """Tokens that open /logs, /status and the webhook."""
+        return tuple(t for t in (self.webhook_token, self.api_token) if t)
+
+
+def _ids(value: Any, where: str) -> tuple[int, ...]:
+    if isinstance(value, str):
+        try:
+            return tuple(int(v) for v in value.replace(" ", "").split(",") if v)
+        except ValueError:
+            raise ConfigError(f"{where} must be comma-separated numbers, not {value!r}") from None
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        raise ConfigError(f"{where} must be a list of numbers")
+    return tuple(value)
+
+
+def _channel(section: dict[str, Any], name: str, env_prefix: str) -> ChannelConfig:
+    token = os.environ.get(f"{env_prefix}_BOT_TOKEN") or section.get("bot_token")
+    ids_env = os.environ.get("ALLOWED_USER_IDS") if env_prefix == "TELEGRAM" else None
+    ids = (
+        _ids(ids_env, "ALLOWED_USER_IDS")
+        if ids_env
+        else _ids(section.get("allowed_user_ids"), f"{name}.allowed_user_ids")
+    )
+    api_base = (
+        section.get("api_base") or os.environ.get(f"{env_prefix}_API_BASE") or "https://api.telegram.org"
+    )
+    return ChannelConfig(token or None, ids, str(api_base).rstrip("/"))
+
+
+def _manual_auth_token() -> str | None:
+    path = manual_config_path()
+    if not path.exists():
+        return None
+    auth = (read_json_object(path, what="model config").get("gateway") or {}).get("auth")
+    if isinstance(auth, str):
+        return auth or None
+    if isinstance(auth, dict) and isinstance(auth.get("token"), str):
+        return auth["token"] or None
+    return None
+
+
+def load_gateway_config() -> GatewayConfig:
+    path = gateway_config_path()
+    document = read_json_object(path, what="gateway config") if path.exists() else {}
+    agent = document.get("agent") or {}
+    if not isinstance(agent, dict):
+        raise ConfigError(f'"agent" in {path} must be an object')
+    name = agent.get("name") or os.environ.get("AGENT_NAME") or "main"
+    fallback = agent.get(
+        "fallback", os.environ.get("USE_FALLBACK", "true").lower() not in ("0", "false", "no")
+    )
+    model = agent.get("model") or os.environ.get("MODEL")
+    try:
+        port = int(os.environ.get("HTTP_PORT", DEFAULT_PORT))
+    except ValueError:
+        raise ConfigError(f"HTTP_PORT must be a number, not {os.environ['HTTP_PORT']!r}") from None
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"HTTP_PORT {port} is not a port number")
+    metrics = document.get("metrics") or {}
+    interval = metrics.get("snapshot_interval_secs", 60)
+    if isinstance(interval, bool) or not isinstance(interval, int | float) or interval <= 0:
+        raise ConfigError("metrics.snapshot_interval_secs must be a positive number")
+    webhook = document.get("webhook") or {}
+    return GatewayConfig(
+        agent_name=str(name),
+        use_fallback=bool(fallback),
+        model=ModelRef.parse(model) if model else None,
+        sandbox=sandbox_from(agent.get("sandbox") or {}),
+        telegram=_channel(document.get("telegram") or {}, "telegram", "TELEGRAM"),
+        discord=_channel(document.get("discord") or {}, "discord", "DISCORD"),
+        webhook_token=webhook.get("token") or None,
+        api_token=_manual_auth_token(),
+        bind=os.environ.get("HTTP_BIND", DEFAULT_BIND),
+        port=port,
+        snapshot_interval_s=float(interval),
+    )
