@@ -16,6 +16,7 @@ from openclaw.cli import (
     context_cmd,
     db_cmd,
     deploy_cmd,
+    gateway_cmd,
     issues_cmd,
     sessions_cmd,
     task_cmd,
@@ -71,6 +72,7 @@ app.add_typer(sessions_cmd.app, name="sessions")
 app.command("migrate-sessions")(sessions_cmd.migrate_sessions_command)
 app.command("agent")(agent_cmd.agent_command)
 app.command("chat")(agent_cmd.chat_command)
+app.command("gateway")(gateway_cmd.gateway_command)
 app.add_typer(agent_cmd.models_app, name="models")
 app.add_typer(agent_cmd.logs_app, name="logs")
 

@@ -85,3 +85,11 @@ async def list_deployments(
             {"current": current_only, "host": host, "component": component, "limit": limit},
         )
         return await cur.fetchall()
+
+
+async def mark_stopped(conn: AsyncConnection, deployment_id: int) -> bool:
+    """A clean shutdown: the active row becomes stopped (a later deployment supersedes it)."""
+    cur = await conn.execute(
+        "UPDATE deployments SET status = 'stopped' WHERE id = %s AND status = 'active'", (deployment_id,)
+    )
+    return cur.rowcount > 0

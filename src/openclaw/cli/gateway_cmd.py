@@ -1,0 +1,23 @@
+"""`openclaw gateway`: run the service."""
+
+from __future__ import annotations
+
+import asyncio
+
+import typer
+
+from openclaw.cli.common import state
+from openclaw.db.target import resolve_target
+from openclaw.gateway.config import load_gateway_config
+from openclaw.gateway.server import serve
+
+
+def gateway_command(ctx: typer.Context) -> None:
+    """Run the gateway: HTTP API (HTTP_BIND:HTTP_PORT, default 127.0.0.1:3100), metrics
+    snapshots, the outbox flusher. SIGTERM or Ctrl-C stops it cleanly.
+
+    Configured by $GATEWAY_CONFIG (default /etc/openclaw-gateway/config.json) and
+    $OPENCLAW_HOME/openclaw-manual.json, as openclaw-rs is.
+    """
+    config = load_gateway_config()
+    asyncio.run(serve(resolve_target(state(ctx).database_url), config))

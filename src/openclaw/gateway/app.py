@@ -1,0 +1,331 @@
+"""The gateway's HTTP API, compatible with openclaw-rs (reference §5).
+
+Open: /health, /health/lite, /version, /ping, /ready, /metrics, /metrics/json,
+/metrics/summary. With the gateway token (`Authorization: Bearer ...`, compared in
+constant time): /status, /logs, /logs/{id}, POST /webhook. Numbers are real: session
+counts come from the store, /logs/{id} falls back to Postgres for calls that left memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import os
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from psycopg.rows import class_row
+
+from openclaw import __version__
+from openclaw.agent.loop import TurnTimeoutError
+from openclaw.agent.runtime import AgentRuntime
+from openclaw.db.runtime import LlmCall
+from openclaw.gateway.config import GatewayConfig
+from openclaw.gateway.metrics import Counters, Process, prometheus_text
+from openclaw.llm.router import AllModelsFailedError
+
+PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"
+
+
+@dataclass
+class Gateway:
+    """What the API serves from: configuration, the agent runtime, counters."""
+
+    config: GatewayConfig
+    runtime: AgentRuntime
+    host: str
+    counters: Counters = field(default_factory=Counters)
+    process: Process = field(default_factory=Process)
+    active_turns: int = 0
+    draining: bool = False
+
+    def authorized(self, request: Request) -> bool:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            return False
+        # compare_digest with every token: the time taken says nothing about which matched
+        matches = [hmac.compare_digest(token.encode(), t.encode()) for t in self.config.tokens()]
+        return any(matches)
+
+
+def _uptime(seconds: int) -> str:
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}h{rest // 60}m{rest % 60}s"
+
+
+def _entry(call: LlmCall) -> dict[str, Any]:
+    entry = asdict(call)
+    entry["id"] = str(call.id)
+    entry["timestamp"] = call.created_at.astimezone(UTC).isoformat()
+    del entry["created_at"]
+    return entry
+
+
+def _error(request_id: str, status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"request_id": request_id, "error": message, "error_code": code}, status_code=status)
+
+
+def create_app(gw: Gateway) -> FastAPI:
+    app = FastAPI(
+        title="openclaw gateway", version=__version__, docs_url=None, redoc_url=None, openapi_url=None
+    )
+    runtime: AgentRuntime = gw.runtime
+
+    def unauthorized() -> JSONResponse:
+        if not gw.config.tokens():
+            return JSONResponse(
+                {"error": "no gateway token configured (webhook.token in the gateway config)"},
+                status_code=503,
+            )
+        return JSONResponse({"error": "missing or invalid token"}, status_code=401)
+
+    async def session_totals() -> dict[str, Any]:
+        try:
+            stats = await asyncio.wait_for(runtime.store.stats(), 3)
+        except Exception as exc:  # the store's database may be down: say so, don't fail /health
+            return {"error": type(exc).__name__}
+        return {"total": stats.sessions, "messages": stats.messages, "by_channel": stats.sessions_by_channel}
+
+    def llm_stats() -> dict[str, Any]:
+        stats = runtime.llm_log.stats()
+        return {
+            "total_recorded": stats.total_recorded,
+            "buffered": stats.buffered,
+            "errors": stats.errors,
+            "avg_latency_ms": stats.avg_latency_ms,
+        }
+
+    @app.get("/ping")
+    async def ping() -> PlainTextResponse:
+        return PlainTextResponse("pong")
+
+    @app.get("/health/lite")
+    async def health_lite() -> dict[str, Any]:
+        stats = runtime.llm_log.stats()
+        return {
+            "status": "ok",
+            "version": __version__,
+            "agent": gw.config.agent_name,
+            "pid": os.getpid(),
+            "uptime": _uptime(gw.process.uptime_s),
+            "uptime_seconds": gw.process.uptime_s,
+            "active_tasks": gw.active_turns,
+            "provider_count": len(runtime.config.providers),
+            "llm_calls": stats.total_recorded,
+            "llm_errors": stats.errors,
+        }
+
+    @app.get("/health")
+    async def health() -> dict[str, Any]:
+        rss = gw.process.rss_bytes
+        return {
+            "status": "draining" if gw.draining else "ok",
+            "version": __version__,
+            "agent": gw.config.agent_name,
+            "uptime": _uptime(gw.process.uptime_s),
+            "uptime_seconds": gw.process.uptime_s,
+            "memory_rss": f"{rss / 2**20:.1f} MiB",
+            "memory_rss_bytes": rss,
+            "pid": os.getpid(),
+            "hostname": gw.host,
+            "boot_id": str(gw.process.boot_id),
+            "metrics": gw.counters.as_dict(),
+            "provider_count": len(runtime.config.providers),
+            "fallback_chain": [str(m) for m in runtime.config.fallbacks],
+            "llm_log": llm_stats(),
+            "sessions": await session_totals(),
+            "outbox": {
+                "pending": runtime.spool.pending(),
+                "dead": runtime.spool.dead(),
+                "last_error": runtime.flusher.last_error,
+            },
+        }
+
+    @app.get("/version")
+    async def version() -> dict[str, Any]:
+        boot = datetime.fromtimestamp(gw.process.started_at, UTC).isoformat()
+        return {
+            "version": __version__,
+            "agent": gw.config.agent_name,
+            "built": __version__,
+            "boot_time": boot,
+        }
+
+    @app.get("/ready")
+    async def ready() -> JSONResponse:
+        checks: dict[str, bool] = {
+            "providers": bool(runtime.config.providers),
+            "not_draining": not gw.draining,
+        }
+        try:
+            async with runtime.database.connection(wait_s=2) as conn:
+                await conn.execute("SELECT 1")
+            checks["database"] = True
+        except Exception:
+            checks["database"] = False
+        checks["outbox_not_full"] = runtime.spool.pending() < runtime.spool.max_entries
+        failed = [name for name, ok in checks.items() if not ok]
+        body = {
+            "ready": not failed,
+            "checks_total": len(checks),
+            "checks_passed": len(checks) - len(failed),
+            "failed": failed,
+        }
+        return JSONResponse(body, status_code=200 if not failed else 503)
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(prometheus_text(gw.counters, gw.process, __version__), media_type=PROMETHEUS)
+
+    @app.get("/metrics/json")
+    async def metrics_json() -> dict[str, Any]:
+        c = gw.counters
+        return {
+            **c.as_dict(),
+            "avg_latency_ms": round(c.avg_latency_ms, 1),
+            "error_rate_pct": round(c.error_rate_pct, 2),
+            "process_rss_bytes": gw.process.rss_bytes,
+            "uptime_seconds": gw.process.uptime_s,
+        }
+
+    @app.get("/metrics/summary")
+    async def metrics_summary() -> PlainTextResponse:
+        c, stats = gw.counters, runtime.llm_log.stats()
+        return PlainTextResponse(
+            f"reqs={c.requests} errs={c.errors} err%={c.error_rate_pct:.1f} avg_lat={c.avg_latency_ms:.0f}ms "
+            f"turns={c.agent_turns} tools={c.tool_calls} webhooks={c.webhook_requests} "
+            f"llm={stats.total_recorded} llm_err={stats.errors} up={_uptime(gw.process.uptime_s)}"
+        )
+
+    @app.get("/status", response_model=None)
+    async def status(request: Request) -> JSONResponse | dict[str, Any]:
+        if not gw.authorized(request):
+            return unauthorized()
+        return {
+            "running": not gw.draining,
+            "agent": gw.config.agent_name,
+            "providers": {
+                name: {"api": p.api.value, "base_url": p.base_url, "models": [m.id for m in p.models]}
+                for name, p in runtime.config.providers.items()
+            },
+            "fallback_chain": [str(m) for m in runtime.config.fallbacks],
+            "channels": {
+                "telegram": gw.config.telegram.enabled,
+                "discord": gw.config.discord.enabled,
+                "webhook": bool(gw.config.webhook_token),
+            },
+            "sessions": await session_totals(),
+            "metrics": gw.counters.as_dict(),
+            "active_turns": gw.active_turns,
+            "tools": runtime.agent.tools.names(),
+        }
+
+    @app.get("/logs", response_model=None)
+    async def logs(request: Request, limit: int = 50) -> JSONResponse | dict[str, Any]:
+        if not gw.authorized(request):
+            return unauthorized()
+        limit = max(1, min(limit, 1000))
+        entries = [_entry(c) for c in runtime.llm_log.recent(limit)]
+        return {**llm_stats(), "showing": len(entries), "entries": entries}
+
+    @app.get("/logs/{call_id}", response_model=None)
+    async def log_entry(request: Request, call_id: str) -> JSONResponse | dict[str, Any]:
+        if not gw.authorized(request):
+            return unauthorized()
+        try:
+            wanted = uuid.UUID(call_id)
+        except ValueError:
+            return JSONResponse(
+                {"found": False, "error": f"{call_id!r} is not a log entry id"}, status_code=400
+            )
+        call = runtime.llm_log.get(wanted)
+        if call is None:  # left the ring buffer: Postgres has it (once the outbox shipped it)
+            columns = ", ".join(LlmCall.__dataclass_fields__)
+            try:
+                async with (
+                    runtime.database.connection(wait_s=3) as conn,
+                    conn.cursor(row_factory=class_row(LlmCall)) as cur,
+                ):
+                    await cur.execute(f"SELECT {columns} FROM llm_calls WHERE id = %s", (wanted,))
+                    call = await cur.fetchone()
+            except Exception:
+                return JSONResponse(
+                    {"found": False, "error": "not in memory, and Postgres is unreachable"}, status_code=503
+                )
+        if call is None:
+            return JSONResponse({"found": False, "error": f"no log entry {call_id}"}, status_code=404)
+        return {"found": True, "entry": _entry(call)}
+
+    @app.post("/webhook", response_model=None)
+    async def webhook(request: Request) -> JSONResponse:
+        request_id = str(uuid.uuid4())
+        if not gw.config.webhook_token:
+            return _error(request_id, 503, "WEBHOOK_NOT_CONFIGURED", "the webhook has no token configured")
+        if not gw.authorized(request):
+            return _error(request_id, 401, "INVALID_TOKEN", "missing or invalid token")
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > gw.config.max_body_bytes:
+            return _error(request_id, 413, "PAYLOAD_TOO_LARGE", f"body over {gw.config.max_body_bytes} bytes")
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > gw.config.max_body_bytes:
+                return _error(
+                    request_id, 413, "PAYLOAD_TOO_LARGE", f"body over {gw.config.max_body_bytes} bytes"
+                )
+        try:
+            payload = json.loads(body or b"null")
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return _error(request_id, 400, "INVALID_JSON", "the body is not valid JSON")
+        message = payload.get("message") if isinstance(payload, dict) else None
+        if not isinstance(message, str) or not message.strip():
+            return _error(request_id, 400, "MISSING_MESSAGE", 'the body needs a non-empty "message"')
+        key = payload.get("session_key")
+        if key is not None and (not isinstance(key, str) or not key.strip()):
+            return _error(request_id, 400, "INVALID_SESSION_KEY", '"session_key" must be a non-empty string')
+        if gw.draining:
+            return _error(request_id, 503, "SHUTTING_DOWN", "the gateway is shutting down")
+        if gw.active_turns >= gw.config.sandbox.max_concurrent:
+            gw.counters.concurrency_rejected += 1
+            return _error(request_id, 503, "BUSY", "too many turns running; try again shortly")
+        gw.counters.webhook_requests += 1
+        session_key = key or f"webhook:{gw.config.agent_name}:{uuid.uuid4()}"
+        started = time.perf_counter()
+        gw.active_turns += 1
+        try:
+            result = await runtime.agent.turn(session_key, message, model=gw.config.model)
+        except TurnTimeoutError as exc:
+            gw.counters.agent_timeouts += 1
+            return _error(request_id, 500, "AGENT_TURN_FAILED", str(exc))
+        except AllModelsFailedError as exc:
+            return _error(request_id, 500, "AGENT_TURN_FAILED", str(exc))
+        except asyncio.CancelledError:
+            gw.counters.tasks_cancelled += 1
+            raise
+        finally:
+            gw.active_turns -= 1
+        elapsed_ms = round((time.perf_counter() - started) * 1000)
+        gw.counters.agent_turns += 1
+        gw.counters.tool_calls += result.tool_calls
+        gw.counters.completed_requests += 1
+        gw.counters.total_latency_ms += elapsed_ms
+        return JSONResponse(
+            {
+                "request_id": request_id,
+                "reply": result.reply,
+                "session_key": session_key,
+                "model": str(result.model),
+                "tool_calls": result.tool_calls,
+                "rounds": result.rounds,
+                "elapsed_ms": elapsed_ms,
+            }
+        )
+
+    return app

@@ -1,0 +1,115 @@
+"""`openclaw gateway`: the long-running service.
+
+On start: connect (embedded or DATABASE_URL) without waiting for Postgres, migrate when
+it answers, record this process's deployment row, start the outbox flusher and the
+metrics snapshot loop, serve the HTTP API. On SIGTERM or SIGINT: stop taking requests,
+let running turns finish within a bound, take a last metrics snapshot, flush the outbox,
+mark the deployment stopped, exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+
+import uvicorn
+
+from openclaw import __version__, hostinfo
+from openclaw.agent.runtime import AgentRuntime, open_runtime
+from openclaw.context.deployments import NewDeployment, log_deployment, mark_stopped
+from openclaw.db.target import DatabaseTarget
+from openclaw.gateway.app import Gateway, create_app
+from openclaw.gateway.config import GatewayConfig, load_gateway_config
+from openclaw.gateway.metrics import snapshot_loop
+from openclaw.home import openclaw_home
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_GRACE_S = 30.0
+
+
+async def _record_deployment(runtime: AgentRuntime, stop: asyncio.Event) -> int | None:
+    """This process's deployment row; retried in the background while Postgres is down."""
+    new = NewDeployment(
+        host=hostinfo.hostname(),
+        component="gateway",
+        version=__version__,
+        binary_path=hostinfo.executable_path(),
+        service_name=hostinfo.systemd_unit(),
+        git_commit=hostinfo.git_head(),
+        pid=os.getpid(),
+    )
+    delay = 2.0
+    while not stop.is_set():
+        try:
+            async with runtime.database.connection(wait_s=5) as conn:
+                return (await log_deployment(conn, new)).id
+        except Exception as exc:
+            log.warning("deployment not recorded yet (%s); retrying", type(exc).__name__)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            delay = min(delay * 2, 60.0)
+    return None
+
+
+async def serve(
+    target: DatabaseTarget, config: GatewayConfig | None = None, sock: socket.socket | None = None
+) -> None:
+    config = config or load_gateway_config()
+    runtime = await open_runtime(target, home=openclaw_home(), agent_name=config.agent_name)
+    gateway = Gateway(config, runtime, hostinfo.hostname())
+    stop = asyncio.Event()
+    runtime.start_flusher()
+    snapshots = asyncio.create_task(
+        snapshot_loop(
+            gateway.counters,
+            gateway.process,
+            runtime.spool,
+            host=gateway.host,
+            version=__version__,
+            interval_s=config.snapshot_interval_s,
+            stop=stop,
+        )
+    )
+    deployment = asyncio.create_task(_record_deployment(runtime, stop))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(gateway),
+            host=config.bind,
+            port=config.port,
+            log_level="warning",
+            lifespan="off",
+            timeout_graceful_shutdown=int(SHUTDOWN_GRACE_S),
+        )
+    )
+    log.warning(
+        "openclaw gateway %s listening on http://%s:%s (agent %s)",
+        __version__,
+        config.bind,
+        config.port,
+        config.agent_name,
+    )
+    # uvicorn catches SIGTERM/SIGINT while it serves and, once stopped, raises the signal
+    # again under the handler that was there before: let that one be a no-op, so that the
+    # shutdown below runs to the end and the process exits 0.
+    previous = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        await server.serve(sockets=[sock] if sock else None)
+    finally:
+        gateway.draining = True
+        stop.set()
+        await snapshots  # writes the last snapshot
+        deployment_id = await deployment
+        if deployment_id is not None:
+            with contextlib.suppress(Exception):
+                async with runtime.database.connection(wait_s=3) as conn:
+                    await mark_stopped(conn, deployment_id)
+        waiting = await runtime.close(drain_timeout_s=10)
+        if waiting:
+            log.warning("%d rows wait in the outbox; the next start ships them", waiting)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

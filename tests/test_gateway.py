@@ -1,0 +1,238 @@
+"""The gateway: its HTTP API in-process, and the service as a real process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+from openclaw.agent.runtime import open_runtime
+from openclaw.db.target import DatabaseTarget, TargetSource
+from openclaw.gateway.app import Gateway, create_app
+from openclaw.gateway.config import load_gateway_config
+from tests.fake_llm import FakeLlm, Step, completion, serve
+
+TOKEN = "hook-secret-token"
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeLlm]:
+    with serve(FakeLlm()) as app:
+        yield app
+
+
+@pytest.fixture
+def configured(
+    isolated_environment: Path, tmp_path: Path, fake: FakeLlm, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    (isolated_environment / "openclaw-manual.json").write_text(
+        json.dumps(
+            {
+                "models": {
+                    "providers": {"fake": {"baseUrl": fake.base_url, "models": ["m1"]}},
+                    "fallbacks": ["fake/m1"],
+                }
+            }
+        )
+    )
+    gateway_config = tmp_path / "gateway.json"
+    gateway_config.write_text(
+        json.dumps(
+            {
+                "agent": {"name": "main", "sandbox": {"max_concurrent": 2}},
+                "webhook": {"token": TOKEN},
+                "llm_log": {"capacity": 2},
+                "metrics": {"snapshot_interval_secs": 0.2},
+            }
+        )
+    )
+    monkeypatch.setenv("GATEWAY_CONFIG", str(gateway_config))
+    monkeypatch.setenv("OPENCLAW_SESSIONS_BACKEND", "postgres")
+    return gateway_config
+
+
+@pytest.fixture
+async def api(
+    configured: Path, db_url: str, isolated_environment: Path
+) -> AsyncIterator[tuple[httpx.AsyncClient, Gateway]]:
+    runtime = await open_runtime(DatabaseTarget(TargetSource.OPTION, url=db_url), home=isolated_environment)
+    gateway = Gateway(load_gateway_config(), runtime, "testhost")
+    transport = httpx.ASGITransport(app=create_app(gateway))
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+        yield client, gateway
+    await runtime.close()
+
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+async def test_open_endpoints(api: tuple[httpx.AsyncClient, Gateway]) -> None:
+    client, _ = api
+    assert (await client.get("/ping")).text == "pong"
+    lite = (await client.get("/health/lite")).json()
+    assert set(lite) == {
+        "status",
+        "version",
+        "agent",
+        "pid",
+        "uptime",
+        "uptime_seconds",
+        "active_tasks",
+        "provider_count",
+        "llm_calls",
+        "llm_errors",
+    }
+    health = (await client.get("/health")).json()
+    assert health["fallback_chain"] == ["fake/m1"] and health["sessions"]["total"] == 0
+    assert health["hostname"] == "testhost" and "webhook_requests" in health["metrics"]
+    assert set((await client.get("/version")).json()) == {"version", "agent", "built", "boot_time"}
+    ready = await client.get("/ready")
+    assert ready.status_code == 200 and ready.json()["failed"] == []
+    metrics = (await client.get("/metrics")).text
+    assert 'openclaw_gateway_requests_total{channel="telegram"} 0.0' in metrics
+    assert 'openclaw_gateway_info{version="' in metrics
+    assert (await client.get("/metrics/json")).json()["completed_requests"] == 0
+    assert (await client.get("/metrics/summary")).text.startswith("reqs=0 errs=0 err%=0.0 avg_lat=0ms")
+
+
+@pytest.mark.parametrize("path", ["/logs", "/status", "/logs/00000000-0000-0000-0000-000000000000"])
+async def test_protected_endpoints_need_the_token(api: tuple[httpx.AsyncClient, Gateway], path: str) -> None:
+    client, _ = api
+    assert (await client.get(path)).status_code == 401
+    assert (await client.get(path, headers={"Authorization": "Bearer wrong"})).status_code == 401
+    assert (await client.get(path, headers={"Authorization": TOKEN})).status_code == 401  # no scheme
+    assert (await client.get(path, headers=AUTH)).status_code in (200, 404)
+
+
+async def test_webhook_contract_and_counters(api: tuple[httpx.AsyncClient, Gateway], fake: FakeLlm) -> None:
+    client, gateway = api
+    fake.then(Step(body=completion("Hello from the webhook")))
+    reply = await client.post(
+        "/webhook", json={"message": "hi", "session_key": "webhook:main:t1"}, headers=AUTH
+    )
+    body = reply.json()
+    assert reply.status_code == 200 and body["reply"] == "Hello from the webhook"
+    assert body["session_key"] == "webhook:main:t1" and body["model"] == "fake/m1" and body["rounds"] == 1
+    assert set(body) == {"request_id", "reply", "session_key", "model", "tool_calls", "rounds", "elapsed_ms"}
+    counters = gateway.counters
+    assert (counters.webhook_requests, counters.agent_turns, counters.completed_requests) == (1, 1, 1)
+    status = (await client.get("/status", headers=AUTH)).json()
+    assert status["sessions"]["total"] == 1 and status["channels"]["webhook"] is True
+    assert "exec" in status["tools"]
+    cases = [
+        (
+            {"content": b"{not json", "headers": {**AUTH, "content-type": "application/json"}},
+            400,
+            "INVALID_JSON",
+        ),
+        ({"json": {"text": "no message"}, "headers": AUTH}, 400, "MISSING_MESSAGE"),
+        ({"json": {"message": "   "}, "headers": AUTH}, 400, "MISSING_MESSAGE"),
+        ({"json": {"message": "hi", "session_key": 5}, "headers": AUTH}, 400, "INVALID_SESSION_KEY"),
+        ({"json": {"message": "hi"}}, 401, "INVALID_TOKEN"),
+        ({"content": b"x" * 1_000_001, "headers": AUTH}, 413, "PAYLOAD_TOO_LARGE"),
+    ]
+    for kwargs, code, error_code in cases:
+        response = await client.post("/webhook", **kwargs)  # type: ignore[arg-type]
+        assert response.status_code == code and response.json()["error_code"] == error_code
+    fake.then(Step(400, {"error": "bad"}))
+    failed = await client.post("/webhook", json={"message": "hi"}, headers=AUTH)
+    assert failed.status_code == 500 and failed.json()["error_code"] == "AGENT_TURN_FAILED"
+
+
+async def test_webhook_without_token_configured(
+    configured: Path, db_url: str, isolated_environment: Path
+) -> None:
+    configured.write_text(json.dumps({"agent": {"name": "main"}}))  # noqa: ASYNC240 - test set-up
+    runtime = await open_runtime(DatabaseTarget(TargetSource.OPTION, url=db_url), home=isolated_environment)
+    app = create_app(Gateway(load_gateway_config(), runtime, "h"))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://g") as client:
+        response = await client.post("/webhook", json={"message": "hi"}, headers=AUTH)
+        assert response.status_code == 503 and response.json()["error_code"] == "WEBHOOK_NOT_CONFIGURED"
+        assert (await client.get("/logs", headers=AUTH)).status_code == 503
+    await runtime.close()
+
+
+async def test_logs_fall_back_to_postgres(api: tuple[httpx.AsyncClient, Gateway], fake: FakeLlm) -> None:
+    client, gateway = api
+    for i in range(3):
+        fake.then(Step(body=completion(f"answer {i}")))
+        assert (await client.post("/webhook", json={"message": f"q{i}"}, headers=AUTH)).status_code == 200
+    listed = (await client.get("/logs?limit=10", headers=AUTH)).json()
+    assert listed["total_recorded"] == 3 and listed["buffered"] == 2 and listed["showing"] == 2
+    assert listed["entries"][0]["response_content"] == "answer 2"  # newest first
+    assert await gateway.runtime.flusher.drain(timeout_s=30)
+    oldest = [c for c in gateway.runtime.llm_log.recent()]  # the first call left the ring buffer
+    async with gateway.runtime.database.connection() as conn:
+        row = await (
+            await conn.execute("SELECT id FROM llm_calls WHERE response_content = 'answer 0'")
+        ).fetchone()
+    assert row is not None and all(c.id != row[0] for c in oldest)
+    found = await client.get(f"/logs/{row[0]}", headers=AUTH)
+    assert found.status_code == 200 and found.json()["entry"]["response_content"] == "answer 0"
+    missing = await client.get("/logs/00000000-0000-0000-0000-000000000000", headers=AUTH)
+    assert missing.status_code == 404 and missing.json()["found"] is False
+    assert (await client.get("/logs/not-a-uuid", headers=AUTH)).status_code == 400
+
+
+def free_socket() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_gateway_process_serves_and_stops_cleanly(
+    configured: Path, db_url: str, isolated_environment: Path, fake: FakeLlm
+) -> None:
+    port = free_socket()
+    env = {
+        **os.environ,
+        "OPENCLAW_HOME": str(isolated_environment),
+        "DATABASE_URL": db_url,
+        "HTTP_PORT": str(port),
+        "GATEWAY_CONFIG": str(configured),
+        "OPENCLAW_SESSIONS_BACKEND": "postgres",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "openclaw", "gateway"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                if httpx.get(f"{base}/ping").text == "pong":
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        fake.then(Step(body=completion("served")))
+        reply = httpx.post(f"{base}/webhook", json={"message": "hi"}, headers=AUTH, timeout=30)
+        assert reply.json()["reply"] == "served"
+        time.sleep(0.5)  # a snapshot or two
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    with psycopg.connect(db_url) as conn:
+        snapshots = conn.execute(
+            "SELECT webhook_requests, completed_requests FROM metrics_snapshots ORDER BY snapshot_at"
+        ).fetchall()
+        deployment = conn.execute("SELECT component, status, pid FROM deployments").fetchall()
+        calls = conn.execute("SELECT count(*) FROM llm_calls").fetchone()
+        messages = conn.execute("SELECT count(*) FROM messages").fetchone()
+    assert snapshots and snapshots[-1] == (1, 1)  # the last snapshot, taken at shutdown
+    assert deployment == [("gateway", "stopped", proc.pid)]
+    assert calls == (1,) and messages == (2,)
