@@ -171,3 +171,32 @@ async def test_phase5_metrics_queries_through_the_interval_view(
         GROUP BY hour ORDER BY hour;""",
     )
     assert trend and all(round(float(r[1]), 6) == 10.0 for r in trend)
+
+
+def test_metrics_command_sums_increases_across_restarts(cli: Cli, db_url: str) -> None:
+    start = datetime.now(UTC) - timedelta(hours=2)
+    rows = []
+    for boot in (uuid.uuid4(), uuid.uuid4()):  # a restart in between: counters start again from 0
+        for minute in range(1, 31):
+            rows.append(
+                (
+                    boot,
+                    start + timedelta(minutes=minute + (30 if rows else 0)),
+                    60 * minute,
+                    10 * minute,
+                    minute,
+                )
+            )
+    with psycopg.connect(db_url) as conn:
+        conn.cursor().executemany(
+            "INSERT INTO metrics_snapshots (host, boot_id, snapshot_at, uptime_seconds, completed_requests,"
+            " telegram_requests) VALUES ('nixos', %s, %s, %s, %s, %s)",
+            rows,
+        )
+    result = json.loads(cli("metrics", "--since", "7d", "--json").stdout)
+    assert [(r["host"], r["completed"], r["requests"], r["restarts_seen"]) for r in result] == [
+        ("nixos", 600, 60, 2)
+    ]
+    assert "nixos" in cli("metrics").stdout
+    assert cli("metrics", "--since", "1m").stdout.startswith("no metrics snapshots")
+    assert cli("metrics", "--since", "soon").exit_code == 2

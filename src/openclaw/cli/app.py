@@ -18,6 +18,7 @@ from openclaw.cli import (
     deploy_cmd,
     gateway_cmd,
     issues_cmd,
+    metrics_cmd,
     sessions_cmd,
     task_cmd,
 )
@@ -73,6 +74,7 @@ app.command("migrate-sessions")(sessions_cmd.migrate_sessions_command)
 app.command("agent")(agent_cmd.agent_command)
 app.command("chat")(agent_cmd.chat_command)
 app.command("gateway")(gateway_cmd.gateway_command)
+app.command("metrics")(metrics_cmd.metrics_command)
 app.add_typer(agent_cmd.models_app, name="models")
 app.add_typer(agent_cmd.logs_app, name="logs")
 

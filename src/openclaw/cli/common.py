@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from decimal import Decimal
 from enum import Enum
 from typing import Any, TypeVar
 
@@ -93,6 +94,8 @@ def to_jsonable(value: Any) -> Any:
         return value.value
     if isinstance(value, uuid.UUID):
         return str(value)
+    if isinstance(value, Decimal):  # numeric from Postgres: an int when whole, else a float
+        return int(value) if value == value.to_integral_value() else float(value)
     return value
 
 
