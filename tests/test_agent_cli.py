@@ -128,3 +128,19 @@ def test_chat_in_a_real_process(isolated_environment: Path, db_url: str, fake: F
     assert "Hi! How can I help?" in result.stdout and "You said hello first." in result.stdout
     second = fake.requests[1]["messages"]
     assert [m["role"] for m in second] == ["system", "user", "assistant", "user"]  # one session, replayed
+
+
+def test_postgres_backend_answers_while_postgres_is_down(
+    capsys: pytest.CaptureFixture[str], db_url: str, fake: FakeLlm, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENCLAW_SESSIONS_BACKEND", "postgres")
+    down = Cli(capsys, "postgresql://openclaw@127.0.0.1:1/openclaw")
+    fake.then(Step(sse=answer("answered anyway")))
+    result = down("agent", "-m", "hello", "--session", "agent:main:cli:outage")
+    assert result.exit_code == 0, result.stderr
+    assert "answered anyway" in result.stdout and "wait in the outbox" in result.stderr
+    up = Cli(capsys, db_url)
+    fake.then(Step(sse=answer("and remembered")))
+    assert up("agent", "-m", "again", "--session", "agent:main:cli:outage").exit_code == 0
+    shown = json.loads(up("sessions", "show", "agent:main:cli:outage", "--from", "postgres", "--json").stdout)
+    assert [m["content"] for m in shown] == ["hello", "answered anyway", "again", "and remembered"]

@@ -185,3 +185,51 @@ async def test_dual_mode_converges_after_postgres_was_down(db_url: str, isolated
         await mirror_db.close()
         await store.close()
         spool.close()
+
+
+async def test_postgres_sessions_ride_out_an_outage(db_url: str, isolated_environment: Path) -> None:
+    """DESIGN.md §5: in postgres mode with Postgres down, writes go to the outbox, the history
+    comes from memory, and everything lands once when Postgres is back."""
+    params = conninfo_to_dict(db_url)
+    proxy = TcpProxy(str(params.get("host") or "127.0.0.1"), int(params.get("port") or 5432))
+    await proxy.start()
+    proxied = make_conninfo(db_url, host="127.0.0.1", port=proxy.port)
+    database = await Database.open(
+        DatabaseTarget(TargetSource.OPTION, url=proxied), wait=False, pool_wait_s=1
+    )
+    spool = Spool(isolated_environment / "outbox" / "spool.db")
+    store = PostgresSessionStore(database, "main", spool)
+    key = "tg:main:7:7"
+    try:
+        await store.create_session(key, "main", "kimi-k2")
+        await store.append_message(key, Message(Role.USER, content="before", timestamp=at(0)))
+        await store.add_tokens(key, 10)
+        proxy.cut()
+        await store.append_messages(
+            key, [Message(Role.ASSISTANT, content=f"during {i}", timestamp=at(i + 1)) for i in range(3)]
+        )
+        await store.add_tokens(key, 32)
+        await store.create_session("tg:main:8:8", "main", "kimi-k2")  # a new chat during the outage
+        await store.append_message("tg:main:8:8", Message(Role.USER, content="new chat", timestamp=at(9)))
+        history = await store.load_llm_messages(key)
+        assert [m.content for m in history] == ["before", "during 0", "during 1", "during 2"]
+        assert spool.pending() == 4  # the appends, the tokens, the new session
+        proxy.restore()
+        flusher = Flusher(spool, database, HANDLERS, connect_timeout_s=2)
+        for _ in range(100):
+            if await flusher.drain(timeout_s=5):
+                break
+        assert spool.pending() == 0 and spool.dead() == 0
+        assert [m.content for m in await store.load_messages(key)] == [
+            "before",
+            "during 0",
+            "during 1",
+            "during 2",
+        ]
+        info = await store.get_session(key)
+        assert info is not None and info.total_tokens == 42 and info.model == "kimi-k2"
+        assert [m.content for m in await store.load_messages("tg:main:8:8")] == ["new chat"]
+    finally:
+        await proxy.stop()
+        await database.close()
+        spool.close()

@@ -97,7 +97,7 @@ async def open_runtime(
 ) -> AgentRuntime:
     config = load_llm_config(config_path)
     sandbox = sandbox_from(gateway_section("agent").get("sandbox") or {})
-    database = await Database.open(target, wait=False, application_name="openclaw-agent", pool_wait_s=10)
+    database = await Database.open(target, wait=False, application_name="openclaw-agent", pool_wait_s=3)
     ready = await _ensure_schema(database)
     spool = Spool(spool_path(home))
     llm_log = LlmLog(

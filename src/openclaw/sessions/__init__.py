@@ -38,7 +38,7 @@ def open_store(
     if backend is Backend.POSTGRES:
         if database is None:
             raise ValueError("the postgres backend needs a database")
-        return PostgresSessionStore(database, agent)
+        return PostgresSessionStore(database, agent, spool)
     if spool is None:
         raise ValueError("the dual backend needs the outbox spool")
     return DualSessionStore(SqliteSessionStore(sessions_db_path(home, agent), agent), spool)

@@ -28,6 +28,27 @@ CREATE = "session.create"
 MESSAGES = "session.messages"
 TOKENS = "session.tokens"
 DELETE = "session.delete"
+TOKENS_ADD = "session.tokens_add"  # Postgres mode during an outage: the total is not known here
+
+
+def messages_entry(key: str, agent: str, messages: Sequence[Message], uids: Sequence[str]) -> dict[str, Any]:
+    return {
+        "key": key,
+        "agent": agent,
+        "messages": [
+            {
+                "uid": uid,
+                "role": m.role.value,
+                "content": m.content,
+                "reasoning_content": m.reasoning_content,
+                "tool_calls_json": m.tool_calls_json(),
+                "tool_call_id": m.tool_call_id,
+                "ms": to_ms(m.timestamp),
+            }
+            for uid, m in zip(uids, messages, strict=True)
+        ],
+    }
+
 
 log = logging.getLogger(__name__)
 
@@ -69,25 +90,8 @@ class DualSessionStore(SessionStore):
     async def append_messages(self, session_key: str, messages: Sequence[Message]) -> None:
         ids = await self.sqlite.append_returning_ids(session_key, messages)
         if ids:
-            self._mirror(
-                MESSAGES,
-                {
-                    "key": session_key,
-                    "agent": self.agent,
-                    "messages": [
-                        {
-                            "uid": sqlite_message_uid(self.agent, rowid),
-                            "role": m.role.value,
-                            "content": m.content,
-                            "reasoning_content": m.reasoning_content,
-                            "tool_calls_json": m.tool_calls_json(),
-                            "tool_call_id": m.tool_call_id,
-                            "ms": to_ms(m.timestamp),
-                        }
-                        for rowid, m in zip(ids, messages, strict=True)
-                    ],
-                },
-            )
+            uids = [sqlite_message_uid(self.agent, rowid) for rowid in ids]
+            self._mirror(MESSAGES, messages_entry(session_key, self.agent, messages, uids))
 
     async def add_tokens(self, session_key: str, tokens: int) -> None:
         total = await self.sqlite.add_tokens_returning_total(session_key, tokens)
@@ -131,16 +135,18 @@ class DualSessionStore(SessionStore):
 
 
 async def _apply_create(conn: AsyncConnection, payloads: list[dict[str, Any]]) -> None:
-    await upsert_sessions(
-        conn,
-        [
+    # From the dual store, the SQLite row is the truth (authoritative); from the Postgres
+    # store during an outage, the session may exist already and keeps its creation time.
+    for authoritative in (True, False):
+        rows = [
             SessionRow(
                 p["key"], p["agent"], from_ms(p["created_ms"]), from_ms(p["updated_ms"]), model=p["model"]
             )
             for p in payloads
-        ],
-        authoritative=True,
-    )
+            if p.get("authoritative", True) is authoritative
+        ]
+        if rows:
+            await upsert_sessions(conn, rows, authoritative=authoritative)
 
 
 async def _apply_messages(conn: AsyncConnection, payloads: list[dict[str, Any]]) -> None:
@@ -175,6 +181,14 @@ async def _apply_tokens(conn: AsyncConnection, payloads: list[dict[str, Any]]) -
     )
 
 
+async def _apply_tokens_add(conn: AsyncConnection, payloads: list[dict[str, Any]]) -> None:
+    for p in payloads:
+        await conn.execute(
+            "UPDATE sessions SET total_tokens = total_tokens + %s WHERE session_key = %s",
+            (p["add"], p["key"]),
+        )
+
+
 async def _apply_delete(conn: AsyncConnection, payloads: list[dict[str, Any]]) -> None:
     keys = [k for p in payloads for k in p["keys"]]
     await conn.execute("DELETE FROM sessions WHERE session_key = ANY(%s)", (keys,))
@@ -184,5 +198,6 @@ HANDLERS: dict[str, Handler] = {
     CREATE: _apply_create,
     MESSAGES: _apply_messages,
     TOKENS: _apply_tokens,
+    TOKENS_ADD: _apply_tokens_add,
     DELETE: _apply_delete,
 }

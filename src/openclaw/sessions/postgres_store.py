@@ -2,19 +2,36 @@
 
 from __future__ import annotations
 
+import logging
+import time
 import uuid
+from collections import OrderedDict, deque
 from collections.abc import Sequence
-from datetime import timedelta
+from contextlib import AbstractAsyncContextManager
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from psycopg import AsyncConnection
 from psycopg.rows import class_row
+from psycopg_pool import PoolTimeout
 
 from openclaw.chat import Message, Role, parse_tool_calls
 from openclaw.db.database import Database
 from openclaw.db.sanitize import pg_json_text, pg_text
+from openclaw.errors import DatabaseError
+from openclaw.outbox import Spool
+from openclaw.outbox.flusher import UNAVAILABLE
+from openclaw.sessions.history import MAX_MESSAGES
 from openclaw.sessions.keys import like_prefix, parse_key
+from openclaw.sessions.mirror import CREATE, MESSAGES, TOKENS_ADD, messages_entry
 from openclaw.sessions.models import SessionInfo, SessionStats
+from openclaw.sessions.sqlite_store import to_ms
 from openclaw.sessions.store import SessionStore
+
+log = logging.getLogger(__name__)
+
+REMEMBERED_SESSIONS = 1000
+RETRY_AFTER_S = 5.0
 
 _SESSION_SELECT = """
     SELECT s.session_key, s.agent_name, s.model, s.channel, s.user_id, s.created_at, s.updated_at,
@@ -58,21 +75,78 @@ def _message(row: Sequence[Any]) -> Message:
 
 
 class PostgresSessionStore(SessionStore):
-    def __init__(self, database: Database, agent: str) -> None:
+    """Sessions in Postgres. Given the outbox spool, it also rides out an outage (DESIGN.md
+    §5): writes go to the spool (with the same uids, so nothing lands twice), and the
+    history of the sessions this process talked in comes from memory until the spool has
+    shipped them."""
+
+    def __init__(self, database: Database, agent: str, spool: Spool | None = None) -> None:
         self.database = database
         self.agent = agent  # for sessions a message arrives in before create_session
+        self.spool = spool
+        self._recent: OrderedDict[str, deque[Message]] = OrderedDict()  # the last messages, per session
+        self._spooled: set[str] = set()  # sessions with writes waiting in the outbox
+        self._down_until = 0.0  # after a failure, skip Postgres for a moment instead of waiting each time
+
+    def _connection(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        if self.spool is not None and time.monotonic() < self._down_until:
+            raise PoolTimeout("Postgres was unreachable a moment ago")
+        return self.database.connection()
+
+    def _remember(self, key: str, messages: Sequence[Message], *, replace: bool = False) -> None:
+        window = self._recent.pop(key, None)
+        if window is None or replace:
+            window = deque(maxlen=MAX_MESSAGES)
+        window.extend(messages)
+        self._recent[key] = window
+        while len(self._recent) > REMEMBERED_SESSIONS:
+            self._recent.popitem(last=False)
+
+    def _fallback(self, kind: str, payload: dict[str, Any], key: str, exc: BaseException) -> None:
+        if self.spool is None:
+            raise exc
+        if not self.spool.append(kind, payload):
+            raise DatabaseError("Postgres is unreachable and the outbox is full: this message was not stored")
+        self._spooled.add(key)
+        self._down_until = time.monotonic() + RETRY_AFTER_S
+        log.warning(
+            "Postgres unreachable (%s): session %s writes wait in the outbox", type(exc).__name__, key
+        )
 
     async def create_session(self, session_key: str, agent: str, model: str = "") -> None:
         info = parse_key(session_key)
-        async with self.database.connection() as conn:
-            await conn.execute(
-                """INSERT INTO sessions (session_key, agent_name, model, channel, user_id)
-                   VALUES (%s, %s, %s, %s, %s) ON CONFLICT (session_key) DO NOTHING""",
-                (session_key, agent, model, info.channel, info.user_id),
+        try:
+            async with self._connection() as conn:
+                await conn.execute(
+                    """INSERT INTO sessions (session_key, agent_name, model, channel, user_id)
+                       VALUES (%s, %s, %s, %s, %s) ON CONFLICT (session_key) DO NOTHING""",
+                    (session_key, agent, model, info.channel, info.user_id),
+                )
+        except UNAVAILABLE as exc:
+            now = to_ms(datetime.now(UTC))
+            self._fallback(
+                CREATE,
+                {
+                    "key": session_key,
+                    "agent": agent,
+                    "model": model,
+                    "created_ms": now,
+                    "updated_ms": now,
+                    "authoritative": False,
+                },
+                session_key,
+                exc,
             )
 
     async def append_messages(self, session_key: str, messages: Sequence[Message]) -> None:
-        await self.append_with_uids(session_key, messages, [uuid.uuid4() for _ in messages])
+        uids = [uuid.uuid4() for _ in messages]
+        try:
+            await self.append_with_uids(session_key, messages, uids)
+        except UNAVAILABLE as exc:
+            agent = parse_key(session_key).agent or self.agent
+            entry = messages_entry(session_key, agent, messages, [str(u) for u in uids])
+            self._fallback(MESSAGES, entry, session_key, exc)
+        self._remember(session_key, messages)
 
     async def append_with_uids(
         self, session_key: str, messages: Sequence[Message], uids: Sequence[uuid.UUID]
@@ -81,7 +155,7 @@ class PostgresSessionStore(SessionStore):
         if not messages:
             return
         info = parse_key(session_key)
-        async with self.database.connection() as conn:
+        async with self._connection() as conn:
             await conn.execute(
                 _APPEND,
                 {
@@ -102,21 +176,41 @@ class PostgresSessionStore(SessionStore):
             )
 
     async def add_tokens(self, session_key: str, tokens: int) -> None:
-        async with self.database.connection() as conn:
-            await conn.execute(
-                "UPDATE sessions SET total_tokens = total_tokens + %s WHERE session_key = %s",
-                (tokens, session_key),
-            )
+        try:
+            async with self._connection() as conn:
+                await conn.execute(
+                    "UPDATE sessions SET total_tokens = total_tokens + %s WHERE session_key = %s",
+                    (tokens, session_key),
+                )
+        except UNAVAILABLE as exc:
+            self._fallback(TOKENS_ADD, {"key": session_key, "add": tokens}, session_key, exc)
+
+    def _from_memory(self, session_key: str) -> bool:
+        """Whether Postgres lacks writes of this session that wait in the outbox."""
+        if self._spooled and self.spool is not None and self.spool.pending() == 0:
+            self._spooled.clear()  # all shipped: Postgres is complete again
+        return session_key in self._spooled
+
+    async def load_recent_messages(self, session_key: str, limit: int) -> list[Message]:
+        if not self._from_memory(session_key):
+            try:
+                async with self._connection() as conn:
+                    cur = await conn.execute(
+                        _MESSAGE_SELECT + " ORDER BY m.id DESC LIMIT %s", (session_key, limit)
+                    )
+                    messages = [_message(row) for row in reversed(await cur.fetchall())]
+                self._remember(session_key, messages, replace=True)
+                return messages
+            except UNAVAILABLE:
+                if self.spool is None:
+                    raise
+                self._down_until = time.monotonic() + RETRY_AFTER_S
+        return list(self._recent.get(session_key, ()))[-limit:]
 
     async def load_messages(self, session_key: str) -> list[Message]:
         async with self.database.connection() as conn:
             cur = await conn.execute(_MESSAGE_SELECT + " ORDER BY m.id", (session_key,))
             return [_message(row) for row in await cur.fetchall()]
-
-    async def load_recent_messages(self, session_key: str, limit: int) -> list[Message]:
-        async with self.database.connection() as conn:
-            cur = await conn.execute(_MESSAGE_SELECT + " ORDER BY m.id DESC LIMIT %s", (session_key, limit))
-            return [_message(row) for row in reversed(await cur.fetchall())]
 
     async def _sessions(self, where: str, params: Sequence[Any]) -> list[SessionInfo]:
         async with self.database.connection() as conn, conn.cursor(row_factory=class_row(SessionInfo)) as cur:
