@@ -1,0 +1,1 @@
+"""Cron jobs from `$OPENCLAW_HOME/cron/jobs.json`, run by the gateway."""
