@@ -14,6 +14,7 @@ from openclaw.cli import (
     agent_cmd,
     config_cmd,
     context_cmd,
+    cron_cmd,
     db_cmd,
     deploy_cmd,
     gateway_cmd,
@@ -77,6 +78,7 @@ app.command("gateway")(gateway_cmd.gateway_command)
 app.command("metrics")(metrics_cmd.metrics_command)
 app.add_typer(agent_cmd.models_app, name="models")
 app.add_typer(agent_cmd.logs_app, name="logs")
+app.add_typer(cron_cmd.app, name="cron")
 
 
 def _error(message: str) -> None:

@@ -21,9 +21,12 @@ import uvicorn
 from openclaw import __version__, hostinfo
 from openclaw.agent.runtime import AgentRuntime, open_runtime
 from openclaw.context.deployments import NewDeployment, log_deployment, mark_stopped
+from openclaw.cron.jobs import jobs_path
+from openclaw.cron.runner import CronRunner
 from openclaw.db.target import DatabaseTarget
 from openclaw.gateway.app import Gateway, create_app
 from openclaw.gateway.config import GatewayConfig, load_gateway_config
+from openclaw.gateway.delivery import telegram_delivery
 from openclaw.gateway.metrics import snapshot_loop
 from openclaw.home import openclaw_home
 
@@ -76,6 +79,15 @@ async def serve(
         )
     )
     deployment = asyncio.create_task(_record_deployment(runtime, stop))
+    cron = CronRunner(
+        jobs_path(openclaw_home()),
+        runtime.agent,
+        runtime.spool,
+        runtime.database,
+        host=gateway.host,
+        deliver=telegram_delivery(config.telegram, runtime.client),
+    )
+    cron_loop = asyncio.create_task(cron.loop(stop))
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(gateway),
@@ -102,6 +114,9 @@ async def serve(
     finally:
         gateway.draining = True
         stop.set()
+        cron_loop.cancel()  # a run cut short is recorded as cancelled
+        with contextlib.suppress(asyncio.CancelledError):
+            await cron_loop
         await snapshots  # writes the last snapshot
         deployment_id = await deployment
         if deployment_id is not None:
