@@ -1,0 +1,245 @@
+"""What Telegram and Discord share: who may talk, how often, how many at once, sessions,
+commands, and answers streamed by editing one message (reference §8).
+
+A transport adapter (python-telegram-bot, discord.py) turns its updates into `Incoming`
+and gives a `Replier` that can send and edit; everything else happens here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from openclaw.agent.loop import TurnTimeoutError
+from openclaw.gateway.app import Gateway
+from openclaw.gateway.config import ChannelConfig
+from openclaw.llm.router import AllModelsFailedError
+
+EDIT_INTERVAL_S = 1.0  # Telegram allows about one edit a second per chat
+HELP = """Commands:
+/new: start a new conversation
+/clear: forget this conversation
+/history [N]: the last N messages (at most 20)
+/cancel or /stop: stop the running answer
+/model: the model in use
+/status: how the gateway is doing
+/sessions: your conversations
+/logs [N]: the last N model calls (at most 20)
+/whoami: your ids
+/ping: pong"""
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    user_id: int
+    chat_id: int | str
+    text: str
+    username: str | None = None
+
+
+class Replier(Protocol):
+    async def send(self, text: str) -> object:
+        """Send a message; return a handle to edit it."""
+        ...
+
+    async def edit(self, handle: object, text: str) -> None: ...
+
+
+class SlidingWindow:
+    """At most `limit` events per `window_s` seconds, per key."""
+
+    def __init__(self, limit: int, window_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit, self.window_s = limit, window_s
+        self.clock = clock
+        self._events: dict[int, deque[float]] = {}
+
+    def allow(self, key: int) -> bool:
+        now = self.clock()
+        events = self._events.setdefault(key, deque())
+        while events and events[0] <= now - self.window_s:
+            events.popleft()
+        if len(events) >= self.limit:
+            return False
+        events.append(now)
+        return True
+
+
+class ChannelCore:
+    def __init__(self, gateway: Gateway, channel: str, prefix: str, config: ChannelConfig) -> None:
+        self.gateway = gateway
+        self.channel = channel  # "telegram" or "discord": the counters' names
+        self.prefix = prefix  # "tg" or "dc": the session keys'
+        self.config = config
+        sandbox = gateway.config.sandbox
+        self.limiter = SlidingWindow(sandbox.rate_limit_messages, sandbox.rate_limit_window_secs)
+        self._running: dict[str, asyncio.Task[None]] = {}  # per chat
+
+    def _count(self, what: str) -> None:
+        name = f"{self.channel}_{what}" if what in ("requests", "errors") else what
+        setattr(self.gateway.counters, name, getattr(self.gateway.counters, name) + 1)
+
+    def base_key(self, msg: Incoming) -> str:
+        return f"{self.prefix}:{self.gateway.config.agent_name}:{msg.user_id}:{msg.chat_id}"
+
+    async def session_key(self, msg: Incoming) -> str:
+        """The chat's current session: the newest one under its key (after /new, a suffixed one)."""
+        latest = await self.gateway.runtime.store.find_latest_session(self.base_key(msg))
+        return latest.session_key if latest else self.base_key(msg)
+
+    async def handle(self, msg: Incoming, reply: Replier) -> None:
+        self._count("requests")
+        if not self.config.allows(msg.user_id):
+            await reply.send("Sorry, you are not on this bot's allowlist.")
+            return
+        text = msg.text.strip()
+        if text.startswith("/"):
+            await self.command(msg, text, reply)
+            return
+        if not self.limiter.allow(msg.user_id):
+            self._count("rate_limited")
+            await reply.send("Slow down a little: too many messages in a short time.")
+            return
+        chat = f"{msg.user_id}:{msg.chat_id}"
+        previous = self._running.get(chat)
+        if previous is not None and not previous.done():
+            previous.cancel()  # a new message replaces the answer in progress
+            self._count("tasks_cancelled")
+            with contextlib.suppress(asyncio.CancelledError):
+                await previous
+        elif self.gateway.active_turns >= self.gateway.config.sandbox.max_concurrent:
+            self._count("concurrency_rejected")
+            await reply.send("I'm busy with other conversations; please try again in a moment.")
+            return
+        task = asyncio.create_task(self._answer(msg, text, reply))
+        self._running[chat] = task
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    async def _answer(self, msg: Incoming, text: str, reply: Replier) -> None:
+        gw = self.gateway
+        started = time.perf_counter()
+        shown = ""
+        handle: object | None = None
+        last_edit = 0.0
+
+        async def on_delta(piece: str) -> None:
+            nonlocal shown, handle, last_edit
+            shown += piece
+            now = time.monotonic()
+            if handle is None:
+                handle = await reply.send(shown)
+                last_edit = now
+            elif now - last_edit >= EDIT_INTERVAL_S:
+                await reply.edit(handle, shown)
+                last_edit = now
+
+        async def on_restart() -> None:
+            nonlocal shown
+            shown = ""  # another model answers from the start; the next edit replaces the text
+
+        gw.active_turns += 1
+        try:
+            result = await gw.runtime.agent.turn(
+                await self.session_key(msg),
+                text,
+                model=gw.config.model,
+                on_delta=on_delta,
+                on_restart=on_restart,
+            )
+        except asyncio.CancelledError:
+            if handle is not None:
+                await reply.edit(handle, (shown + " …(stopped)").strip())
+            raise
+        except TurnTimeoutError:
+            self._count("agent_timeouts")
+            self._count("errors")
+            await reply.send("That took too long and was stopped. Try again, or ask for less.")
+            return
+        except AllModelsFailedError:
+            self._count("errors")
+            await reply.send("Sorry, no model could answer just now. Try again in a moment.")
+            return
+        finally:
+            gw.active_turns -= 1
+        final = result.reply or "(no answer)"
+        if handle is None:
+            await reply.send(final)
+        else:
+            await reply.edit(handle, final)  # the whole answer, whatever the last throttled edit showed
+        c = gw.counters
+        c.agent_turns += 1
+        c.tool_calls += result.tool_calls
+        c.completed_requests += 1
+        c.total_latency_ms += round((time.perf_counter() - started) * 1000)
+
+    async def command(self, msg: Incoming, text: str, reply: Replier) -> None:
+        name, _, argument = text[1:].partition(" ")
+        name = name.split("@", 1)[0].lower()  # /help@botname in groups
+        gw, store = self.gateway, self.gateway.runtime.store
+        if name in ("start", "help"):
+            await reply.send(HELP)
+        elif name == "ping":
+            await reply.send("pong")
+        elif name == "whoami":
+            await reply.send(
+                f"user {msg.user_id}, chat {msg.chat_id}" + (f", @{msg.username}" if msg.username else "")
+            )
+        elif name == "new":
+            key = f"{self.base_key(msg)}:{uuid.uuid4()}"
+            await store.create_session(key, gw.config.agent_name, str(gw.config.model or ""))
+            await reply.send("New conversation started.")
+        elif name == "clear":
+            key = await self.session_key(msg)
+            await store.delete_session(key)
+            await reply.send("This conversation is forgotten.")
+        elif name == "history":
+            count = max(1, min(int(argument) if argument.strip().isdigit() else 10, 20))
+            messages = await store.load_recent_messages(await self.session_key(msg), count)
+            lines = [f"{m.role.value}: {(m.content or '(tool call)')[:200]}" for m in messages]
+            await reply.send("\n".join(lines) or "No messages yet.")
+        elif name in ("cancel", "stop"):
+            task = self._running.get(f"{msg.user_id}:{msg.chat_id}")
+            if task is not None and not task.done():
+                task.cancel()
+                self._count("tasks_cancelled")
+                await reply.send("Stopped.")
+            else:
+                await reply.send("Nothing is running.")
+        elif name == "model":
+            chain = gw.runtime.config.chain(gw.config.model)
+            await reply.send(
+                "Model: "
+                + (str(chain[0]) if chain else "none configured")
+                + (f" (fallbacks: {', '.join(str(m) for m in chain[1:])})" if len(chain) > 1 else "")
+            )
+        elif name == "status":
+            c = gw.counters
+            await reply.send(
+                f"up {gw.process.uptime_s} s, {c.completed_requests} answers, "
+                f"{c.errors} errors, {gw.active_turns} running, avg {c.avg_latency_ms:.0f} ms"
+            )
+        elif name == "sessions":
+            sessions = await store.list_sessions(gw.config.agent_name, 100)
+            mine = [s for s in sessions if s.session_key.startswith(self.base_key(msg))][:10]
+            await reply.send(
+                "\n".join(f"{s.session_key} ({s.message_count} messages)" for s in mine)
+                or "No conversations yet."
+            )
+        elif name == "logs":
+            count = max(1, min(int(argument) if argument.strip().isdigit() else 5, 20))
+            calls = gw.runtime.llm_log.recent(count)
+            await reply.send(
+                "\n".join(
+                    f"{c.model} {c.latency_ms} ms {'error: ' + c.error[:60] if c.error else 'ok'}"
+                    for c in calls
+                )
+                or "No model calls yet."
+            )
+        else:
+            await reply.send(f"Unknown command /{name}. /help lists the commands.")

@@ -1,0 +1,149 @@
+"""The channel core shared by Telegram and Discord: allowlist, rate limit, concurrency,
+cancellation, commands, streamed replies. The agent, the store and the provider are real;
+the transport is a recorder (the Telegram adapter gets a fake Bot API server)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from openclaw.agent.runtime import open_runtime
+from openclaw.db.target import DatabaseTarget, TargetSource
+from openclaw.gateway.app import Gateway
+from openclaw.gateway.channel import ChannelCore, Incoming, SlidingWindow
+from openclaw.gateway.config import ChannelConfig, load_gateway_config
+from tests.fake_llm import FakeLlm, Step, chunk, serve
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.messages: list[str] = []  # what the chat shows, message by message
+
+    async def send(self, text: str) -> object:
+        self.messages.append(text)
+        return len(self.messages) - 1
+
+    async def edit(self, handle: object, text: str) -> None:
+        assert isinstance(handle, int)
+        self.messages[handle] = text
+
+
+def answer(text: str, *, delay_s: float = 0.0) -> Step:
+    return Step(
+        sse=[chunk(text[: len(text) // 2]), chunk(text[len(text) // 2 :]), chunk(finish="stop"), "[DONE]"],
+        delay_s=delay_s,
+    )
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeLlm]:
+    with serve(FakeLlm()) as app:
+        yield app
+
+
+@pytest.fixture
+async def core(fake: FakeLlm, db_url: str, isolated_environment: Path) -> AsyncIterator[ChannelCore]:
+    (isolated_environment / "openclaw-manual.json").write_text(
+        json.dumps(
+            {
+                "models": {
+                    "providers": {"fake": {"baseUrl": fake.base_url, "models": ["m1"]}},
+                    "fallbacks": ["fake/m1"],
+                }
+            }
+        )
+    )
+    runtime = await open_runtime(DatabaseTarget(TargetSource.OPTION, url=db_url), home=isolated_environment)
+    config = load_gateway_config()
+    config = replace(config, sandbox=replace(config.sandbox, rate_limit_messages=3, max_concurrent=1))
+    gateway = Gateway(config, runtime, "h")
+    yield ChannelCore(gateway, "telegram", "tg", ChannelConfig("t0ken", (42, 43)))
+    await runtime.close()
+
+
+async def test_a_message_is_answered_in_its_session(core: ChannelCore, fake: FakeLlm) -> None:
+    fake.then(answer("Hello there, friend!"))
+    chat = Recorder()
+    await core.handle(Incoming(42, 1001, "hi"), chat)
+    assert chat.messages == ["Hello there, friend!"]
+    stored = await core.gateway.runtime.store.load_messages("tg:main:42:1001")
+    assert [m.content for m in stored] == ["hi", "Hello there, friend!"]
+    c = core.gateway.counters
+    assert (c.telegram_requests, c.agent_turns, c.completed_requests, c.telegram_errors) == (1, 1, 1, 0)
+
+
+async def test_allowlist_rate_limit_and_commands(core: ChannelCore, fake: FakeLlm) -> None:
+    stranger = Recorder()
+    await core.handle(Incoming(99, 5, "hello"), stranger)
+    assert "allowlist" in stranger.messages[0] and not fake.requests
+    chat = Recorder()
+    for text in ("/ping", "/whoami", "/model", "/nonsense"):
+        await core.handle(Incoming(42, 1001, text), chat)
+    assert chat.messages[:3] == ["pong", "user 42, chat 1001", "Model: fake/m1"]
+    assert chat.messages[3].startswith("Unknown command /nonsense")
+    fake.then(*(answer(f"answer {i}") for i in range(3)))
+    for i in range(4):
+        await core.handle(Incoming(43, 7, f"question {i}"), chat)
+    assert chat.messages[-1].startswith("Slow down") and core.gateway.counters.rate_limited == 1
+
+
+async def test_new_clear_and_history(core: ChannelCore, fake: FakeLlm) -> None:
+    chat = Recorder()
+    fake.then(answer("first answer"), answer("second answer"))
+    await core.handle(Incoming(42, 1, "first"), chat)
+    await core.handle(Incoming(42, 1, "/new"), chat)
+    await core.handle(Incoming(42, 1, "second"), chat)
+    new_key = await core.session_key(Incoming(42, 1, ""))
+    assert new_key.startswith("tg:main:42:1:") and new_key != "tg:main:42:1"
+    assert [m["role"] for m in fake.requests[1]["messages"]] == ["system", "user"]  # a fresh history
+    await core.handle(Incoming(42, 1, "/history 5"), chat)
+    assert chat.messages[-1] == "user: second\nassistant: second answer"
+    await core.handle(Incoming(42, 1, "/clear"), chat)
+    assert await core.gateway.runtime.store.get_session(new_key) is None
+    await core.handle(Incoming(42, 1, "/sessions"), chat)
+    assert chat.messages[-1].startswith("tg:main:42:1 (2 messages)")
+
+
+async def test_a_new_message_cancels_the_running_answer(core: ChannelCore, fake: FakeLlm) -> None:
+    chat = Recorder()
+    fake.then(answer("a slow answer", delay_s=5), answer("the quick one"))
+    slow = asyncio.create_task(core.handle(Incoming(42, 1, "slow please"), chat))
+    await asyncio.sleep(0.5)
+    await core.handle(Incoming(42, 1, "never mind"), chat)
+    await slow
+    assert chat.messages == ["the quick one"]
+    assert core.gateway.counters.tasks_cancelled == 1
+    stored = await core.gateway.runtime.store.load_messages("tg:main:42:1")
+    assert [m.content for m in stored] == ["slow please", "never mind", "the quick one"]
+
+
+async def test_busy_is_rejected_not_queued(core: ChannelCore, fake: FakeLlm) -> None:
+    first, second = Recorder(), Recorder()
+    fake.then(answer("done", delay_s=1))
+    running = asyncio.create_task(core.handle(Incoming(42, 1, "long job"), first))
+    await asyncio.sleep(0.3)
+    await core.handle(Incoming(43, 2, "me too"), second)
+    assert second.messages[0].startswith("I'm busy") and core.gateway.counters.concurrency_rejected == 1
+    await running
+    assert first.messages == ["done"]
+
+
+async def test_failures_are_told_to_the_user(core: ChannelCore, fake: FakeLlm) -> None:
+    chat = Recorder()
+    fake.then(Step(400, {"error": "bad"}))
+    await core.handle(Incoming(42, 1, "hi"), chat)
+    assert chat.messages == ["Sorry, no model could answer just now. Try again in a moment."]
+    assert core.gateway.counters.telegram_errors == 1
+
+
+def test_sliding_window() -> None:
+    now = [0.0]
+    window = SlidingWindow(2, 10, clock=lambda: now[0])
+    assert window.allow(1) and window.allow(1) and not window.allow(1) and window.allow(2)
+    now[0] = 10.5
+    assert window.allow(1)
