@@ -147,3 +147,55 @@ def test_sliding_window() -> None:
     assert window.allow(1) and window.allow(1) and not window.allow(1) and window.allow(2)
     now[0] = 10.5
     assert window.allow(1)
+
+
+async def test_telegram_against_a_fake_bot_api(
+    fake: FakeLlm, db_url: str, isolated_environment: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from openclaw.gateway.telegram import TelegramChannel
+    from tests.fake_telegram import FakeBotApi
+
+    monkeypatch.setenv("OPENCLAW_SESSIONS_BACKEND", "postgres")
+    (isolated_environment / "openclaw-manual.json").write_text(
+        json.dumps(
+            {
+                "models": {
+                    "providers": {"fake": {"baseUrl": fake.base_url, "models": ["m1"]}},
+                    "fallbacks": ["fake/m1"],
+                }
+            }
+        )
+    )
+    runtime = await open_runtime(DatabaseTarget(TargetSource.OPTION, url=db_url), home=isolated_environment)
+    with serve(FakeBotApi()) as api:  # type: ignore[arg-type]
+        core = ChannelCore(
+            Gateway(load_gateway_config(), runtime, "h"),
+            "telegram",
+            "tg",
+            ChannelConfig("123:fake", (42,), api.base_url),
+        )
+        channel = TelegramChannel(core)
+        await channel.start()
+        try:
+            fake.then(answer("Hi from Telegram!"))
+            api.user_says(42, 1001, "hello bot")
+            api.user_says(42, 1001, "/ping")
+            api.user_says(7, 2002, "let me in")  # not on the allowlist
+            for _ in range(100):
+                if "Hi from Telegram!" in api.texts(1001) and len(api.texts(1001)) == 2 and api.texts(2002):
+                    break
+                await asyncio.sleep(0.1)
+            assert sorted(api.texts(1001)) == ["Hi from Telegram!", "pong"]
+            assert "allowlist" in api.texts(2002)[0]
+        finally:
+            await channel.stop()
+            await runtime.close()
+    assert [m.content for m in await _stored(db_url, "tg:main:42:1001")] == ["hello bot", "Hi from Telegram!"]
+
+
+async def _stored(db_url: str, key: str) -> list[object]:
+    from openclaw.db import Database
+    from openclaw.sessions.postgres_store import PostgresSessionStore
+
+    async with await Database.open(DatabaseTarget(TargetSource.OPTION, url=db_url)) as db:
+        return list(await PostgresSessionStore(db, "main").load_messages(key))

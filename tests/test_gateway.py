@@ -20,7 +20,7 @@ from openclaw.agent.runtime import open_runtime
 from openclaw.db.target import DatabaseTarget, TargetSource
 from openclaw.gateway.app import Gateway, create_app
 from openclaw.gateway.config import load_gateway_config
-from tests.fake_llm import FakeLlm, Step, completion, serve
+from tests.fake_llm import FakeLlm, Step, chunk, completion, serve
 
 TOKEN = "hook-secret-token"
 
@@ -236,3 +236,44 @@ def test_gateway_process_serves_and_stops_cleanly(
     assert snapshots and snapshots[-1] == (1, 1)  # the last snapshot, taken at shutdown
     assert deployment == [("gateway", "stopped", proc.pid)]
     assert calls == (1,) and messages == (2,)
+
+
+def test_gateway_process_serves_telegram(
+    configured: Path, db_url: str, isolated_environment: Path, fake: FakeLlm
+) -> None:
+    from tests.fake_telegram import FakeBotApi
+
+    with serve(FakeBotApi()) as api:  # type: ignore[arg-type]
+        config = json.loads(configured.read_text())
+        config["telegram"] = {"bot_token": "123:fake", "allowed_user_ids": [42], "api_base": api.base_url}
+        configured.write_text(json.dumps(config))
+        port = free_socket()
+        env = {
+            **os.environ,
+            "OPENCLAW_HOME": str(isolated_environment),
+            "DATABASE_URL": db_url,
+            "HTTP_PORT": str(port),
+            "GATEWAY_CONFIG": str(configured),
+            "OPENCLAW_SESSIONS_BACKEND": "postgres",
+        }
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "openclaw", "gateway"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            fake.then(Step(sse=[chunk("Hello from "), chunk("the gateway"), chunk(finish="stop"), "[DONE]"]))
+            api.user_says(42, 500, "hi")
+            for _ in range(150):
+                if "Hello from the gateway" in api.texts(500):
+                    break
+                time.sleep(0.1)
+            assert api.texts(500) == ["Hello from the gateway"]
+            metrics = httpx.get(f"http://127.0.0.1:{port}/metrics/json").json()
+            assert metrics["telegram_requests"] == 1 and metrics["completed_requests"] == 1
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err

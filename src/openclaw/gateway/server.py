@@ -17,6 +17,7 @@ import signal
 import socket
 
 import uvicorn
+from telegram.error import TelegramError
 
 from openclaw import __version__, hostinfo
 from openclaw.agent.runtime import AgentRuntime, open_runtime
@@ -25,9 +26,11 @@ from openclaw.cron.jobs import jobs_path
 from openclaw.cron.runner import CronRunner
 from openclaw.db.target import DatabaseTarget
 from openclaw.gateway.app import Gateway, create_app
+from openclaw.gateway.channel import ChannelCore
 from openclaw.gateway.config import GatewayConfig, load_gateway_config
 from openclaw.gateway.delivery import telegram_delivery
 from openclaw.gateway.metrics import snapshot_loop
+from openclaw.gateway.telegram import TelegramChannel
 from openclaw.home import openclaw_home
 
 log = logging.getLogger(__name__)
@@ -88,6 +91,14 @@ async def serve(
         deliver=telegram_delivery(config.telegram, runtime.client),
     )
     cron_loop = asyncio.create_task(cron.loop(stop))
+    telegram = None
+    if config.telegram.enabled:
+        telegram = TelegramChannel(ChannelCore(gateway, "telegram", "tg", config.telegram))
+        try:
+            await telegram.start()
+        except TelegramError as exc:  # a wrong token, or no network: the rest of the gateway still serves
+            log.error("telegram: not started: %s", exc)
+            telegram = None
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(gateway),
@@ -114,6 +125,8 @@ async def serve(
     finally:
         gateway.draining = True
         stop.set()
+        if telegram is not None:
+            await telegram.stop()
         cron_loop.cancel()  # a run cut short is recorded as cancelled
         with contextlib.suppress(asyncio.CancelledError):
             await cron_loop
