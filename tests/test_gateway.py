@@ -277,3 +277,75 @@ def test_gateway_process_serves_telegram(
             proc.send_signal(signal.SIGTERM)
             _, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, err
+
+
+def test_kill_9_while_postgres_is_down_then_restart_ships_everything(
+    configured: Path, db_url: str, isolated_environment: Path, fake: FakeLlm
+) -> None:
+    """Webhook turns while Postgres is unreachable are spooled; the gateway is killed with
+    SIGKILL; a restart with Postgres back ships every call, message and snapshot, once."""
+
+    def start(database_url: str, port: int) -> subprocess.Popen[str]:
+        env = {
+            **os.environ,
+            "OPENCLAW_HOME": str(isolated_environment),
+            "DATABASE_URL": database_url,
+            "HTTP_PORT": str(port),
+            "GATEWAY_CONFIG": str(configured),
+            "OPENCLAW_SESSIONS_BACKEND": "postgres",
+        }
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "openclaw", "gateway"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(150):
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/ping").text == "pong":
+                    return proc
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise AssertionError("the gateway did not start")
+
+    port = free_socket()
+    down = start("postgresql://openclaw@127.0.0.1:1/openclaw", port)
+    try:
+        for i in range(3):
+            fake.then(Step(body=completion(f"answer {i}")))
+            reply = httpx.post(
+                f"http://127.0.0.1:{port}/webhook",
+                json={"message": f"q{i}", "session_key": "webhook:main:k9"},
+                headers=AUTH,
+                timeout=60,
+            )
+            assert reply.status_code == 200, reply.text
+        assert httpx.get(f"http://127.0.0.1:{port}/ready").status_code == 503  # Postgres is down
+        time.sleep(0.5)  # a snapshot or two
+    finally:
+        down.kill()  # SIGKILL: no shutdown, no final flush
+        down.communicate(timeout=30)
+    port = free_socket()
+    up = start(db_url, port)
+    try:
+        for _ in range(100):
+            with psycopg.connect(db_url) as conn:
+                calls = conn.execute("SELECT count(*), count(DISTINCT id) FROM llm_calls").fetchone()
+                messages = conn.execute("SELECT count(*), count(DISTINCT uid) FROM messages").fetchone()
+            if calls == (3, 3) and messages == (6, 6):
+                break
+            time.sleep(0.2)
+        assert calls == (3, 3) and messages == (6, 6)
+    finally:
+        up.send_signal(signal.SIGTERM)
+        _, err = up.communicate(timeout=60)
+    assert up.returncode == 0, err
+    with psycopg.connect(db_url) as conn:
+        boots = conn.execute("SELECT count(DISTINCT boot_id) FROM metrics_snapshots").fetchone()
+        stored = conn.execute(
+            "SELECT m.content FROM messages m JOIN sessions s ON s.id = m.session_id"
+            " WHERE s.session_key = 'webhook:main:k9' ORDER BY m.id"
+        ).fetchall()
+    assert boots == (2,)  # the killed process's snapshots arrived too
+    assert [r[0] for r in stored] == ["q0", "answer 0", "q1", "answer 1", "q2", "answer 2"]
