@@ -199,3 +199,41 @@ async def _stored(db_url: str, key: str) -> list[object]:
 
     async with await Database.open(DatabaseTarget(TargetSource.OPTION, url=db_url)) as db:
         return list(await PostgresSessionStore(db, "main").load_messages(key))
+
+
+async def test_cron_command(core: ChannelCore, isolated_environment: Path) -> None:
+    from openclaw.cron.jobs import jobs_path
+    from openclaw.cron.runner import CronRunner
+
+    path = jobs_path(isolated_environment)
+    path.parent.mkdir()
+    path.write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "jobs": [
+                    {
+                        "id": "j1",
+                        "name": "brief",
+                        "schedule": {"kind": "every", "everyMs": 60000},
+                        "payload": {"kind": "agentTurn", "message": "hi"},
+                    }
+                ],
+            }
+        )
+    )
+    chat = Recorder()
+    await core.handle(Incoming(42, 1, "/cron"), chat)
+    assert chat.messages[-1] == "Cron is not running here."
+    rt = core.gateway.runtime
+    core.cron = CronRunner(path, rt.agent, rt.spool, rt.database, host="h")
+    for text in ("/cron", "/cron disable brief", "/cron", "/cron enable nope", "/cron sideways"):
+        await core.handle(Incoming(42, 1, text), chat)
+    assert chat.messages[-5:] == [
+        "on  brief",
+        "brief is disabled.",
+        "off brief",
+        "no cron job 'nope'",
+        "Usage: /cron, /cron enable NAME, /cron disable NAME",
+    ]
+    assert json.loads(path.read_text())["jobs"][0]["enabled"] is False

@@ -23,7 +23,7 @@ from openclaw.agent.loop import Agent
 from openclaw.cron.jobs import Job, JobFile, load_jobs, record_run, save_state
 from openclaw.db.database import Database
 from openclaw.db.runtime import CRON_EXECUTION, CronExecution, to_payload
-from openclaw.errors import ConfigError, OpenclawError
+from openclaw.errors import ConfigError, NotFoundError, OpenclawError
 from openclaw.outbox import Spool
 from openclaw.outbox.flusher import UNAVAILABLE
 
@@ -82,6 +82,17 @@ class CronRunner:
 
     def jobs(self) -> list[Job]:
         return self.file.jobs if self.file else []
+
+    def set_enabled(self, name: str, enabled: bool) -> Job:
+        """Enable or disable a job by name or id, in jobs.json too (atomically)."""
+        self.reload()
+        job = next((j for j in self.jobs() if name in (j.name, j.id)), None)
+        if job is None or self.file is None:
+            raise NotFoundError(f"no cron job {name!r}")
+        job.enabled = job.raw["enabled"] = enabled
+        save_state(self.path, self.file)
+        self._mtime = self.path.stat().st_mtime
+        return job
 
     async def tick(self) -> list[CronExecution]:
         """Run every job that is due now; return the runs this process made."""

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from openclaw.agent.loop import TurnTimeoutError
+from openclaw.cron.runner import CronRunner
+from openclaw.errors import NotFoundError
 from openclaw.gateway.app import Gateway
 from openclaw.gateway.config import ChannelConfig
 from openclaw.llm.router import AllModelsFailedError
@@ -31,6 +33,7 @@ HELP = """Commands:
 /status: how the gateway is doing
 /sessions: your conversations
 /logs [N]: the last N model calls (at most 20)
+/cron [enable|disable NAME]: the cron jobs
 /whoami: your ids
 /ping: pong"""
 
@@ -71,8 +74,16 @@ class SlidingWindow:
 
 
 class ChannelCore:
-    def __init__(self, gateway: Gateway, channel: str, prefix: str, config: ChannelConfig) -> None:
+    def __init__(
+        self,
+        gateway: Gateway,
+        channel: str,
+        prefix: str,
+        config: ChannelConfig,
+        cron: CronRunner | None = None,
+    ) -> None:
         self.gateway = gateway
+        self.cron = cron
         self.channel = channel  # "telegram" or "discord": the counters' names
         self.prefix = prefix  # "tg" or "dc": the session keys'
         self.config = config
@@ -241,5 +252,22 @@ class ChannelCore:
                 )
                 or "No model calls yet."
             )
+        elif name == "cron":
+            await reply.send(self._cron_command(argument.split()))
         else:
             await reply.send(f"Unknown command /{name}. /help lists the commands.")
+
+    def _cron_command(self, words: list[str]) -> str:
+        if self.cron is None:
+            return "Cron is not running here."
+        if len(words) >= 2 and words[0] in ("enable", "disable"):
+            try:
+                job = self.cron.set_enabled(" ".join(words[1:]), words[0] == "enable")
+            except NotFoundError as exc:
+                return str(exc)
+            return f"{job.name} is {'enabled' if job.enabled else 'disabled'}."
+        if words:
+            return "Usage: /cron, /cron enable NAME, /cron disable NAME"
+        self.cron.reload()
+        lines = [f"{'on ' if j.enabled else 'off'} {j.name}" for j in self.cron.jobs()]
+        return "\n".join(lines) or "No cron jobs."

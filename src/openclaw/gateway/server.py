@@ -93,7 +93,7 @@ async def serve(
     cron_loop = asyncio.create_task(cron.loop(stop))
     telegram = None
     if config.telegram.enabled:
-        telegram = TelegramChannel(ChannelCore(gateway, "telegram", "tg", config.telegram))
+        telegram = TelegramChannel(ChannelCore(gateway, "telegram", "tg", config.telegram, cron))
         try:
             await telegram.start()
         except TelegramError as exc:  # a wrong token, or no network: the rest of the gateway still serves
