@@ -349,3 +349,21 @@ def test_kill_9_while_postgres_is_down_then_restart_ships_everything(
         ).fetchall()
     assert boots == (2,)  # the killed process's snapshots arrived too
     assert [r[0] for r in stored] == ["q0", "answer 0", "q1", "answer 1", "q2", "answer 2"]
+
+
+async def test_without_models_the_gateway_serves_and_says_why(
+    configured: Path, db_url: str, isolated_environment: Path
+) -> None:
+    (isolated_environment / "openclaw-manual.json").unlink()
+    runtime = await open_runtime(
+        DatabaseTarget(TargetSource.OPTION, url=db_url), home=isolated_environment, require_models=False
+    )
+    app = create_app(Gateway(load_gateway_config(), runtime, "h"))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://g") as client:
+        assert (await client.get("/health")).status_code == 200
+        ready = (await client.get("/ready")).json()
+        assert "providers" in ready["failed"]
+        reply = await client.post("/webhook", json={"message": "hi"}, headers=AUTH)
+        assert reply.status_code == 500 and reply.json()["error_code"] == "PROVIDER_INIT_FAILED"
+        assert "model config not found" in reply.json()["error"]
+    await runtime.close()

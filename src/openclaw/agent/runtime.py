@@ -24,6 +24,7 @@ from openclaw.agent.tools import LIST_DIR, READ_FILE, ToolRegistry, exec_tool, s
 from openclaw.db import Database, migrate, migration_status
 from openclaw.db.runtime import HANDLERS as RUNTIME_HANDLERS
 from openclaw.db.target import DatabaseTarget
+from openclaw.errors import ConfigError
 from openclaw.llm.config import LlmConfig, load_llm_config
 from openclaw.llm.log import LlmLog, configured_capacity
 from openclaw.llm.router import Router, build_providers
@@ -93,9 +94,20 @@ async def _ensure_schema(database: Database) -> bool:
 
 
 async def open_runtime(
-    target: DatabaseTarget, *, home: Path, agent_name: str = "main", config_path: Path | None = None
+    target: DatabaseTarget,
+    *,
+    home: Path,
+    agent_name: str = "main",
+    config_path: Path | None = None,
+    require_models: bool = True,
 ) -> AgentRuntime:
-    config = load_llm_config(config_path)
+    try:
+        config = load_llm_config(config_path)
+    except ConfigError as exc:
+        if require_models:
+            raise
+        log.error("%s; the gateway serves, and turns answer that no model is configured", exc)
+        config = LlmConfig.unusable(str(exc))
     sandbox = sandbox_from(gateway_section("agent").get("sandbox") or {})
     database = await Database.open(target, wait=False, application_name="openclaw-agent", pool_wait_s=3)
     ready = await _ensure_schema(database)

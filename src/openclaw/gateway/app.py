@@ -28,7 +28,7 @@ from openclaw.agent.runtime import AgentRuntime
 from openclaw.db.runtime import LlmCall
 from openclaw.gateway.config import GatewayConfig
 from openclaw.gateway.metrics import Counters, Process, prometheus_text
-from openclaw.llm.router import AllModelsFailedError
+from openclaw.llm.router import AllModelsFailedError, ProviderInitError
 
 PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -304,6 +304,8 @@ def create_app(gw: Gateway) -> FastAPI:
         except TurnTimeoutError as exc:
             gw.counters.agent_timeouts += 1
             return _error(request_id, 500, "AGENT_TURN_FAILED", str(exc))
+        except ProviderInitError as exc:
+            return _error(request_id, 500, "PROVIDER_INIT_FAILED", str(exc))
         except AllModelsFailedError as exc:
             return _error(request_id, 500, "AGENT_TURN_FAILED", str(exc))
         except asyncio.CancelledError:

@@ -21,7 +21,7 @@ from openclaw.cron.runner import CronRunner
 from openclaw.errors import NotFoundError
 from openclaw.gateway.app import Gateway
 from openclaw.gateway.config import ChannelConfig
-from openclaw.llm.router import AllModelsFailedError
+from openclaw.llm.router import AllModelsFailedError, ProviderInitError
 
 EDIT_INTERVAL_S = 1.0  # Telegram allows about one edit a second per chat
 HELP = """Commands:
@@ -171,6 +171,10 @@ class ChannelCore:
             self._count("agent_timeouts")
             self._count("errors")
             await reply.send("That took too long and was stopped. Try again, or ask for less.")
+            return
+        except ProviderInitError:
+            self._count("errors")
+            await reply.send("No model is configured on this gateway yet (see openclaw-manual.json).")
             return
         except AllModelsFailedError:
             self._count("errors")

@@ -66,7 +66,9 @@ async def serve(
     target: DatabaseTarget, config: GatewayConfig | None = None, sock: socket.socket | None = None
 ) -> None:
     config = config or load_gateway_config()
-    runtime = await open_runtime(target, home=openclaw_home(), agent_name=config.agent_name)
+    runtime = await open_runtime(
+        target, home=openclaw_home(), agent_name=config.agent_name, require_models=False
+    )
     gateway = Gateway(config, runtime, hostinfo.hostname())
     stop = asyncio.Event()
     runtime.start_flusher()

@@ -73,6 +73,12 @@ class LlmConfig:
     timeout_s: float = 300.0
     max_concurrent: int = 5
     path: Path | None = None
+    problem: str | None = None  # why there are no providers, for a gateway that runs without
+
+    @classmethod
+    def unusable(cls, problem: str) -> LlmConfig:
+        """No models: the gateway still serves, and every turn says why it cannot answer."""
+        return cls({}, (), problem=problem)
 
     @property
     def default_model(self) -> ModelRef | None:

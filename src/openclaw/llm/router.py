@@ -41,6 +41,10 @@ RETRY_DELAYS_S = (1.0, 2.0, 4.0)
 OnRestart = Callable[[], Awaitable[None]]
 
 
+class ProviderInitError(OpenclawError):
+    """No model is configured (openclaw-rs: PROVIDER_INIT_FAILED)."""
+
+
 class AllModelsFailedError(OpenclawError):
     def __init__(self, errors: list[str]) -> None:
         self.errors = errors
@@ -124,6 +128,8 @@ class Router:
         on_delta: OnDelta | None = None,
         on_restart: OnRestart | None = None,
     ) -> RoutedResult:
+        if not self.config.providers:
+            raise ProviderInitError(f"no model configured: {self.config.problem or 'no providers'}")
         errors: list[str] = []
         attempt = 0
         chain = self.config.chain(model)
