@@ -237,3 +237,39 @@ async def test_cron_command(core: ChannelCore, isolated_environment: Path) -> No
         "Usage: /cron, /cron enable NAME, /cron disable NAME",
     ]
     assert json.loads(path.read_text())["jobs"][0]["enabled"] is False
+
+
+async def test_the_limit_holds_for_updates_arriving_together(core: ChannelCore, fake: FakeLlm) -> None:
+    peak = 0
+
+    async def watch() -> None:
+        nonlocal peak
+        while True:
+            peak = max(peak, core.gateway.active_turns)
+            await asyncio.sleep(0.01)
+
+    fake.then(*(answer("done", delay_s=0.5) for _ in range(3)))
+    watcher = asyncio.create_task(watch())
+    chats = [Recorder() for _ in range(3)]
+    await asyncio.gather(*(core.handle(Incoming(42, 100 + i, "go"), chat) for i, chat in enumerate(chats)))
+    watcher.cancel()
+    assert peak == 1 and core.gateway.counters.concurrency_rejected == 2
+    assert sorted(len(c.messages) for c in chats) == [1, 1, 1]
+
+
+async def test_one_turn_at_a_time_per_chat(core: ChannelCore, fake: FakeLlm) -> None:
+    core.gateway.config = replace(
+        core.gateway.config, sandbox=replace(core.gateway.config.sandbox, max_concurrent=5)
+    )
+    fake.then(answer("first", delay_s=2), answer("second", delay_s=2), answer("third"))
+    chat = Recorder()
+    first = asyncio.create_task(core.handle(Incoming(42, 1, "one"), chat))
+    await asyncio.sleep(0.3)
+    second = asyncio.create_task(core.handle(Incoming(42, 1, "two"), chat))
+    await asyncio.sleep(0.05)
+    await core.handle(Incoming(42, 1, "three"), chat)
+    await asyncio.gather(first, second)
+    stored = await core.gateway.runtime.store.load_messages("tg:main:42:1")
+    assert [m.content for m in stored][-1] == "third" and [m.content for m in stored].count("third") == 1
+    assert [m.content for m in stored if m.role.value == "user"] == ["one", "two", "three"]
+    assert core.gateway.active_turns == 0

@@ -118,21 +118,43 @@ class ChannelCore:
             return
         chat = f"{msg.user_id}:{msg.chat_id}"
         previous = self._running.get(chat)
-        if previous is not None and not previous.done():
-            previous.cancel()  # a new message replaces the answer in progress
-            self._count("tasks_cancelled")
-            with contextlib.suppress(asyncio.CancelledError):
-                await previous
-        elif self.gateway.active_turns >= self.gateway.config.sandbox.max_concurrent:
+        replacing = previous is not None and not previous.done()
+        if not replacing and self.gateway.active_turns >= self.gateway.config.sandbox.max_concurrent:
             self._count("concurrency_rejected")
             await reply.send("I'm busy with other conversations; please try again in a moment.")
             return
-        task = asyncio.create_task(self._answer(msg, text, reply))
+        # Take the turn's place before any await: updates are handled concurrently, and the
+        # next one must see this turn (in the limit, and as the chat's running answer).
+        self.gateway.active_turns += 1
+        task = asyncio.create_task(self._answer(msg, text, reply, previous if replacing else None))
         self._running[chat] = task
+        if replacing:
+            assert previous is not None
+            previous.cancel()  # a new message replaces the answer in progress
+            self._count("tasks_cancelled")
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
-    async def _answer(self, msg: Incoming, text: str, reply: Replier) -> None:
+    def cancel_all(self) -> None:
+        """Stop every running answer (the gateway is shutting down)."""
+        for task in self._running.values():
+            if not task.done():
+                task.cancel()
+                self._count("tasks_cancelled")
+
+    async def _answer(
+        self, msg: Incoming, text: str, reply: Replier, replaces: asyncio.Task[None] | None
+    ) -> None:
+        gw = self.gateway
+        try:
+            if replaces is not None:  # let the cancelled answer finish storing nothing half-done
+                with contextlib.suppress(asyncio.CancelledError):
+                    await replaces
+            await self._turn(msg, text, reply)
+        finally:
+            gw.active_turns -= 1
+
+    async def _turn(self, msg: Incoming, text: str, reply: Replier) -> None:
         gw = self.gateway
         started = time.perf_counter()
         shown = ""
@@ -154,7 +176,6 @@ class ChannelCore:
             nonlocal shown
             shown = ""  # another model answers from the start; the next edit replaces the text
 
-        gw.active_turns += 1
         try:
             result = await gw.runtime.agent.turn(
                 await self.session_key(msg),
@@ -180,8 +201,6 @@ class ChannelCore:
             self._count("errors")
             await reply.send("Sorry, no model could answer just now. Try again in a moment.")
             return
-        finally:
-            gw.active_turns -= 1
         final = result.reply or "(no answer)"
         if handle is None:
             await reply.send(final)

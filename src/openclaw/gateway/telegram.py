@@ -7,7 +7,6 @@ point it at a local fake Bot API server.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 
 from telegram import Update
@@ -32,8 +31,14 @@ class TelegramReplier:
 
     async def edit(self, handle: object, text: str) -> None:
         assert isinstance(handle, int)
-        with contextlib.suppress(BadRequest):  # "message is not modified", and the like
+        # Streaming edits are best effort: "message is not modified", flood control or a
+        # network hiccup must not cost the answer (the final text is edited in at the end).
+        try:
             await self.bot.edit_message_text(text[:MAX_CHARS] or "…", chat_id=self.chat_id, message_id=handle)
+        except BadRequest:
+            pass
+        except TelegramError as exc:
+            log.warning("telegram: an edit of chat %s failed: %s", self.chat_id, exc)
 
 
 class TelegramChannel:
@@ -74,6 +79,7 @@ class TelegramChannel:
         log.warning("telegram: polling as @%s", self.application.bot.username)
 
     async def stop(self) -> None:
+        self.core.cancel_all()  # python-telegram-bot waits for running handlers
         if self.application.updater is not None and self.application.updater.running:
             await self.application.updater.stop()
         if self.application.running:
