@@ -233,3 +233,44 @@ async def test_postgres_sessions_ride_out_an_outage(db_url: str, isolated_enviro
         await proxy.stop()
         await database.close()
         spool.close()
+
+
+def test_a_full_disk_refuses_entries_without_crashing(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool.db")
+    spool._conn.execute("PRAGMA max_page_count = 40")  # a tiny disk
+    results = [spool.append(LLM_CALL, {"text": "x" * 4000, "n": i}) for i in range(200)]
+    assert results[0] is True and results[-1] is False and spool.rejected > 0
+    assert spool.pending() == results.count(True)
+
+
+async def test_a_handler_bug_buries_the_entry_and_the_flusher_goes_on(
+    spool: Spool, database: Database
+) -> None:
+    good = to_payload(LlmCall(model="m"))
+    odd = dict(good, id="6f70656e-0000-4000-8000-000000000001", new_field=1)
+    del odd["host"]  # an entry from some other version: the handler cannot build a row from it
+    spool.append_many([(LLM_CALL, good), (LLM_CALL, odd)])
+    flusher = Flusher(spool, database, HANDLERS)
+    stop = asyncio.Event()
+    running = asyncio.create_task(flusher.run(stop))
+    for _ in range(100):
+        if spool.pending() == 0:
+            break
+        await asyncio.sleep(0.05)
+    stop.set()
+    await running  # still alive, and stops when told
+    assert spool.dead() == 1 and await llm_call_count(database) == 1
+
+
+async def test_entries_wait_for_a_database_without_the_schema(empty_db_url: str, tmp_path: Path) -> None:
+    from openclaw.db import migrate
+
+    spool = Spool(tmp_path / "spool.db")
+    spool.append(LLM_CALL, to_payload(LlmCall(model="m")))
+    async with await Database.open(DatabaseTarget(TargetSource.OPTION, url=empty_db_url)) as db:
+        flusher = Flusher(spool, db, HANDLERS)
+        assert not await flusher.drain(timeout_s=5)  # not migrated: nothing is buried
+        assert spool.pending() == 1 and spool.dead() == 0
+        async with await psycopg.AsyncConnection.connect(empty_db_url, autocommit=True) as conn:
+            await migrate(conn)
+        assert await flusher.drain(timeout_s=10) and spool.pending() == 0

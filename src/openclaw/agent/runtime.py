@@ -58,8 +58,19 @@ class AgentRuntime:
     _flushing: asyncio.Task[None] | None = None
 
     def start_flusher(self) -> None:
-        """Ship the outbox in the background while the runtime lives."""
-        self._flushing = asyncio.create_task(self.flusher.run(self._stop))
+        """Ship the outbox in the background while the runtime lives (after migrating, if
+        Postgres was not ready at the start)."""
+
+        async def migrate_then_flush() -> None:
+            delay = 2.0
+            while not self.postgres_ready and not self._stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), delay)
+                self.postgres_ready = await _ensure_schema(self.database)
+                delay = min(delay * 2, 60.0)
+            await self.flusher.run(self._stop)
+
+        self._flushing = asyncio.create_task(migrate_then_flush())
 
     async def close(self, drain_timeout_s: float = 3.0) -> int:
         """Ship what can be shipped, release everything; return the entries still waiting.

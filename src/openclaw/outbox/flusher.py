@@ -30,7 +30,16 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[AsyncConnection, list[dict[str, Any]]], Awaitable[None]]
 
-UNAVAILABLE = (psycopg.OperationalError, PoolTimeout, OSError)
+# Reasons to keep the entries and try later: Postgres unreachable, or not migrated yet
+# (the schema, or the rights on it, come once someone runs the migrations).
+UNAVAILABLE = (
+    psycopg.OperationalError,
+    PoolTimeout,
+    OSError,
+    psycopg.errors.UndefinedTable,
+    psycopg.errors.UndefinedColumn,
+    psycopg.errors.InsufficientPrivilege,
+)
 
 
 class Flusher:
@@ -75,7 +84,7 @@ class Flusher:
                 await self._ship(known)
             except UNAVAILABLE:
                 raise
-            except psycopg.Error:
+            except Exception:  # refused for its content (or a handler's bug): find which entry
                 await self._ship_one_by_one(known)
                 return len(entries)
             if entries:
@@ -98,8 +107,8 @@ class Flusher:
                 await self._ship([entry])
             except UNAVAILABLE:
                 raise
-            except psycopg.Error as exc:
-                self._bury(entry, " ".join(str(exc).split()))
+            except Exception as exc:
+                self._bury(entry, f"{type(exc).__name__}: {' '.join(str(exc).split())}")
                 continue
             self.spool.remove([entry.seq])
             self.shipped += 1
@@ -132,7 +141,7 @@ class Flusher:
                 shipped = await self.flush_once()
                 self.last_error = None
                 backoff = self.interval_s
-            except UNAVAILABLE as exc:
+            except Exception as exc:  # unreachable, or the spool itself failing (disk full): keep going
                 shipped = 0
                 self.last_error = " ".join(str(exc).split()) or type(exc).__name__
                 log.warning(

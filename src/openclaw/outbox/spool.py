@@ -10,6 +10,7 @@ block the rest. Several processes may share one spool.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 import time
@@ -19,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+
+log = logging.getLogger(__name__)
 
 DEFAULT_MAX_ENTRIES = 1_000_000
 
@@ -78,15 +81,18 @@ class Spool:
             if self._pending_upper_bound() + len(rows) > self.max_entries:
                 self.rejected += len(rows)
                 return False
-            self._conn.execute("BEGIN IMMEDIATE")
             try:
+                self._conn.execute("BEGIN IMMEDIATE")
                 self._conn.executemany(
                     "INSERT INTO entries (kind, payload, created_at_ms) VALUES (?, ?, ?)", rows
                 )
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+                self._conn.execute("COMMIT")
+            except sqlite3.Error as exc:  # disk full, I/O error: refuse loudly, never crash the caller
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                self.rejected += len(rows)
+                log.error("outbox: %d entries refused, the spool cannot be written: %s", len(rows), exc)
+                return False
         return True
 
     def _pending_upper_bound(self) -> int:

@@ -31,6 +31,12 @@ from openclaw.sessions.store import SessionStore
 log = logging.getLogger(__name__)
 
 REMEMBERED_SESSIONS = 1000
+
+
+class _BehindOutboxError(PoolTimeout):
+    """Not an outage: a session's writes queue behind its own earlier ones."""
+
+
 RETRY_AFTER_S = 5.0
 
 _SESSION_SELECT = """
@@ -88,9 +94,13 @@ class PostgresSessionStore(SessionStore):
         self._spooled: set[str] = set()  # sessions with writes waiting in the outbox
         self._down_until = 0.0  # after a failure, skip Postgres for a moment instead of waiting each time
 
-    def _connection(self) -> AbstractAsyncContextManager[AsyncConnection]:
+    def _connection(self, session_key: str | None = None) -> AbstractAsyncContextManager[AsyncConnection]:
         if self.spool is not None and time.monotonic() < self._down_until:
             raise PoolTimeout("Postgres was unreachable a moment ago")
+        if session_key is not None and self._from_memory(session_key):
+            # Earlier writes of this session still wait in the outbox: these go after them,
+            # or the history would come back out of order.
+            raise _BehindOutboxError("this session's earlier writes are still in the outbox")
         return self.database.connection()
 
     def _remember(self, key: str, messages: Sequence[Message], *, replace: bool = False) -> None:
@@ -108,6 +118,8 @@ class PostgresSessionStore(SessionStore):
         if not self.spool.append(kind, payload):
             raise DatabaseError("Postgres is unreachable and the outbox is full: this message was not stored")
         self._spooled.add(key)
+        if isinstance(exc, _BehindOutboxError):
+            return
         self._down_until = time.monotonic() + RETRY_AFTER_S
         log.warning(
             "Postgres unreachable (%s): session %s writes wait in the outbox", type(exc).__name__, key
@@ -116,7 +128,7 @@ class PostgresSessionStore(SessionStore):
     async def create_session(self, session_key: str, agent: str, model: str = "") -> None:
         info = parse_key(session_key)
         try:
-            async with self._connection() as conn:
+            async with self._connection(session_key) as conn:
                 await conn.execute(
                     """INSERT INTO sessions (session_key, agent_name, model, channel, user_id)
                        VALUES (%s, %s, %s, %s, %s) ON CONFLICT (session_key) DO NOTHING""",
@@ -155,7 +167,7 @@ class PostgresSessionStore(SessionStore):
         if not messages:
             return
         info = parse_key(session_key)
-        async with self._connection() as conn:
+        async with self._connection(session_key) as conn:
             await conn.execute(
                 _APPEND,
                 {
@@ -177,7 +189,7 @@ class PostgresSessionStore(SessionStore):
 
     async def add_tokens(self, session_key: str, tokens: int) -> None:
         try:
-            async with self._connection() as conn:
+            async with self._connection(session_key) as conn:
                 await conn.execute(
                     "UPDATE sessions SET total_tokens = total_tokens + %s WHERE session_key = %s",
                     (tokens, session_key),
