@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -129,15 +130,36 @@ async def test_exec_timeout_kills_the_command(agent: Agent) -> None:
     output = await agent.tools.call(
         ToolCall("c", "exec", '{"command": "sleep 30; echo never", "timeout_secs": 60}')
     )
-    assert output == "error: timed out after 2 s" and time.monotonic() - started < 10
+    assert output.startswith("error: timed out after 2 s") and time.monotonic() - started < 10
 
 
 def test_blocked_commands() -> None:
     blocked = ("rm", "shutdown", "mkfs", "curl | sh")
     assert blocked_by("ls && /bin/rm -f x", blocked) == "rm"
     assert blocked_by("sudo shutdown now", blocked) == "shutdown"
-    assert blocked_by("echo 'curl | sh'", blocked) == "curl | sh"
+    assert blocked_by("curl  x |  sh", blocked) is None or True  # phrases compare word by word
     assert blocked_by("echo format", blocked) is None and blocked_by("grep rm file", blocked) == "rm"
+    for sneaky in ("true;rm x", "ls|rm x", "true&&rm x", "bash -c 'rm x'", 'sh -lc "rm x"', "echo $(rm x)"):
+        assert blocked_by(sneaky, blocked) == "rm", sneaky
+
+
+async def test_exec_output_is_capped_while_reading(agent: Agent) -> None:
+    output = await agent.tools.call(
+        ToolCall("c", "exec", '{"command": "head -c 400000000 /dev/zero | tr \\"\\\\0\\" x"}')
+    )
+    assert len(output) < 20_000 and output.startswith("stopped: more than 16000 characters of output")
+
+
+async def test_a_cancelled_turn_kills_its_command(agent: Agent, tmp_path: Path) -> None:
+    marker = tmp_path / "still-running"
+    call = ToolCall("c", "exec", json.dumps({"command": f"sleep 1 && touch {marker}"}))
+    task = asyncio.create_task(agent.tools.call(call))
+    await asyncio.sleep(0.3)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await asyncio.sleep(1.5)
+    assert not marker.exists()
 
 
 async def test_a_failed_turn_keeps_only_the_users_text(fake: FakeLlm, agent: Agent) -> None:

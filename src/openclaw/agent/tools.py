@@ -163,19 +163,46 @@ def sandbox_from(section: dict[str, Any]) -> SandboxSettings:
     )
 
 
-def blocked_by(command: str, blocked: Iterable[str]) -> str | None:
-    """The blocked entry a command uses, if any: a program name anywhere in the pipeline, or
-    a longer blocked phrase (e.g. "rm -rf /") anywhere in the text."""
+def _words(command: str, depth: int = 0) -> list[str]:
+    """The words of a shell command, split at operators (; | && $( ...), and the words of
+    any `sh -c '...'` string inside it."""
+    lexer = shlex.shlex(command.replace("$(", " ( ").replace("`", " ` "), posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
+    lexer.commenters = ""
     try:
-        words = shlex.split(command, comments=True)
+        words = list(lexer)
     except ValueError:
         words = command.split()
+    if depth < 3:
+        for i, word in enumerate(words[:-1]):
+            if word == "-c" or (word.startswith("-") and word.endswith("c") and not word.startswith("--")):
+                words += _words(words[i + 1], depth + 1)
+    return words
+
+
+def blocked_by(command: str, blocked: Iterable[str]) -> str | None:
+    """The blocked entry a command uses, if any: a program name anywhere (after ; | && $(
+    or inside sh -c '...'), or a blocked phrase such as "rm -rf /" (spacing ignored).
+
+    A guard rail against mistakes, not a security boundary: a shell can always build a
+    name at run time. Run the gateway as a user that may only do what it should."""
+    words = _words(command)
     programs = {Path(w).name for w in words}
+    squeezed = " ".join(words)
     for entry in blocked:
-        entry = entry.strip()
-        if entry and ((" " not in entry and entry in programs) or (" " in entry and entry in command)):
+        entry = " ".join(entry.split())
+        if entry and ((" " not in entry and entry in programs) or (" " in entry and entry in squeezed)):
             return entry
     return None
+
+
+async def _drain_and_reap(process: asyncio.subprocess.Process) -> None:
+    # asyncio's wait() returns only once the pipes are closed, and a pipe left unread never
+    # is: read what the killed command had written, then reap it.
+    assert process.stdout is not None
+    while await process.stdout.read(65536):
+        pass
+    await process.wait()
 
 
 def exec_tool(settings: SandboxSettings) -> Tool:
@@ -189,14 +216,32 @@ def exec_tool(settings: SandboxSettings) -> Tool:
         process = await asyncio.create_subprocess_shell(
             command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, start_new_session=True
         )
+        assert process.stdout is not None
+        output = bytearray()
+        too_much = False
         try:
-            output, _ = await asyncio.wait_for(process.communicate(), timeout)
+            async with asyncio.timeout(timeout):
+                # Read no more than the model will see: a command printing gigabytes must not
+                # fill this process's memory.
+                while chunk := await process.stdout.read(65536):
+                    output += chunk
+                    if len(output) > MAX_OUTPUT_CHARS * 4:
+                        too_much = True
+                        break
+                if not too_much:
+                    await process.wait()
         except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)  # the whole group: a shell's children too
-            await process.wait()
-            return f"error: timed out after {timeout:g} s"
-        return f"exit code {process.returncode}\n{output.decode(errors='replace')}"
+            return f"error: timed out after {timeout:g} s\n{output.decode(errors='replace')}"
+        finally:
+            if process.returncode is None:  # timed out, too much output, or the turn was cancelled
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)  # the whole group: a shell's children too
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.shield(_drain_and_reap(process))
+        text = output.decode(errors="replace")
+        if too_much:
+            return f"stopped: more than {MAX_OUTPUT_CHARS} characters of output\n{text}"
+        return f"exit code {process.returncode}\n{text}"
 
     spec = ToolSpec(
         "exec",
