@@ -212,3 +212,9 @@ def test_request_is_json_serialisable() -> None:
 
     body = request_body(request(Message(Role.USER, content="ünïcode 🚀")), stream=True)
     assert json.loads(json.dumps(body))["messages"][0]["content"] == "ünïcode 🚀"
+
+
+async def test_json_of_the_wrong_shape_is_a_provider_error(fake: FakeLlm, client: httpx.AsyncClient) -> None:
+    fake.then(Step(body={"choices": [{"message": "not an object"}]}))
+    with pytest.raises(ProviderError, match="invalid response from fake"):
+        await provider(fake, client).chat(request())

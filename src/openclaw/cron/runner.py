@@ -167,6 +167,9 @@ class CronRunner:
             raise
         except OpenclawError as exc:
             execution.status, execution.error = "error", str(exc)
+        except Exception as exc:  # a bug: the row must still say the run ended
+            log.exception("cron: %s failed", job.name)
+            execution.status, execution.error = "error", f"{type(exc).__name__}: {exc}"
         finally:
             execution.duration_ms = round((time.perf_counter() - began) * 1000)
             self.spool.append(CRON_EXECUTION, to_payload(execution))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import logging
 import os
 import time
 import uuid
@@ -31,6 +32,8 @@ from openclaw.gateway.metrics import Counters, Process, prometheus_text
 from openclaw.llm.router import AllModelsFailedError, ProviderInitError
 
 PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -144,6 +147,8 @@ def create_app(gw: Gateway) -> FastAPI:
             "outbox": {
                 "pending": runtime.spool.pending(),
                 "dead": runtime.spool.dead(),
+                "refused": runtime.spool.rejected,
+                "not_persisted_llm_calls": runtime.llm_log.not_persisted,
                 "last_error": runtime.flusher.last_error,
             },
         }
@@ -311,6 +316,9 @@ def create_app(gw: Gateway) -> FastAPI:
         except asyncio.CancelledError:
             gw.counters.tasks_cancelled += 1
             raise
+        except Exception as exc:  # a bug must still answer in the webhook's JSON
+            log.exception("webhook: the turn failed")
+            return _error(request_id, 500, "AGENT_TURN_FAILED", f"{type(exc).__name__}: {exc}")
         finally:
             gw.active_turns -= 1
         elapsed_ms = round((time.perf_counter() - started) * 1000)

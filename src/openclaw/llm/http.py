@@ -69,6 +69,14 @@ class HttpProvider(ABC):
             raise ProviderError(
                 f"{self.name} unreachable or broke off: {type(exc).__name__}: {exc}"
             ) from None
+        except (
+            TypeError,
+            AttributeError,
+            KeyError,
+            IndexError,
+            ValueError,
+        ) as exc:  # JSON of the wrong shape
+            raise ProviderError(f"invalid response from {self.name}: {type(exc).__name__}: {exc}") from None
 
     @abstractmethod
     async def _complete(self, request: ChatRequest) -> ChatResult: ...

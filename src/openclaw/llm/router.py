@@ -68,7 +68,12 @@ class CircuitBreaker:
 
     def allows(self, provider: str) -> bool:
         state = self._states.get(provider)
-        return state is None or state.failures < self.threshold or self.clock() >= state.open_until
+        if state is None or state.failures < self.threshold:
+            return True
+        if self.clock() < state.open_until:
+            return False
+        state.open_until = self.clock() + self.cooldown_s  # half-open: this one call, nobody else
+        return True
 
     def success(self, provider: str) -> None:
         self._states.pop(provider, None)
