@@ -190,14 +190,13 @@ def free_socket() -> int:
         return int(s.getsockname()[1])
 
 
-def test_gateway_process_serves_and_stops_cleanly(
-    configured: Path, db_url: str, isolated_environment: Path, fake: FakeLlm
-) -> None:
+def start_gateway(configured: Path, home: Path, database_url: str) -> tuple[subprocess.Popen[str], str]:
+    """A real `openclaw gateway` process, once it answers; and its base URL."""
     port = free_socket()
     env = {
         **os.environ,
-        "OPENCLAW_HOME": str(isolated_environment),
-        "DATABASE_URL": db_url,
+        "OPENCLAW_HOME": str(home),
+        "DATABASE_URL": database_url,
         "HTTP_PORT": str(port),
         "GATEWAY_CONFIG": str(configured),
         "OPENCLAW_SESSIONS_BACKEND": "postgres",
@@ -209,14 +208,22 @@ def test_gateway_process_serves_and_stops_cleanly(
         stderr=subprocess.PIPE,
         text=True,
     )
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(150):
+        try:
+            if httpx.get(f"{base}/ping").text == "pong":
+                return proc, base
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    raise AssertionError(f"the gateway did not start: {proc.communicate()[1]}")
+
+
+def test_gateway_process_serves_and_stops_cleanly(
+    configured: Path, db_url: str, isolated_environment: Path, fake: FakeLlm
+) -> None:
+    proc, base = start_gateway(configured, isolated_environment, db_url)
     try:
-        base = f"http://127.0.0.1:{port}"
-        for _ in range(100):
-            try:
-                if httpx.get(f"{base}/ping").text == "pong":
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
         fake.then(Step(body=completion("served")))
         reply = httpx.post(f"{base}/webhook", json={"message": "hi"}, headers=AUTH, timeout=30)
         assert reply.json()["reply"] == "served"
@@ -247,22 +254,7 @@ def test_gateway_process_serves_telegram(
         config = json.loads(configured.read_text())
         config["telegram"] = {"bot_token": "123:fake", "allowed_user_ids": [42], "api_base": api.base_url}
         configured.write_text(json.dumps(config))
-        port = free_socket()
-        env = {
-            **os.environ,
-            "OPENCLAW_HOME": str(isolated_environment),
-            "DATABASE_URL": db_url,
-            "HTTP_PORT": str(port),
-            "GATEWAY_CONFIG": str(configured),
-            "OPENCLAW_SESSIONS_BACKEND": "postgres",
-        }
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "openclaw", "gateway"],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        proc, base = start_gateway(configured, isolated_environment, db_url)
         try:
             fake.then(Step(sse=[chunk("Hello from "), chunk("the gateway"), chunk(finish="stop"), "[DONE]"]))
             api.user_says(42, 500, "hi")
@@ -271,7 +263,7 @@ def test_gateway_process_serves_telegram(
                     break
                 time.sleep(0.1)
             assert api.texts(500) == ["Hello from the gateway"]
-            metrics = httpx.get(f"http://127.0.0.1:{port}/metrics/json").json()
+            metrics = httpx.get(f"{base}/metrics/json").json()
             assert metrics["telegram_requests"] == 1 and metrics["completed_requests"] == 1
         finally:
             proc.send_signal(signal.SIGTERM)
@@ -285,49 +277,23 @@ def test_kill_9_while_postgres_is_down_then_restart_ships_everything(
     """Webhook turns while Postgres is unreachable are spooled; the gateway is killed with
     SIGKILL; a restart with Postgres back ships every call, message and snapshot, once."""
 
-    def start(database_url: str, port: int) -> subprocess.Popen[str]:
-        env = {
-            **os.environ,
-            "OPENCLAW_HOME": str(isolated_environment),
-            "DATABASE_URL": database_url,
-            "HTTP_PORT": str(port),
-            "GATEWAY_CONFIG": str(configured),
-            "OPENCLAW_SESSIONS_BACKEND": "postgres",
-        }
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "openclaw", "gateway"],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(150):
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/ping").text == "pong":
-                    return proc
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        raise AssertionError("the gateway did not start")
-
-    port = free_socket()
-    down = start("postgresql://openclaw@127.0.0.1:1/openclaw", port)
+    down, base = start_gateway(configured, isolated_environment, "postgresql://openclaw@127.0.0.1:1/openclaw")
     try:
         for i in range(3):
             fake.then(Step(body=completion(f"answer {i}")))
             reply = httpx.post(
-                f"http://127.0.0.1:{port}/webhook",
+                f"{base}/webhook",
                 json={"message": f"q{i}", "session_key": "webhook:main:k9"},
                 headers=AUTH,
                 timeout=60,
             )
             assert reply.status_code == 200, reply.text
-        assert httpx.get(f"http://127.0.0.1:{port}/ready").status_code == 503  # Postgres is down
+        assert httpx.get(f"{base}/ready").status_code == 503  # Postgres is down
         time.sleep(0.5)  # a snapshot or two
     finally:
         down.kill()  # SIGKILL: no shutdown, no final flush
         down.communicate(timeout=30)
-    port = free_socket()
-    up = start(db_url, port)
+    up, base = start_gateway(configured, isolated_environment, db_url)
     try:
         for _ in range(100):
             with psycopg.connect(db_url) as conn:
