@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 
 from openclaw.chat import Message, Role, ToolCall
-from openclaw.llm.http import HttpProvider, estimated_usage, http_error, sse_data
+from openclaw.llm.http import HttpProvider, estimated_usage, sse_data
 from openclaw.llm.types import ChatRequest, ChatResult, OnDelta, ProviderError, Usage
 
 API_VERSION = "2023-06-01"
@@ -107,11 +107,7 @@ class AnthropicProvider(HttpProvider):
         return headers
 
     async def _complete(self, request: ChatRequest) -> ChatResult:
-        response = await self.client.post(
-            self.url, json=request_body(request, stream=False), headers=self._headers(), timeout=self.timeout
-        )
-        if response.status_code >= 400:
-            raise http_error(response.status_code, response.text)
+        response = await self._post(request_body(request, stream=False))
         try:
             data = response.json()
             blocks = data["content"]
@@ -143,15 +139,7 @@ class AnthropicProvider(HttpProvider):
         usage_data: dict[str, Any] = {}
         stop_reason: str | None = None
         finished = False
-        async with self.client.stream(
-            "POST",
-            self.url,
-            json=request_body(request, stream=True),
-            headers=self._headers(),
-            timeout=self.timeout,
-        ) as response:
-            if response.status_code >= 400:
-                raise http_error(response.status_code, (await response.aread()).decode(errors="replace"))
+        async with self._open_stream(request_body(request, stream=True)) as response:
             async for payload in sse_data(response):
                 try:
                     event = json.loads(payload)

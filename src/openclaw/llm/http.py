@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
 
@@ -77,6 +79,26 @@ class HttpProvider(ABC):
             ValueError,
         ) as exc:  # JSON of the wrong shape
             raise ProviderError(f"invalid response from {self.name}: {type(exc).__name__}: {exc}") from None
+
+    @abstractmethod
+    def _headers(self) -> dict[str, str]: ...
+
+    async def _post(self, body: dict[str, Any]) -> httpx.Response:
+        """POST `body` for a whole answer; an error status becomes a ProviderError."""
+        response = await self.client.post(self.url, json=body, headers=self._headers(), timeout=self.timeout)
+        if response.status_code >= 400:
+            raise http_error(response.status_code, response.text)
+        return response
+
+    @asynccontextmanager
+    async def _open_stream(self, body: dict[str, Any]) -> AsyncIterator[httpx.Response]:
+        """POST `body` for a streamed answer; an error status becomes a ProviderError."""
+        async with self.client.stream(
+            "POST", self.url, json=body, headers=self._headers(), timeout=self.timeout
+        ) as response:
+            if response.status_code >= 400:
+                raise http_error(response.status_code, (await response.aread()).decode(errors="replace"))
+            yield response
 
     @abstractmethod
     async def _complete(self, request: ChatRequest) -> ChatResult: ...

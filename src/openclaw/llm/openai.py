@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from openclaw.chat import Message, Role, ToolCall
-from openclaw.llm.http import HttpProvider, estimated_usage, http_error, sse_data
+from openclaw.llm.http import HttpProvider, estimated_usage, sse_data
 from openclaw.llm.types import ChatRequest, ChatResult, OnDelta, ProviderError, Usage
 
 
@@ -84,11 +84,7 @@ class OpenAIProvider(HttpProvider):
         return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
 
     async def _complete(self, request: ChatRequest) -> ChatResult:
-        response = await self.client.post(
-            self.url, json=request_body(request, stream=False), headers=self._headers(), timeout=self.timeout
-        )
-        if response.status_code >= 400:
-            raise http_error(response.status_code, response.text)
+        response = await self._post(request_body(request, stream=False))
         try:
             data = response.json()
             choice = data["choices"][0]
@@ -122,15 +118,7 @@ class OpenAIProvider(HttpProvider):
         usage: Usage | None = None
         finish_reason: str | None = None
         done = False
-        async with self.client.stream(
-            "POST",
-            self.url,
-            json=request_body(request, stream=True),
-            headers=self._headers(),
-            timeout=self.timeout,
-        ) as response:
-            if response.status_code >= 400:
-                raise http_error(response.status_code, (await response.aread()).decode(errors="replace"))
+        async with self._open_stream(request_body(request, stream=True)) as response:
             async for chunk in sse_data(response):
                 if chunk == "[DONE]":
                     done = True
