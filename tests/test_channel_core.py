@@ -18,6 +18,7 @@ from openclaw.gateway.app import Gateway
 from openclaw.gateway.channel import ChannelCore, Incoming, SlidingWindow
 from openclaw.gateway.config import ChannelConfig, load_gateway_config
 from tests.fake_llm import FakeLlm, Step, chunk, serve
+from tests.waiting import until
 
 
 class Recorder:
@@ -113,7 +114,7 @@ async def test_a_new_message_cancels_the_running_answer(core: ChannelCore, fake:
     chat = Recorder()
     fake.then(answer("a slow answer", delay_s=5), answer("the quick one"))
     slow = asyncio.create_task(core.handle(Incoming(42, 1, "slow please"), chat))
-    await asyncio.sleep(0.5)
+    await until(lambda: len(fake.requests) >= 1)
     await core.handle(Incoming(42, 1, "never mind"), chat)
     await slow
     assert chat.messages == ["the quick one"]
@@ -126,7 +127,7 @@ async def test_busy_is_rejected_not_queued(core: ChannelCore, fake: FakeLlm) -> 
     first, second = Recorder(), Recorder()
     fake.then(answer("done", delay_s=1))
     running = asyncio.create_task(core.handle(Incoming(42, 1, "long job"), first))
-    await asyncio.sleep(0.3)
+    await until(lambda: len(fake.requests) >= 1)
     await core.handle(Incoming(43, 2, "me too"), second)
     assert second.messages[0].startswith("I'm busy") and core.gateway.counters.concurrency_rejected == 1
     await running
@@ -264,9 +265,11 @@ async def test_one_turn_at_a_time_per_chat(core: ChannelCore, fake: FakeLlm) -> 
     fake.then(answer("first", delay_s=2), answer("second", delay_s=2), answer("third"))
     chat = Recorder()
     first = asyncio.create_task(core.handle(Incoming(42, 1, "one"), chat))
-    await asyncio.sleep(0.3)
+    await until(lambda: len(fake.requests) >= 1)
     second = asyncio.create_task(core.handle(Incoming(42, 1, "two"), chat))
-    await asyncio.sleep(0.05)
+    # The fake answers in the order requests arrive: "two" must be at the provider before
+    # "three" comes, or "three" would be handed the answer scripted for "two".
+    await until(lambda: len(fake.requests) >= 2)
     await core.handle(Incoming(42, 1, "three"), chat)
     await asyncio.gather(first, second)
     stored = await core.gateway.runtime.store.load_messages("tg:main:42:1")

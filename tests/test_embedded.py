@@ -101,3 +101,29 @@ async def test_migrations_on_bundled_server_versions(tmp_path: Path, version: in
             await check(server.get_uri(database=db))
     finally:
         stop_embedded(pgdata)
+
+
+def test_mcp_server_on_the_embedded_database(home: Path) -> None:
+    """`mcp serve` attaches to the embedded server the CLI started, as the reader role."""
+    import asyncio
+
+    from mcp import Client, StdioServerParameters
+
+    run(home, "issues", "add", "embedded issue", "--severity", "low", "--component", "core")
+    env = {"OPENCLAW_HOME": str(home), "GATEWAY_CONFIG": str(home / "none.json")}
+    params = StdioServerParameters(
+        command=str(Path(sys.executable).with_name("openclaw")), args=["mcp", "serve"], env=env
+    )
+
+    async def scenario() -> None:
+        async with Client(params) as client:
+            issues = await client.call_tool("open_issues", {})
+            assert [i["title"] for i in issues.structured_content["issues"]] == ["embedded issue"]  # type: ignore[index]
+            who = await client.call_tool("query", {"sql": "SELECT current_user"})
+            assert who.structured_content["rows"] == [["openclaw_reader"]]  # type: ignore[index]
+
+    asyncio.run(scenario())
+    reader = run(home, "db", "reader-url").stdout.strip()
+    assert "openclaw_reader" in reader and str(home / "pgdata") in reader
+    with psycopg.connect(reader) as conn:
+        assert conn.execute("SHOW transaction_read_only").fetchone() == ("on",)

@@ -181,7 +181,7 @@ async def test_logs_fall_back_to_postgres(api: tuple[httpx.AsyncClient, Gateway]
     assert found.status_code == 200 and found.json()["entry"]["response_content"] == "answer 0"
     missing = await client.get("/logs/00000000-0000-0000-0000-000000000000", headers=AUTH)
     assert missing.status_code == 404 and missing.json()["found"] is False
-    assert (await client.get("/logs/not-a-uuid", headers=AUTH)).status_code == 400
+    assert (await client.get("/logs/not-a-uuid", headers=AUTH)).status_code == 404
 
 
 def free_socket() -> int:
@@ -295,7 +295,8 @@ def test_kill_9_while_postgres_is_down_then_restart_ships_everything(
         down.communicate(timeout=30)
     up, base = start_gateway(configured, isolated_environment, db_url)
     try:
-        for _ in range(100):
+        deadline = time.monotonic() + 60  # generous: CI machines are shared
+        while time.monotonic() < deadline:
             with psycopg.connect(db_url) as conn:
                 calls = conn.execute("SELECT count(*), count(DISTINCT id) FROM llm_calls").fetchone()
                 messages = conn.execute("SELECT count(*), count(DISTINCT uid) FROM messages").fetchone()

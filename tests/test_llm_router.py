@@ -42,6 +42,7 @@ def make_router(
     *,
     clock: Clock | None = None,
     sleeps: list[float] | None = None,
+    use_fallback: bool = True,
 ) -> Router:
     first, second = servers
     config = parse_llm_config(
@@ -67,6 +68,7 @@ def make_router(
         LlmLog(None),
         breaker=CircuitBreaker(threshold=3, cooldown_s=60, clock=clock or Clock()),
         sleep=sleep,
+        use_fallback=use_fallback,
     )
 
 
@@ -109,6 +111,19 @@ async def test_500_falls_back_to_the_next_model(
         ("alpha", 1),
         ("beta", 2),
     ]
+
+
+async def test_without_fallback_only_the_first_model_is_tried(
+    servers: tuple[FakeLlm, FakeLlm], client: httpx.AsyncClient
+) -> None:
+    first, second = servers
+    first.then(Step(500, {"error": "boom"}))
+    second.then(Step(body=completion("from beta")))
+    router = make_router(servers, client, use_fallback=False)  # USE_FALLBACK=false
+    assert router.chain(None) == (ModelRef("alpha", "a1"),)
+    with pytest.raises(AllModelsFailedError) as failure:
+        await router.chat(HI)
+    assert len(failure.value.errors) == 1 and second.requests == []
 
 
 async def test_breaker_opens_across_turns_and_half_opens_after_cooldown(

@@ -200,3 +200,51 @@ def test_metrics_command_sums_increases_across_restarts(cli: Cli, db_url: str) -
     assert "nixos" in cli("metrics").stdout
     assert cli("metrics", "--since", "1m").stdout.startswith("no metrics snapshots")
     assert cli("metrics", "--since", "soon").exit_code == 2
+
+
+async def test_metrics_intervals_since_matches_the_view_for_any_window(
+    conn: psycopg.AsyncConnection, db_url: str
+) -> None:
+    start = datetime.now(UTC) - timedelta(hours=5)
+    snaps = []
+    for host in ("nixos", "g731"):
+        for b, boot in enumerate((uuid.uuid4(), uuid.uuid4(), uuid.uuid4())):
+            for minute in range(1, 41):
+                snaps.append(
+                    MetricsSnapshot(
+                        host,
+                        boot,
+                        snapshot_at=start + timedelta(minutes=45 * b + minute),
+                        uptime_seconds=60 * minute,
+                        telegram_requests=minute * minute,  # uneven increases
+                        completed_requests=3 * minute,
+                    )
+                )
+    await write_metrics_snapshots(conn, snaps)
+    with psycopg.connect(db_url) as sync:
+        # and snapshots from the plan's own schema, which had no boot id (restarts show as
+        # uptime going down)
+        sync.cursor().executemany(
+            "INSERT INTO metrics_snapshots (host, snapshot_at, uptime_seconds, telegram_requests)"
+            " VALUES ('legacy', %s, %s, %s)",
+            [(start + timedelta(minutes=m), 60 * (m % 50 + 1), 7 * (m % 50 + 1)) for m in range(1, 121)],
+        )
+        for offset in (0, 1, 30, 44, 46, 90, 100, 200):  # inside a process, between two, after all
+            since = start + timedelta(minutes=offset)
+            view = sync.execute(
+                "SELECT host, sum(telegram_requests), sum(completed_requests), count(*)"
+                " FROM metrics_intervals WHERE snapshot_at >= %s GROUP BY host ORDER BY host",
+                (since,),
+            ).fetchall()
+            function = sync.execute(
+                "SELECT host, sum(telegram_requests), sum(completed_requests), count(*)"
+                " FROM reader.metrics_intervals_since(%s) GROUP BY host ORDER BY host",
+                (since,),
+            ).fetchall()
+            assert function == view, offset
+            one_host = sync.execute(
+                "SELECT host, sum(telegram_requests), sum(completed_requests), count(*)"
+                " FROM reader.metrics_intervals_since(%s, 'g731') GROUP BY host",
+                (since,),
+            ).fetchall()
+            assert one_host == [r for r in view if r[0] == "g731"], offset

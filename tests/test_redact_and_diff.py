@@ -5,8 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from openclaw.cli.config_cmd import format_change
-from openclaw.context.diff import ChangeKind, changed_top_level_keys, diff
+from openclaw.context.diff import ChangeKind, changed_top_level_keys, describe_change, diff
 from openclaw.context.redact import Redactor, is_redacted
 from openclaw.errors import ConfigError
 from tests.samples import GATEWAY, MANUAL, SECRETS
@@ -67,7 +66,7 @@ def test_nested_diff_is_readable() -> None:
         "flag": True,
         "odd key": 1,
     }
-    lines = [format_change(c) for c in diff(old, new)]
+    lines = [describe_change(c) for c in diff(old, new)]
     assert lines == [
         '~ models.providers.p.baseUrl: "a" -> "b"',
         "~ models.providers.p.apiKey: (secret changed)",
@@ -160,3 +159,46 @@ def test_damaged_or_unreadable_key(tmp_path: Path) -> None:
         Redactor.for_home(tmp_path)
     with pytest.raises(ConfigError, match=r"cannot (create|read)"):
         Redactor.for_home(tmp_path / "redaction.key" / "below-a-file")
+
+
+def test_secrets_the_red_team_found_are_redacted(tmp_path: Path) -> None:
+    config = {
+        "passphrase": "hunter2-pass",
+        "privkey": "-----BEGIN PRIVATE KEY-----MIIEvQ-----END PRIVATE KEY-----",
+        "tls": {"pem": "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIB\n-----END RSA PRIVATE KEY-----"},
+        "headers": ["Authorization: Bearer abcdefghijkl", "Basic dXNlcjpwYXNzd29yZA=="],
+        "session": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl",
+        "alerts": "https://hooks.slack.com/services/T000/B000/XXXXXXXX",
+        "download": "https://bucket.example/file?expires=1&sig=abcdef123456",
+        "otp_seed": "JBSWY3DPEHPK3PXP",
+        "signing_salt": "pepper",
+        "pin": "1234",
+        "keep": {"maxTokens": 4096, "spinner": "dots", "footprint": "small"},
+    }
+    out = Redactor.for_home(tmp_path).redact(config)
+    text = json.dumps(out)
+    for secret in (
+        "hunter2",
+        "MIIEvQ",
+        "MIIEpAIB",
+        "abcdefghijkl",
+        "dXNlcjpw",
+        "eyJzdWIi",
+        "XXXXXXXX",
+        "abcdef123456",
+        "JBSWY3DP",
+        "pepper",
+        "1234",
+    ):
+        assert secret not in text, secret
+    assert out["keep"] == config["keep"]
+
+
+def test_context_values_that_look_like_credentials() -> None:
+    from openclaw.context.redact import looks_secret
+
+    assert looks_secret("ＡＰＩ_KEY", "x")  # full-width letters
+    assert looks_secret("notes", {"deploy": "use sk-abcdefghijklmnopqrstuv"})
+    assert looks_secret("servers", [{"name": "db", "password": "pw"}])
+    assert not looks_secret("current_focus", {"task": "postgres migration", "phase": 3})
+    assert not looks_secret("max_tokens", 4096)

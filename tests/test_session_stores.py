@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from openclaw.chat import Message, Role
@@ -15,7 +17,7 @@ from openclaw.db import Database
 from openclaw.db.target import DatabaseTarget, TargetSource
 from openclaw.outbox import Flusher, Spool
 from openclaw.sessions import Backend, SessionStore, open_store
-from openclaw.sessions.mirror import HANDLERS, DualSessionStore
+from openclaw.sessions.mirror import HANDLERS, TOKENS_ADD, DualSessionStore
 from openclaw.sessions.postgres_store import PostgresSessionStore
 from openclaw.sessions.sqlite_store import SqliteSessionStore
 from tests.sessions_support import at, sample_turn
@@ -143,3 +145,18 @@ async def test_sqlite_file_is_the_rust_format(isolated_environment: Path) -> Non
     assert json.loads(rows[1][2])[0]["function"]["arguments"] == json.dumps({"command": "ls -la ~/données"})
     assert rows[2][3] == "call_1" and rows[0][4] == int(at(0).timestamp() * 1000)
     assert conn.execute("SELECT model, created_at_ms > 0 FROM sessions").fetchone() == ("kimi-k2", 1)
+
+
+async def test_a_replayed_token_increment_adds_once(conn: psycopg.AsyncConnection) -> None:
+    """Postgres mode spools "add N tokens" during an outage; a crash after the flusher's
+    commit and before the spool cleanup replays it: the uid makes the replay a no-op."""
+    await conn.execute(
+        "INSERT INTO sessions (session_key, agent_name, total_tokens) VALUES ('tg:main:1:1', 'main', 10)"
+    )
+    entry = {"key": "tg:main:1:1", "add": 5, "uid": str(uuid.uuid4())}
+    for _ in range(2):  # shipped, then replayed
+        async with conn.transaction():
+            await HANDLERS[TOKENS_ADD](conn, [entry])
+    await HANDLERS[TOKENS_ADD](conn, [{"key": "tg:main:1:1", "add": 1}])  # spooled by an older openclaw
+    row = await (await conn.execute("SELECT total_tokens FROM sessions")).fetchone()
+    assert row == (16,)

@@ -111,6 +111,7 @@ async def open_runtime(
     agent_name: str = "main",
     config_path: Path | None = None,
     require_models: bool = True,
+    use_fallback: bool = True,
 ) -> AgentRuntime:
     try:
         config = load_llm_config(config_path)
@@ -128,7 +129,12 @@ async def open_runtime(
     )
     store = open_store(configured_backend(), agent=agent_name, home=home, database=database, spool=spool)
     client = httpx.AsyncClient()
-    router = Router(config, build_providers(config, client, read_timeout_s=config.timeout_s), llm_log)
+    router = Router(
+        config,
+        build_providers(config, client, read_timeout_s=config.timeout_s),
+        llm_log,
+        use_fallback=use_fallback,
+    )
     tools = ToolRegistry([READ_FILE, LIST_DIR, exec_tool(sandbox), *context_tools(database)])
     agent = Agent(
         router, store, tools, name=agent_name, turn_timeout_s=min(config.timeout_s, sandbox.turn_timeout_secs)

@@ -7,7 +7,6 @@ import re
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import fields
-from datetime import timedelta
 
 import typer
 from psycopg import AsyncConnection
@@ -18,6 +17,7 @@ from openclaw.agent.runtime import AgentRuntime, open_runtime
 from openclaw.cli.common import JSON_OPTION, note, print_json, print_table, run_db, state, when
 from openclaw.db.runtime import LlmCall
 from openclaw.db.target import resolve_target
+from openclaw.durations import parse_duration
 from openclaw.errors import NotFoundError, OpenclawError, UsageError
 from openclaw.home import openclaw_home
 from openclaw.llm.config import ModelRef, load_llm_config
@@ -160,17 +160,6 @@ def models_list_command(as_json: bool = JSON_OPTION) -> None:
     print("fallback chain: " + (" -> ".join(str(m) for m in config.fallbacks) or "(none)"))
 
 
-_DURATION = re.compile(r"^(\d+)\s*([smhdw])$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-
-def parse_since(text: str) -> timedelta:
-    match = _DURATION.match(text.strip())
-    if not match:
-        raise UsageError(f"--since {text!r}: give a number and a unit, e.g. 30m, 1h, 7d")
-    return timedelta(**{_UNITS[match[2]]: int(match[1])})
-
-
 logs_app = typer.Typer(
     help="LLM calls, from Postgres (every call, also those older than the gateway's memory).",
     invoke_without_command=True,
@@ -190,7 +179,7 @@ def logs_command(
     """The latest LLM calls, newest first."""
     if ctx.invoked_subcommand is not None:
         return
-    window = parse_since(since) if since else None
+    window = parse_duration(since) if since else None
 
     async def query(conn: AsyncConnection) -> list[LlmCall]:
         async with conn.cursor(row_factory=class_row(LlmCall)) as cur:

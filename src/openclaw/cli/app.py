@@ -19,6 +19,7 @@ from openclaw.cli import (
     deploy_cmd,
     gateway_cmd,
     issues_cmd,
+    mcp_cmd,
     metrics_cmd,
     sessions_cmd,
     task_cmd,
@@ -79,6 +80,7 @@ app.command("metrics")(metrics_cmd.metrics_command)
 app.add_typer(agent_cmd.models_app, name="models")
 app.add_typer(agent_cmd.logs_app, name="logs")
 app.add_typer(cron_cmd.app, name="cron")
+app.add_typer(mcp_cmd.app, name="mcp")
 
 
 def _error(message: str) -> None:

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import sys
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
-from decimal import Decimal
-from enum import Enum
+from datetime import datetime
 from typing import Any, TypeVar
 
 import psycopg
@@ -22,6 +18,7 @@ from rich.table import Table
 
 from openclaw.db import Database, migrate, migration_status, resolve_target
 from openclaw.errors import DatabaseError, first_line
+from openclaw.jsonable import to_jsonable
 
 T = TypeVar("T")
 
@@ -79,24 +76,6 @@ def run_db(ctx: typer.Context, work: Callable[[AsyncConnection], Awaitable[T]]) 
             return await work(conn)
 
     return run_with_database(ctx, in_transaction)
-
-
-def to_jsonable(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [to_jsonable(v) for v in value]
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, Decimal):  # numeric from Postgres: an int when whole, else a float
-        return int(value) if value == value.to_integral_value() else float(value)
-    return value
 
 
 def print_json(value: Any) -> None:

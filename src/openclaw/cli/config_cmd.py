@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 import typer
 from psycopg import AsyncConnection
@@ -20,9 +18,9 @@ from openclaw.context.config_snapshots import (
     scrub_snapshots,
     snapshot_config,
 )
-from openclaw.context.diff import Change, ChangeKind, diff
+from openclaw.context.diff import describe_change, diff
 from openclaw.context.models import ChangeSource, ConfigSnapshot
-from openclaw.context.redact import Redactor, is_redacted
+from openclaw.context.redact import Redactor
 from openclaw.errors import NotFoundError, UsageError
 from openclaw.home import manual_config_path, openclaw_home
 from openclaw.settings import read_json_object
@@ -117,21 +115,6 @@ def scrub_command(ctx: typer.Context) -> None:
     print(f"redacted secrets in {changed} snapshot{'s' if changed != 1 else ''}")
 
 
-def _show(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False)
-    return text if len(text) <= 120 else text[:117] + "..."
-
-
-def format_change(change: Change) -> str:
-    if change.kind is ChangeKind.ADDED:
-        return f"+ {change.path}: {_show(change.new)}"
-    if change.kind is ChangeKind.REMOVED:
-        return f"- {change.path}: {_show(change.old)}"
-    if is_redacted(change.old) and is_redacted(change.new):
-        return f"~ {change.path}: (secret changed)"
-    return f"~ {change.path}: {_show(change.old)} -> {_show(change.new)}"
-
-
 async def _pair(conn: AsyncConnection, ids: list[int]) -> tuple[ConfigSnapshot, ConfigSnapshot]:
     if len(ids) == 2:
         return await get_snapshot(conn, ids[0]), await get_snapshot(conn, ids[1])
@@ -177,6 +160,6 @@ def diff_command(
         f" of {newer.config_path}"
     )
     for change in changes:
-        print(format_change(change))
+        print(describe_change(change))
     if not changes:
         print("(no differences)")

@@ -9,6 +9,7 @@ import typer
 
 from openclaw.cli.common import JSON_OPTION, note, print_json, print_table, run_db, when
 from openclaw.context.kv import delete_value, get_value, list_values, set_value
+from openclaw.context.redact import looks_secret
 from openclaw.errors import UsageError
 from openclaw.settings import parse_json
 
@@ -36,6 +37,8 @@ def set_command(
     run_db(ctx, lambda conn: set_value(conn, key, parsed))
     if not was_json:
         note(f"note: VALUE is not valid JSON; stored it as the JSON string {json.dumps(parsed)}")
+    if looks_secret(key, parsed):
+        note("note: this looks like a credential: the coding assistant (MCP reader) will not see it")
     print(f"set {key}")
 
 

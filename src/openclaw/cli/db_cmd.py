@@ -12,13 +12,24 @@ import typer
 from psycopg import AsyncConnection
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from openclaw.cli.common import JSON_OPTION, note, open_database, print_json, print_table, state, when
+from openclaw.cli.common import (
+    JSON_OPTION,
+    note,
+    open_database,
+    print_json,
+    print_table,
+    run_with_database,
+    state,
+    when,
+)
 from openclaw.db import Database, migrate, migration_status, resolve_target
 from openclaw.db.embedded import client_program, stop_embedded
 from openclaw.db.migrate import init_sql
+from openclaw.db.reader import ROLE, grant_reader, reader_url, role_exists, save_reader_url, saved_reader_url
 from openclaw.db.tables import TABLES
 from openclaw.db.target import redact_url
 from openclaw.errors import DatabaseError, UsageError
+from openclaw.home import openclaw_home
 
 app = typer.Typer(help="Migrate the schema, show its status, print the database URL.", no_args_is_help=True)
 
@@ -222,3 +233,48 @@ def restore_command(
 def init_sql_command() -> None:
     """Print every migration as one idempotent script (the content of migrations/init.sql)."""
     print(init_sql(), end="")
+
+
+@app.command("grant-reader")
+def grant_reader_command(
+    ctx: typer.Context,
+    new_password: bool = typer.Option(
+        False,
+        "--new-password",
+        help="Give the role a new password (other machines' saved URLs stop working).",
+    ),
+) -> None:
+    """Create the read-only role openclaw_reader (or refresh its grants) for this database.
+
+    It may SELECT from the views of schema `reader` and nothing else; its sessions are read
+    only, with a 10 s statement timeout. Needs a user with CREATEROLE or a superuser. The
+    URL to log in as it is saved in $OPENCLAW_HOME/reader-url (mode 0600); see `db reader-url`.
+    """
+
+    home = openclaw_home()
+    # Without a saved URL this machine cannot log in as the role: give it a new password.
+    rotate = new_password or saved_reader_url(home) is None
+
+    async def go(db: Database) -> str:
+        async with await AsyncConnection.connect(db.url, autocommit=True) as conn:
+            existed = await role_exists(conn)
+            password = await grant_reader(conn, new_password=rotate)
+        if password is None:
+            return "grants refreshed"
+        save_reader_url(home, reader_url(db.url, password))
+        return "new password set (URLs saved elsewhere stop working)" if existed else "created"
+
+    outcome = run_with_database(ctx, go)
+    print(f"{ROLE}: {outcome}; its URL: openclaw db reader-url")
+
+
+@app.command("reader-url")
+def reader_url_command(ctx: typer.Context) -> None:
+    """Print the read-only role's URL, for a generic Postgres MCP server or psql.
+
+    The password, if any, is printed. Made by `db grant-reader` (or `mcp serve`).
+    """
+    saved = saved_reader_url(openclaw_home())
+    if saved is None:
+        raise UsageError(f"no reader URL saved in {openclaw_home()}; run `openclaw db grant-reader` first")
+    print(saved)

@@ -2,31 +2,36 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import typer
 from psycopg import AsyncConnection
-from psycopg.rows import dict_row
 
-from openclaw.cli.agent_cmd import parse_since
 from openclaw.cli.common import JSON_OPTION, print_json, print_table, run_db
+from openclaw.durations import parse_duration
+from openclaw.jsonable import to_jsonable
+from openclaw.mcp.curated import request_volume
 
-# Sums of per-interval increases (metrics_intervals), never of the cumulative counters.
-TOTALS = """
-SELECT host,
-       sum(telegram_requests + discord_requests + webhook_requests) AS requests,
-       sum(completed_requests) AS completed,
-       sum(telegram_errors + discord_errors) AS errors,
-       round(100.0 * sum(telegram_errors + discord_errors)
-             / nullif(sum(telegram_requests + discord_requests), 0), 2) AS error_pct,
-       round(sum(total_latency_ms)::numeric / nullif(sum(completed_requests), 0)) AS avg_latency_ms,
-       sum(agent_turns) AS turns, sum(tool_calls) AS tool_calls,
-       sum(rate_limited) AS rate_limited, sum(concurrency_rejected) AS busy_rejected,
-       count(DISTINCT boot_id) AS restarts_seen, max(snapshot_at) AS last_snapshot
-FROM metrics_intervals
-WHERE snapshot_at > now() - %(window)s::interval AND (%(host)s::text IS NULL OR host = %(host)s)
-GROUP BY host ORDER BY host
-"""
+
+def _totals(row: dict[str, Any]) -> dict[str, Any]:
+    """The MCP tool's answer in this command's columns."""
+    chats = row["telegram"] + row["discord"]
+    error_pct = round(Decimal(100 * row["errors"]) / chats, 2) if chats else None
+    return {
+        "host": row["host"],
+        "requests": row["requests"],
+        "completed": row["completed"],
+        "errors": row["errors"],
+        "error_pct": to_jsonable(error_pct),
+        "avg_latency_ms": row["avg_latency_ms"],
+        "turns": row["turns"],
+        "tool_calls": row["tool_calls"],
+        "rate_limited": row["rate_limited"],
+        "busy_rejected": row["busy_rejected"],
+        "restarts_seen": row["processes"],
+        "last_snapshot": row["last_snapshot"],
+    }
 
 
 def metrics_command(
@@ -36,13 +41,14 @@ def metrics_command(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Requests, errors, latency and turns per gateway host, from the metrics snapshots
-    (increases per interval, so restarts do not double-count)."""
-    window = parse_since(since)
+    (increases per interval, so restarts do not double-count); the MCP tool
+    request_volume gives the same answer."""
+    parse_duration(since)  # a bad value is a usage error before any database work
 
     async def query(conn: AsyncConnection) -> list[dict[str, Any]]:
-        async with conn.cursor(row_factory=dict_row) as cur:
-            await cur.execute(TOTALS, {"window": window, "host": host})
-            return await cur.fetchall()
+        # Sums of per-interval increases (hourly rollups and the snapshots at both ends),
+        # never of the cumulative counters.
+        return [_totals(row) for row in await request_volume(conn, since, host)]
 
     rows = run_db(ctx, query)
     if as_json:

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from openclaw.context.redact import is_redacted
+
 _MISSING: Any = object()
 
 
@@ -58,3 +60,19 @@ def _diff(old: Any, new: Any, path: str, out: list[Change]) -> None:
         out.append(Change(path, ChangeKind.ADDED, new=new))
     elif old != new or type(old) is not type(new):
         out.append(Change(path, ChangeKind.CHANGED, old=old, new=new))
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def describe_change(change: Change) -> str:
+    """One line per change: `+ path: value`, `- path: value`, `~ path: old -> new`."""
+    if change.kind is ChangeKind.ADDED:
+        return f"+ {change.path}: {_show(change.new)}"
+    if change.kind is ChangeKind.REMOVED:
+        return f"- {change.path}: {_show(change.old)}"
+    if is_redacted(change.old) and is_redacted(change.new):
+        return f"~ {change.path}: (secret changed)"
+    return f"~ {change.path}: {_show(change.old)} -> {_show(change.new)}"

@@ -9,6 +9,7 @@ from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
 from openclaw.context.models import ContextEntry
+from openclaw.context.redact import looks_secret
 from openclaw.errors import NotFoundError, UsageError
 
 
@@ -19,12 +20,15 @@ def _check_key(key: str) -> str:
 
 
 async def set_value(conn: AsyncConnection, key: str, value: Any) -> ContextEntry:
+    """Store `value` under `key`; one that looks like a credential is marked secret, and the
+    coding assistant's reader never sees it (`redact.looks_secret` decides)."""
     async with conn.cursor(row_factory=class_row(ContextEntry)) as cur:
         await cur.execute(
-            """INSERT INTO project_context (key, value) VALUES (%s, %s)
-               ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()
+            """INSERT INTO project_context (key, value, secret) VALUES (%s, %s, %s)
+               ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, secret = EXCLUDED.secret,
+                                               updated_at = now()
                RETURNING key, value, updated_at""",
-            (_check_key(key), Jsonb(value)),
+            (_check_key(key), Jsonb(value), looks_secret(key, value)),
         )
         row = await cur.fetchone()
     assert row is not None

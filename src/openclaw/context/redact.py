@@ -22,6 +22,7 @@ import json
 import os
 import re
 import secrets
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -35,15 +36,24 @@ _SECRET_KEY_PARTS = (
     "token",
     "password",
     "passwd",
+    "passphrase",
     "secret",
     "credential",
     "authorization",
     "cookie",
     "privatekey",
+    "privkey",
     "apikey",
+    "bearer",
+    "jwt",
+    "signature",
 )
-# A name whose last word is "key" is a secret (openaiKey, access_key, SIGNING-KEY, key)...
-_KEY_WORD_AT_END = re.compile(r"(?:^|[_\-.\s])[kK][eE][yY][sS]?$|[a-z0-9]K(?:ey|EY)[sS]?$")
+# A name whose last word is "key" is a secret (openaiKey, access_key, SIGNING-KEY, key),
+# and so is one ending in salt, seed, pin, otp or sig (signing_salt, otpSeed)...
+_KEY_WORD_AT_END = re.compile(
+    r"(?:^|[_\-.\s])(?:[kK][eE][yY][sS]?|salt|seed|pin|otp|sig|SALT|SEED|PIN|OTP|SIG)$"
+    r"|[a-z0-9](?:K(?:ey|EY)[sS]?|Salt|SALT|Seed|SEED|Pin|PIN|Otp|OTP|Sig|SIG)$"
+)
 # ... except these. ("monkey" is not caught: "key" must be a word of its own.)
 _NOT_SECRET_KEYS = frozenset(
     {
@@ -79,6 +89,15 @@ _VALUE_PATTERNS = [
     re.compile(r"(?P<head>)(?P<secret>(?<![\w:])\d{5,}:[\w-]{30,})"),
     # Discord (and Slack-like) webhook URLs: /api/webhooks/<id>/<token>
     re.compile(r"(?P<head>/webhooks/\d+/)(?P<secret>[\w-]{20,})"),
+    # PEM private keys, HTTP credentials, JWTs, Slack webhooks, signed URLs
+    re.compile(
+        r"(?P<head>)(?P<secret>-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?"
+        r"(?:-----END [A-Z ]*PRIVATE KEY-----|$))"
+    ),
+    re.compile(r"(?P<head>\b(?:Bearer|Basic)\s+)(?P<secret>[\w\-.~+/=]{8,})"),
+    re.compile(r"(?P<head>)(?P<secret>\beyJ[\w-]{5,}\.[\w-]{5,}\.[\w-]+)"),
+    re.compile(r"(?P<head>hooks\.slack\.com/services/)(?P<secret>[\w/]+)"),
+    re.compile(r"(?P<head>[?&](?:sig|signature|x-amz-signature)=)(?P<secret>[^&\s]+)", re.I),
     # Well-known key formats
     re.compile(
         r"(?P<head>)(?P<secret>\b(?:sk-[\w-]{16,}|sk_live_\w{16,}|gh[pousr]_\w{30,}|github_pat_\w{30,}"
@@ -102,6 +121,18 @@ def is_secret_key(key: str, value: Any = None) -> bool:
     if any(part in name for part in _SECRET_KEY_PARTS):
         return True
     return bool(_KEY_WORD_AT_END.search(key)) and name not in _NOT_SECRET_KEYS
+
+
+def looks_secret(key: str, value: Any) -> bool:
+    """Whether a key-value entry looks like a credential, by its key (also compatibility
+    forms of letters: ＡＰＩ_KEY), by any key inside it, or by a secret-looking text in it."""
+    if is_secret_key(unicodedata.normalize("NFKC", key), value if value is not None else ""):
+        return True
+    if isinstance(value, dict):
+        return any(looks_secret(str(k), v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(looks_secret("", v) for v in value)
+    return isinstance(value, str) and any(p.search(value) for p in _VALUE_PATTERNS)
 
 
 def is_redacted(value: Any) -> bool:

@@ -247,8 +247,9 @@ def create_app(gw: Gateway) -> FastAPI:
         try:
             wanted = uuid.UUID(call_id)
         except ValueError:
+            # openclaw-rs answers 404 for any id it does not hold; so do we
             return JSONResponse(
-                {"found": False, "error": f"{call_id!r} is not a log entry id"}, status_code=400
+                {"found": False, "error": f"{call_id!r} is not a log entry id"}, status_code=404
             )
         call = runtime.llm_log.get(wanted)
         if call is None:  # left the ring buffer: Postgres has it (once the outbox shipped it)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 import uuid
 from collections import deque
@@ -22,6 +23,8 @@ from openclaw.errors import NotFoundError
 from openclaw.gateway.app import Gateway
 from openclaw.gateway.config import ChannelConfig
 from openclaw.llm.router import AllModelsFailedError, ProviderInitError
+
+log = logging.getLogger(__name__)
 
 EDIT_INTERVAL_S = 1.0  # Telegram allows about one edit a second per chat
 HELP = """Commands:
@@ -201,6 +204,11 @@ class ChannelCore:
             self._count("errors")
             await reply.send("Sorry, no model could answer just now. Try again in a moment.")
             return
+        except Exception:  # unforeseen: the user hears of it, the log has the details, the bot serves on
+            log.exception("%s: the answer to chat %s failed", self.channel, msg.chat_id)
+            self._count("errors")
+            await reply.send("Sorry, something went wrong on my side. Try again in a moment.")
+            return
         final = result.reply or "(no answer)"
         if handle is None:
             await reply.send(final)
@@ -246,7 +254,7 @@ class ChannelCore:
             else:
                 await reply.send("Nothing is running.")
         elif name == "model":
-            chain = gw.runtime.config.chain(gw.config.model)
+            chain = gw.runtime.agent.router.chain(gw.config.model)
             await reply.send(
                 "Model: "
                 + (str(chain[0]) if chain else "none configured")

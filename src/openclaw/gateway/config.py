@@ -2,12 +2,13 @@
 
     $GATEWAY_CONFIG (default /etc/openclaw-gateway/config.json):
     {"telegram": {"bot_token": "...", "allowed_user_ids": [123], "api_base": "https://api.telegram.org"},
-     "discord":  {"bot_token": "...", "allowed_user_ids": [456]},
+     "discord":  {"bot_token": "...", "allowed_user_ids": [456], "api_base": "https://discord.com/api/v10"},
      "agent": {"name": "main", "fallback": true, "model": null, "sandbox": {...}},
      "webhook": {"token": "..."},
      "metrics": {"snapshot_interval_secs": 60}, "llm_log": {"capacity": 256}}
 
-Env: TELEGRAM_BOT_TOKEN and ALLOWED_USER_IDS (comma-separated) override the file; without
+Env: TELEGRAM_BOT_TOKEN, DISCORD_BOT_TOKEN and ALLOWED_USER_IDS (comma-separated, Telegram's)
+override the file, TELEGRAM_API_BASE and DISCORD_API_BASE apply where it has none; without
 a file AGENT_NAME (main), USE_FALLBACK (true) and MODEL apply; HTTP_BIND (127.0.0.1) and
 HTTP_PORT (3100) say where the API listens.
 """
@@ -27,13 +28,15 @@ from openclaw.settings import read_json_object
 DEFAULT_PORT = 3100
 DEFAULT_BIND = "127.0.0.1"
 MAX_WEBHOOK_BODY_BYTES = 1_000_000
+TELEGRAM_API_BASE = "https://api.telegram.org"
+DISCORD_API_BASE = "https://discord.com/api/v10"
 
 
 @dataclass(frozen=True, slots=True)
 class ChannelConfig:
     bot_token: str | None = field(default=None, repr=False)
     allowed_user_ids: tuple[int, ...] = ()  # empty: everyone may talk
-    api_base: str = "https://api.telegram.org"
+    api_base: str = TELEGRAM_API_BASE
 
     @property
     def enabled(self) -> bool:
@@ -50,7 +53,7 @@ class GatewayConfig:
     model: ModelRef | None = None
     sandbox: SandboxSettings = field(default_factory=SandboxSettings)
     telegram: ChannelConfig = field(default_factory=ChannelConfig)
-    discord: ChannelConfig = field(default_factory=ChannelConfig)
+    discord: ChannelConfig = field(default_factory=lambda: ChannelConfig(api_base=DISCORD_API_BASE))
     webhook_token: str | None = field(default=None, repr=False)
     api_token: str | None = field(default=None, repr=False)  # gateway.auth of openclaw-manual.json
     bind: str = DEFAULT_BIND
@@ -76,7 +79,7 @@ def _ids(value: Any, where: str) -> tuple[int, ...]:
     return tuple(value)
 
 
-def _channel(section: dict[str, Any], name: str, env_prefix: str) -> ChannelConfig:
+def _channel(section: dict[str, Any], name: str, env_prefix: str, default_api_base: str) -> ChannelConfig:
     token = os.environ.get(f"{env_prefix}_BOT_TOKEN") or section.get("bot_token")
     ids_env = os.environ.get("ALLOWED_USER_IDS") if env_prefix == "TELEGRAM" else None
     ids = (
@@ -84,9 +87,7 @@ def _channel(section: dict[str, Any], name: str, env_prefix: str) -> ChannelConf
         if ids_env
         else _ids(section.get("allowed_user_ids"), f"{name}.allowed_user_ids")
     )
-    api_base = (
-        section.get("api_base") or os.environ.get(f"{env_prefix}_API_BASE") or "https://api.telegram.org"
-    )
+    api_base = section.get("api_base") or os.environ.get(f"{env_prefix}_API_BASE") or default_api_base
     return ChannelConfig(token or None, ids, str(api_base).rstrip("/"))
 
 
@@ -129,8 +130,8 @@ def load_gateway_config() -> GatewayConfig:
         use_fallback=bool(fallback),
         model=ModelRef.parse(model) if model else None,
         sandbox=sandbox_from(agent.get("sandbox") or {}),
-        telegram=_channel(document.get("telegram") or {}, "telegram", "TELEGRAM"),
-        discord=_channel(document.get("discord") or {}, "discord", "DISCORD"),
+        telegram=_channel(document.get("telegram") or {}, "telegram", "TELEGRAM", TELEGRAM_API_BASE),
+        discord=_channel(document.get("discord") or {}, "discord", "DISCORD", DISCORD_API_BASE),
         webhook_token=webhook.get("token") or None,
         api_token=_manual_auth_token(),
         bind=os.environ.get("HTTP_BIND", DEFAULT_BIND),

@@ -67,7 +67,11 @@ async def serve(
 ) -> None:
     config = config or load_gateway_config()
     runtime = await open_runtime(
-        target, home=openclaw_home(), agent_name=config.agent_name, require_models=False
+        target,
+        home=openclaw_home(),
+        agent_name=config.agent_name,
+        require_models=False,
+        use_fallback=config.use_fallback,
     )
     gateway = Gateway(config, runtime, hostinfo.hostname())
     stop = asyncio.Event()
@@ -101,6 +105,17 @@ async def serve(
         except TelegramError as exc:  # a wrong token, or no network: the rest of the gateway still serves
             log.error("telegram: not started: %s", exc)
             telegram = None
+    discord = None
+    if config.discord.enabled:
+        # Imported here: discord.py takes a while to import, and most gateways have no Discord.
+        from openclaw.gateway.discord import DiscordChannel, DiscordStartError
+
+        discord = DiscordChannel(ChannelCore(gateway, "discord", "dc", config.discord, cron))
+        try:
+            await discord.start()
+        except DiscordStartError as exc:  # as for Telegram: the rest of the gateway still serves
+            log.error("discord: not started: %s", exc)
+            discord = None
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(gateway),
@@ -129,6 +144,8 @@ async def serve(
         stop.set()
         if telegram is not None:
             await telegram.stop()
+        if discord is not None:
+            await discord.stop()
         cron_loop.cancel()  # a run cut short is recorded as cancelled
         with contextlib.suppress(asyncio.CancelledError):
             await cron_loop

@@ -115,13 +115,19 @@ class Router:
         breaker: CircuitBreaker | None = None,
         retry_delays_s: Sequence[float] = RETRY_DELAYS_S,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        use_fallback: bool = True,
     ) -> None:
         self.config = config
+        self.use_fallback = use_fallback  # USE_FALLBACK=false: the first model only
         self.providers = providers
         self.log = llm_log
         self.breaker = breaker or CircuitBreaker()
         self.retry_delays_s = tuple(retry_delays_s)
         self.sleep = sleep
+
+    def chain(self, model: ModelRef | None) -> tuple[ModelRef, ...]:
+        """The models a turn tries, in order."""
+        return self.config.chain(model)[: None if self.use_fallback else 1]
 
     async def chat(
         self,
@@ -137,7 +143,7 @@ class Router:
             raise ProviderInitError(f"no model configured: {self.config.problem or 'no providers'}")
         errors: list[str] = []
         attempt = 0
-        chain = self.config.chain(model)
+        chain = self.chain(model)
         if not chain:
             raise AllModelsFailedError([])
         for ref in chain:

@@ -183,9 +183,15 @@ async def _apply_tokens(conn: AsyncConnection, payloads: list[dict[str, Any]]) -
 
 async def _apply_tokens_add(conn: AsyncConnection, payloads: list[dict[str, Any]]) -> None:
     for p in payloads:
+        # The uid is recorded with the increment, in one transaction: a replay adds nothing.
+        # (Entries spooled before uids existed have none and are applied as they are.)
         await conn.execute(
-            "UPDATE sessions SET total_tokens = total_tokens + %s WHERE session_key = %s",
-            (p["add"], p["key"]),
+            """WITH fresh AS (
+                   INSERT INTO outbox_applied (uid) SELECT %(uid)s::uuid WHERE %(uid)s::uuid IS NOT NULL
+                   ON CONFLICT DO NOTHING RETURNING uid)
+               UPDATE sessions SET total_tokens = total_tokens + %(add)s
+                WHERE session_key = %(key)s AND (%(uid)s::uuid IS NULL OR EXISTS (SELECT 1 FROM fresh))""",
+            {"uid": p.get("uid"), "add": p["add"], "key": p["key"]},
         )
 
 

@@ -37,6 +37,10 @@ class _BehindOutboxError(PoolTimeout):
     """Not an outage: a session's writes queue behind its own earlier ones."""
 
 
+class _RecentlyDownError(PoolTimeout):
+    """Postgres failed a moment ago: not tried again yet (and not logged again)."""
+
+
 RETRY_AFTER_S = 5.0
 
 _SESSION_SELECT = """
@@ -96,7 +100,7 @@ class PostgresSessionStore(SessionStore):
 
     def _connection(self, session_key: str | None = None) -> AbstractAsyncContextManager[AsyncConnection]:
         if self.spool is not None and time.monotonic() < self._down_until:
-            raise PoolTimeout("Postgres was unreachable a moment ago")
+            raise _RecentlyDownError("Postgres was unreachable a moment ago")
         if session_key is not None and self._from_memory(session_key):
             # Earlier writes of this session still wait in the outbox: these go after them,
             # or the history would come back out of order.
@@ -118,7 +122,7 @@ class PostgresSessionStore(SessionStore):
         if not self.spool.append(kind, payload):
             raise DatabaseError("Postgres is unreachable and the outbox is full: this message was not stored")
         self._spooled.add(key)
-        if isinstance(exc, _BehindOutboxError):
+        if isinstance(exc, _BehindOutboxError | _RecentlyDownError):
             return
         self._down_until = time.monotonic() + RETRY_AFTER_S
         log.warning(
@@ -195,7 +199,8 @@ class PostgresSessionStore(SessionStore):
                     (tokens, session_key),
                 )
         except UNAVAILABLE as exc:
-            self._fallback(TOKENS_ADD, {"key": session_key, "add": tokens}, session_key, exc)
+            entry = {"key": session_key, "add": tokens, "uid": str(uuid.uuid4())}
+            self._fallback(TOKENS_ADD, entry, session_key, exc)
 
     def _from_memory(self, session_key: str) -> bool:
         """Whether Postgres lacks writes of this session that wait in the outbox."""
@@ -240,12 +245,31 @@ class PostgresSessionStore(SessionStore):
         return rows[0] if rows else None
 
     async def find_latest_session(self, prefix: str) -> SessionInfo | None:
-        rows = await self._sessions(
-            " WHERE s.session_key = %s OR s.session_key LIKE %s ESCAPE '\\'"
-            " ORDER BY s.updated_at DESC, s.id DESC LIMIT 1",
-            (prefix, like_prefix(prefix)),
+        # The session a chat continues is asked for on every message: during an outage (or
+        # while this chat's writes wait in the outbox) the sessions this process talked
+        # in answer it, newest first.
+        remembered = [k for k in reversed(self._recent) if k == prefix or k.startswith(prefix + ":")]
+        if not any(self._from_memory(k) for k in remembered):
+            try:
+                async with self._connection() as conn, conn.cursor(row_factory=class_row(SessionInfo)) as cur:
+                    await cur.execute(
+                        _SESSION_SELECT + " WHERE s.session_key = %s OR s.session_key LIKE %s ESCAPE '\\'"
+                        " ORDER BY s.updated_at DESC, s.id DESC LIMIT 1",
+                        (prefix, like_prefix(prefix)),
+                    )
+                    return await cur.fetchone()
+            except UNAVAILABLE:
+                if self.spool is None:
+                    raise
+                self._down_until = time.monotonic() + RETRY_AFTER_S
+        if not remembered:
+            return None
+        now = datetime.now(UTC)
+        key = remembered[0]
+        info = parse_key(key)
+        return SessionInfo(
+            key, self.agent, "", info.channel, info.user_id, now, now, 0, len(self._recent[key])
         )
-        return rows[0] if rows else None
 
     async def delete_session(self, session_key: str) -> bool:
         async with self.database.connection() as conn:

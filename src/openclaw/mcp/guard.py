@@ -1,0 +1,171 @@
+"""The parser wall of `query(sql)`: one read-only statement, known-safe functions only.
+
+This is the second of four walls (reference mcp.md): the database role that can only
+SELECT from curated views is the first and the real boundary; after this come the
+extended protocol and a READ ONLY transaction with a statement timeout. The check is
+done on pglast's parse tree, not on the text, and every node of the tree is visited, so
+a function is found wherever it hides: in FROM (`pg_read_file(...)` as a table, the hole
+another server had), in a CTE, a subquery, a LATERAL, an ORDER BY or a default.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from pglast import ast, parse_sql
+from pglast.parser import ParseError
+from pglast.visitors import Visitor
+
+from openclaw.errors import UsageError
+
+MAX_SQL_CHARS = 20_000  # pglast's tree conversion recurses: a huge expression would crash us
+# Volatile in the catalog, yet they change nothing and leak nothing; analysts use them.
+HARMLESS_VOLATILE = frozenset(
+    {
+        "random",
+        "random_normal",
+        "clock_timestamp",
+        "timeofday",
+        "gen_random_uuid",
+        "pg_relation_size",
+        "pg_total_relation_size",
+        "pg_table_size",
+        "pg_indexes_size",
+        "pg_database_size",
+    }
+)
+# Refused by name whatever their volatility: they run SQL given as text (ts_stat,
+# ts_rewrite, query_to_xml...), read whole tables or files, take a transaction id, sleep.
+_REFUSED_NAMES = re.compile(
+    r"(_to_xml|xmlschema|^dblink|^pg_read|^pg_ls_|^pg_stat_file|^pg_file|^lo_|^txid_current$"
+    r"|^txid_current_if_assigned$|^pg_current_xact_id|^pg_stat_reset|^set_config$|^pg_sleep|^ts_stat$"
+    r"|^ts_rewrite$)"
+)
+_MODIFYING = (ast.InsertStmt, ast.UpdateStmt, ast.DeleteStmt, ast.MergeStmt)
+_STATEMENT_NAMES = {
+    "InsertStmt": "INSERT",
+    "UpdateStmt": "UPDATE",
+    "DeleteStmt": "DELETE",
+    "MergeStmt": "MERGE",
+    "TransactionStmt": "a transaction command",
+    "VariableSetStmt": "SET",
+    "CopyStmt": "COPY",
+    "DoStmt": "DO",
+    "CallStmt": "CALL",
+    "LockStmt": "LOCK",
+    "DropStmt": "DROP",
+    "TruncateStmt": "TRUNCATE",
+    "GrantStmt": "GRANT",
+    "GrantRoleStmt": "GRANT",
+}
+
+
+class QueryRefused(UsageError):
+    """The SQL is not a single read-only statement made of allowed parts."""
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionPolicy:
+    """What the catalog says: the names whose every overload is stable or immutable, and
+    every function name (to recognise `(x).f`, Postgres's other way to write `f(x)`)."""
+
+    allowed: frozenset[str]
+    known: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedQuery:
+    sql: str  # the one statement's text, without a trailing semicolon
+    is_select: bool  # False: EXPLAIN, which cannot run inside a cursor
+
+
+def check_query(sql: str, functions: FunctionPolicy) -> CheckedQuery:
+    """Accept one SELECT (or EXPLAIN of one) whose every function is allowed by `functions`
+    or harmless; raise `QueryRefused` with the reason otherwise."""
+    if not sql.strip():
+        raise QueryRefused("the query is empty")
+    if len(sql) > MAX_SQL_CHARS:
+        raise QueryRefused(f"the query is longer than {MAX_SQL_CHARS} characters")
+    try:
+        statements = parse_sql(sql)
+    except ParseError as exc:
+        raise QueryRefused(f"the query does not parse: {exc}") from None
+    if len(statements) != 1:
+        raise QueryRefused(f"exactly one statement is allowed, this has {len(statements)}")
+    raw = statements[0]
+    statement = raw.stmt
+    assert statement is not None
+    is_select = isinstance(statement, ast.SelectStmt)
+    if isinstance(statement, ast.ExplainStmt):
+        if not isinstance(statement.query, ast.SelectStmt):
+            raise QueryRefused(f"EXPLAIN is allowed of a SELECT only, not of {_kind(statement.query)}")
+        if any(option.defname == "analyze" for option in statement.options or ()):
+            # It runs the query and counts the rows a view's filter removed: hidden rows
+            # would show through. Plain EXPLAIN shows the plan.
+            raise QueryRefused("EXPLAIN ANALYZE is not allowed; plain EXPLAIN is")
+    elif not is_select:
+        raise QueryRefused(f"only SELECT (or EXPLAIN SELECT) is allowed, not {_kind(statement)}")
+    _Checker(functions)(statement)
+    # The statement's own text (pglast gives character offsets; a length of 0 means "to
+    # the end"): psycopg declares a cursor around it, so no semicolon may follow, and a
+    # line break ends a trailing comment.
+    start = raw.stmt_location or 0
+    text = sql[start : start + raw.stmt_len] if raw.stmt_len else sql[start:]
+    return CheckedQuery(text.strip().rstrip(";") + "\n", is_select)
+
+
+def _kind(node: object) -> str:
+    name = type(node).__name__
+    return _STATEMENT_NAMES.get(name, name.removesuffix("Stmt").upper() or name)
+
+
+class _Checker(Visitor):
+    def __init__(self, functions: FunctionPolicy) -> None:
+        super().__init__()
+        self.functions = functions
+
+    def visit(self, ancestors: object, node: object) -> None:
+        if isinstance(node, _MODIFYING):
+            raise QueryRefused(f"{_kind(node)} is not allowed, not even inside a WITH")
+        if isinstance(node, ast.SelectStmt):
+            if node.intoClause is not None:
+                raise QueryRefused("SELECT INTO creates a table; it is not allowed")
+            if node.lockingClause:
+                raise QueryRefused("FOR UPDATE/SHARE takes row locks; it is not allowed")
+        elif isinstance(node, ast.FuncCall):
+            self._check_call(node)
+        # `(x).f` and `t.f` call f(x) when f is not a field: check such names as calls.
+        elif isinstance(node, ast.A_Indirection):
+            for part in node.indirection or ():
+                if isinstance(part, ast.String):
+                    self._check_attribute(part.sval)
+        elif isinstance(node, ast.ColumnRef):
+            fields = node.fields or ()
+            if len(fields) >= 2 and isinstance(fields[-1], ast.String):
+                self._check_attribute(fields[-1].sval)
+
+    def _check_call(self, call: ast.FuncCall) -> None:
+        parts = [n.sval.lower() for n in call.funcname or ()]
+        name = parts[-1]
+        qualified = ".".join(parts)
+        if len(parts) > 1 and parts[0] not in ("pg_catalog", "reader"):
+            raise QueryRefused(f"function {qualified}() is outside the allowed schemas")
+        if _REFUSED_NAMES.search(name):
+            raise QueryRefused(
+                f"function {qualified}() is not allowed: it reads files, runs SQL or has effects"
+            )
+        if name in HARMLESS_VOLATILE or name in self.functions.allowed:
+            return
+        raise QueryRefused(
+            f"function {qualified}() is not allowed: it is unknown or has side effects (volatile)"
+        )
+
+    def _check_attribute(self, field: str | None) -> None:
+        if not field:
+            return
+        name = field.lower()
+        if name in HARMLESS_VOLATILE or name in self.functions.allowed:
+            return
+        if _REFUSED_NAMES.search(name) or name in self.functions.known:
+            raise QueryRefused(f".{field} calls the function {name}(), which is not allowed")

@@ -1,0 +1,112 @@
+"""What the MCP server holds while it runs: a pool of the read-only role, the functions a
+query may call, and (with --allow-writes only) the main database for the context tables."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+
+from openclaw.db import Database, DatabaseTarget, migrate
+from openclaw.db.reader import (
+    ROLE,
+    SCHEMA,
+    can_create_roles,
+    grant_reader,
+    reader_url,
+    role_exists,
+    save_reader_url,
+    saved_reader_url,
+)
+from openclaw.db.target import redact_url
+from openclaw.errors import DatabaseError, first_line
+from openclaw.mcp.guard import FunctionPolicy
+from openclaw.mcp.query import DEFAULT_TIMEOUT_MS, function_policy
+
+
+@dataclass(slots=True)
+class ServerState:
+    reader: AsyncConnectionPool
+    functions: FunctionPolicy
+    writer: Database | None = None  # None: read-only server
+    timeout_ms: int = DEFAULT_TIMEOUT_MS
+
+
+async def prepare_reader(db: Database, home: Path) -> str:
+    """Migrate, make sure the reader role exists and holds its grants, and return the URL
+    to log in as it."""
+    async with await AsyncConnection.connect(db.url, autocommit=True) as conn:
+        await migrate(conn)  # applies only what is pending
+        saved = saved_reader_url(home)
+        if await can_create_roles(conn):
+            # Re-granting is cheap and covers views added by later migrations. A password is
+            # set only when the role is new: changing it would break other machines' URLs.
+            password = await grant_reader(conn, new_password=False)
+            if password is not None:
+                url = reader_url(db.url, password)
+                save_reader_url(home, url)
+                return url
+        elif not await role_exists(conn):
+            raise DatabaseError(
+                f"role {ROLE} does not exist and {redact_url(db.url)} may not create it;"
+                " a superuser can run `openclaw db grant-reader`"
+            )
+    return saved or reader_url(db.url, None)
+
+
+async def open_reader_pool(url: str) -> AsyncConnectionPool:
+    kwargs: dict[str, Any] = {
+        "application_name": "openclaw-mcp",
+        "connect_timeout": 10,
+        "options": f"-c search_path={SCHEMA}",
+    }
+    try:
+        probe = await AsyncConnection.connect(url, **kwargs)
+    except psycopg.Error as exc:
+        raise DatabaseError(
+            f"cannot log in as {ROLE} at {redact_url(url)}: {first_line(exc)}; set OPENCLAW_READER_URL"
+            " (printed by `openclaw db reader-url`) or run `openclaw db grant-reader --new-password`"
+        ) from None
+    await probe.close()
+    pool: AsyncConnectionPool = AsyncConnectionPool(
+        url, min_size=1, max_size=4, kwargs=kwargs, open=False, reset=_reset_session
+    )
+    await pool.open(wait=True, timeout=10)
+    return pool
+
+
+async def _reset_session(conn: AsyncConnection) -> None:
+    """Whatever a question managed to change in its session (a setting, an advisory lock,
+    an open cursor), the next one starts clean. Not DISCARD ALL: it would also drop the
+    statements psycopg has prepared and still counts on."""
+    await conn.set_autocommit(True)  # these cannot run inside a transaction
+    await conn.execute("RESET ALL; CLOSE ALL; UNLISTEN *; SELECT pg_advisory_unlock_all()")
+    await conn.set_autocommit(False)
+
+
+@asynccontextmanager
+async def open_state(
+    target: DatabaseTarget, home: Path, *, allow_writes: bool = False
+) -> AsyncIterator[ServerState]:
+    """The server's state; the owner's pool stays open only when writes are allowed."""
+    db = await Database.open(target, application_name="openclaw-mcp")
+    try:
+        url = await prepare_reader(db, home)
+        if not allow_writes:
+            await db.close()
+        pool = await open_reader_pool(url)
+        try:
+            async with pool.connection() as conn:
+                functions = await function_policy(conn)
+            yield ServerState(pool, functions, writer=db if allow_writes else None)
+        finally:
+            await pool.close()
+    finally:
+        if allow_writes:
+            await db.close()

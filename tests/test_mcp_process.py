@@ -1,0 +1,133 @@
+"""`openclaw mcp serve` as the IDE runs it: a real subprocess over stdio, and over
+streamable HTTP with its bearer token; the snippets `mcp config` prints; the reader role
+from the CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import httpx2
+import psycopg
+import pytest
+from mcp import Client, StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
+
+from openclaw.db.reader import ROLE
+from tests.conftest import Cli
+
+OPENCLAW = str(Path(sys.executable).with_name("openclaw"))
+
+
+def _env(db_url: str, home: Path) -> dict[str, str]:
+    return {"OPENCLAW_HOME": str(home), "DATABASE_URL": db_url, "GATEWAY_CONFIG": str(home / "none.json")}
+
+
+def test_stdio_subprocess_answers_and_refuses(cli: Cli, db_url: str, isolated_environment: Path) -> None:
+    cli("issues", "add", "disk fills up", "--severity", "critical", "--component", "infra")
+    params = StdioServerParameters(
+        command=OPENCLAW, args=["mcp", "serve"], env=_env(db_url, isolated_environment)
+    )
+
+    async def scenario() -> None:
+        async with Client(params) as client:
+            issues = await client.call_tool("open_issues", {})
+            assert [i["title"] for i in issues.structured_content["issues"]] == ["disk fills up"]  # type: ignore[index]
+            drop = await client.call_tool("query", {"sql": "COMMIT; DROP TABLE known_issues"})
+            assert drop.is_error
+            assert "log_task" not in {t.name for t in (await client.list_tools()).tools}
+
+    asyncio.run(scenario())
+    with psycopg.connect(db_url) as conn:
+        assert conn.execute("SELECT count(*) FROM known_issues").fetchone() == (1,)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_http_needs_the_bearer_token(db_url: str, isolated_environment: Path) -> None:
+    port = _free_port()
+    env = {**os.environ, **_env(db_url, isolated_environment), "OPENCLAW_MCP_TOKEN": "tok-123"}
+    server = subprocess.Popen(
+        [OPENCLAW, "mcp", "serve", "--transport", "http", "--port", str(port), "--allow-writes"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}/mcp"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                response = httpx.post(url, json={})
+                break
+            except httpx.TransportError:
+                assert server.poll() is None and time.monotonic() < deadline, "mcp serve did not start"
+                time.sleep(0.2)
+        assert response.status_code == 401
+        assert httpx.post(url, json={}, headers={"Authorization": "Bearer wrong"}).status_code == 401
+
+        async def scenario() -> None:
+            http = httpx2.AsyncClient(headers={"Authorization": "Bearer tok-123"})
+            async with Client(streamable_http_client(url, http_client=http)) as client:
+                task = await client.call_tool("log_task", {"description": "over http"})
+                assert not task.is_error, task.content
+
+        asyncio.run(scenario())
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    with psycopg.connect(db_url) as conn:
+        assert conn.execute("SELECT description FROM task_log").fetchall() == [("over http",)]
+
+
+@pytest.mark.parametrize("client", ["windsurf", "claude-code", "cursor", "vscode"])
+def test_config_prints_each_clients_snippet(cli: Cli, client: str, isolated_environment: Path) -> None:
+    result = cli("mcp", "config", "--client", client)
+    assert result.exit_code == 0
+    if client == "claude-code":
+        assert result.stdout.startswith("claude mcp add openclaw --env OPENCLAW_HOME=")
+        assert result.stdout.rstrip().endswith("mcp serve")
+        return
+    document = json.loads(result.stdout)
+    entry = document["servers" if client == "vscode" else "mcpServers"]["openclaw"]
+    assert entry["args"] == ["mcp", "serve"] and Path(entry["command"]).name == "openclaw"
+    assert entry["env"]["OPENCLAW_HOME"] == str(isolated_environment.resolve())
+    assert client != "vscode" or entry["type"] == "stdio"
+
+
+def test_config_http_carries_the_token(cli: Cli, isolated_environment: Path) -> None:
+    windsurf = json.loads(cli("mcp", "config", "--client", "windsurf", "--http").stdout)
+    entry = windsurf["mcpServers"]["openclaw"]
+    token = (isolated_environment / "mcp-token").read_text().strip()
+    assert entry == {
+        "serverUrl": "http://127.0.0.1:8765/mcp",
+        "headers": {"Authorization": f"Bearer {token}"},
+    }
+    assert oct((isolated_environment / "mcp-token").stat().st_mode & 0o777) == "0o600"
+    vscode = json.loads(cli("mcp", "config", "--client", "vscode", "--http").stdout)
+    assert vscode["servers"]["openclaw"]["type"] == "http"
+    bad = cli("mcp", "config", "--client", "emacs")
+    assert bad.exit_code == 2 and "emacs" in bad.stderr
+
+
+def test_grant_reader_and_reader_url(cli: Cli, db_url: str, isolated_environment: Path) -> None:
+    assert cli("db", "reader-url").exit_code == 2  # nothing saved yet: one line, no traceback
+    assert cli("db", "grant-reader").exit_code == 0
+    reader = cli("db", "reader-url").stdout.strip()
+    assert reader.startswith(f"postgresql://{ROLE}")
+    with psycopg.connect(reader) as conn:
+        assert conn.execute("SHOW transaction_read_only").fetchone() == ("on",)
+        assert conn.execute("SELECT count(*) FROM known_issues").fetchone() == (0,)  # the reader view
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("SELECT * FROM public.known_issues")
