@@ -833,6 +833,11 @@ PHASE7_LLM_BY_MODEL = (
     "SELECT model, count(*), avg(latency_ms), count(*) FILTER (WHERE error IS NOT NULL) as errors"
     " FROM llm_calls WHERE created_at > now() - interval '1 day' GROUP BY model ORDER BY count(*) DESC"
 )
+NEWEST_MESSAGES = """
+SELECT s.session_key, m.role, m.content, m.created_at
+  FROM messages m JOIN sessions s ON s.id = m.session_id
+ ORDER BY m.id DESC LIMIT 100
+"""
 PHASE7_LLM_ERRORS = (
     "SELECT model, error, latency_ms, created_at FROM llm_calls WHERE error IS NOT NULL"
     " ORDER BY created_at DESC LIMIT 5"
@@ -843,6 +848,12 @@ def cases(state: ServerState, session_key: str) -> list[Case]:
     def query(sql_text: str) -> Work:
         async def work(conn: AsyncConnection) -> object:
             return await run_query(conn, sql_text, state.functions, max_rows=100, timeout_ms=state.timeout_ms)
+
+        return work
+
+    def plain(sql_text: str) -> Work:  # no parse, no checks, no capping: the floor of query()
+        async def work(conn: AsyncConnection) -> object:
+            return await (await conn.execute(sql_text)).fetchall()
 
         return work
 
@@ -917,13 +928,14 @@ def cases(state: ServerState, session_key: str) -> list[Case]:
         Case("context_list()", "context_list", {}, curated.context_list),
         Case("cron_history()", "cron_history", {}, curated.cron_history),
         Case("describe_schema()", "describe_schema", {}, curated.describe_schema),
-        Case(
-            "query(llm_calls by model, 1 day)",
-            "query",
-            {"sql": PHASE7_LLM_BY_MODEL},
-            query(PHASE7_LLM_BY_MODEL),
+        *(
+            Case(f"query({label})", "query", {"sql": sql}, query(sql), "plain execute", plain(sql))
+            for label, sql in (
+                ("llm_calls by model, 1 day", PHASE7_LLM_BY_MODEL),
+                ("last 5 llm errors", PHASE7_LLM_ERRORS),
+                ("100 newest messages", NEWEST_MESSAGES),
+            )
         ),
-        Case("query(last 5 llm errors)", "query", {"sql": PHASE7_LLM_ERRORS}, query(PHASE7_LLM_ERRORS)),
     ]
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import resource
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import psutil
 import psycopg
 from mcp import Client
 
@@ -367,6 +369,35 @@ async def _attacks_are_refused_and_every_table_is_intact(db_url: str, home: Path
         leaked = await call(client, "query", sql="SELECT * FROM project_context")
         assert "secret" not in json.dumps(leaked)
         assert counts() == before
+
+
+def test_huge_values_are_cut_by_the_server_not_fetched(db_url: str, isolated_environment: Path) -> None:
+    asyncio.run(_huge_values_are_cut_by_the_server_not_fetched(db_url, isolated_environment))
+
+
+async def _huge_values_are_cut_by_the_server_not_fetched(db_url: str, home: Path) -> None:
+    async with mcp_client(db_url, home) as client:
+        await call(client, "query", sql="SELECT 1")  # the pool and the SDK are warm
+        peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        rss_before = psutil.Process().memory_info().rss
+        text = await call(client, "query", sql="SELECT repeat('x', 300000000) AS a, 'short' AS a")
+        assert text["columns"] == ["a", "a"]  # repeated names survive the wrapping
+        assert text["rows"] == [["x" * 4000 + "…[299996000 more characters]", "short"]]
+        peak_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        # Fetched whole, 300 MB would have passed through this process at least once.
+        assert peak_after < max(peak_before, rss_before + 100_000_000)
+        big = await call(
+            client,
+            "query",
+            sql="SELECT g, CASE WHEN g = 2 THEN array_fill(7, ARRAY[400000]) ELSE ARRAY[g] END AS arr,"
+            " to_jsonb(repeat('y', 2000000)) AS doc FROM generate_series(3, 1, -1) AS g ORDER BY g DESC",
+        )
+        assert big["oversized"] is True and big["truncated"] is False
+        assert big["rows"] == [[3, [3], None], [2, None, None], [1, [1], None]]  # order kept
+        small = await call(client, "query", sql="SELECT array_fill(7, ARRAY[3]) AS arr, '{}'::jsonb AS doc")
+        assert small["rows"] == [[[7, 7, 7], {}]] and small["oversized"] is False
+        empty = await call(client, "query", sql="SELECT FROM generate_series(1, 2)")
+        assert empty["columns"] == [] and empty["rows"] == [[], []]
 
 
 def test_write_tools_only_with_allow_writes_and_only_context_tables(

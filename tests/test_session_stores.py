@@ -160,3 +160,15 @@ async def test_a_replayed_token_increment_adds_once(conn: psycopg.AsyncConnectio
     await HANDLERS[TOKENS_ADD](conn, [{"key": "tg:main:1:1", "add": 1}])  # spooled by an older openclaw
     row = await (await conn.execute("SELECT total_tokens FROM sessions")).fetchone()
     assert row == (16,)
+
+
+async def test_old_applied_uids_are_pruned(conn: psycopg.AsyncConnection) -> None:
+    old, recent = uuid.uuid4(), uuid.uuid4()
+    await conn.execute(
+        "INSERT INTO outbox_applied (uid, applied_at)"
+        " VALUES (%s, now() - interval '31 days'), (%s, now() - interval '29 days')",
+        (old, recent),
+    )
+    await HANDLERS[TOKENS_ADD](conn, [{"key": "tg:main:1:1", "add": 1, "uid": str(uuid.uuid4())}])
+    rows = await (await conn.execute("SELECT uid FROM outbox_applied")).fetchall()
+    assert old not in {r[0] for r in rows} and recent in {r[0] for r in rows} and len(rows) == 2

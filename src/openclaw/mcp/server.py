@@ -199,13 +199,19 @@ def create_server(state: ServerState) -> MCPServer:
     ) -> CallToolResult:
         """Anything the curated tools do not answer: one SELECT, run read-only as a role that
         sees only the views of describe_schema, with a timeout and a row cap (`truncated`
-        says whether more rows exist)."""
+        says whether more rows exist). Texts are cut at 4,000 characters; a value over 1 MB
+        of another type is shown as null, and `oversized` is then true."""
 
         async def run(conn: AsyncConnection) -> dict[str, Any]:
             result = await run_query(
                 conn, sql, state.functions, max_rows=max_rows, timeout_ms=state.timeout_ms
             )
-            return {"columns": result.columns, "rows": result.rows, "truncated": result.truncated}
+            return {
+                "columns": result.columns,
+                "rows": result.rows,
+                "truncated": result.truncated,
+                "oversized": result.oversized,
+            }
 
         return untrusted(await read(run))
 

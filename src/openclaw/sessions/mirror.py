@@ -181,7 +181,15 @@ async def _apply_tokens(conn: AsyncConnection, payloads: list[dict[str, Any]]) -
     )
 
 
+APPLIED_UIDS_KEPT = "30 days"
+
+
 async def _apply_tokens_add(conn: AsyncConnection, payloads: list[dict[str, Any]]) -> None:
+    # A uid only has to outlive its spool entry, which is removed right after the commit
+    # (or at the next start after a crash): a month is ample, and the table stays small.
+    await conn.execute(
+        "DELETE FROM outbox_applied WHERE applied_at < now() - %s::interval", (APPLIED_UIDS_KEPT,)
+    )
     for p in payloads:
         # The uid is recorded with the increment, in one transaction: a replay adds nothing.
         # (Entries spooled before uids existed have none and are applied as they are.)
