@@ -258,6 +258,11 @@ PHASE7 = [
     " GROUP BY 1 HAVING count(*) > 0",
     "SELECT pg_size_pretty(pg_total_relation_size('llm_calls')) IS NOT NULL, int4range(1, 5)::text,"
     " 'Infinity'::numeric::text, '10.0.0.0/8'::cidr::text",
+    # Forms that the server-side capping wraps in a subquery: all keep their rows and order.
+    "TABLE deployments",
+    "VALUES (2, 'b'), (1, 'a') ORDER BY 1",
+    "(SELECT 1 AS n) UNION ALL (SELECT 2) ORDER BY n DESC",
+    "SELECT session_key, session_key FROM sessions ORDER BY 1 DESC -- the same name twice",
 ]
 
 
