@@ -16,6 +16,7 @@ from typing import Any
 
 import psutil
 import psycopg
+import pytest
 from mcp import Client
 
 from openclaw.chat import Message, Role
@@ -28,6 +29,7 @@ from openclaw.db.runtime import (
     write_llm_calls,
     write_metrics_snapshots,
 )
+from openclaw.mcp.guard import FunctionPolicy, QueryRefused, check_query
 from openclaw.mcp.server import create_server
 from openclaw.mcp.state import open_state
 from openclaw.sessions.postgres_store import PostgresSessionStore
@@ -374,6 +376,46 @@ async def _attacks_are_refused_and_every_table_is_intact(db_url: str, home: Path
         leaked = await call(client, "query", sql="SELECT * FROM project_context")
         assert "secret" not in json.dumps(leaked)
         assert counts() == before
+
+
+# Read-only queries that an earlier guard refused (found by bench/guard_peer.py): status
+# functions that the catalog calls volatile, a column named like a function, EXPLAIN with
+# ANALYZE switched off.
+ONCE_REFUSED = [
+    "SELECT pg_is_in_recovery() AS replica, pg_postmaster_start_time() AS up_since",
+    "SELECT pid, pg_blocking_pids(pid) AS blocked_by FROM pg_stat_activity",
+    "SELECT per.session_id, per.system FROM (SELECT session_id, count(*) AS system FROM messages"
+    " GROUP BY 1) AS per ORDER BY per.system DESC",
+    "EXPLAIN (ANALYZE false, COSTS off) SELECT * FROM messages",
+]
+
+
+def test_read_only_queries_once_refused_are_accepted(
+    cli: Cli, db_url: str, isolated_environment: Path
+) -> None:
+    _seed(cli, db_url, isolated_environment)
+
+    async def run() -> None:
+        async with mcp_client(db_url, isolated_environment) as client:
+            for sql in ONCE_REFUSED:
+                await call(client, "query", sql=sql)
+            assert "EXPLAIN ANALYZE" in await refused(client, "query", sql="EXPLAIN (ANALYZE on) SELECT 1")
+
+    asyncio.run(run())
+
+
+def test_a_two_part_name_is_a_call_only_for_functions_that_take_a_whole_row() -> None:
+    """`t.f` is f(t) only when t has no column f, and f must take t's whole row: the guard
+    refuses such names (from the catalog), not every function name."""
+    policy = FunctionPolicy(
+        allowed=frozenset({"count"}), known=frozenset({"system", "leak"}), whole_row=frozenset({"leak"})
+    )
+    assert check_query("SELECT t.system FROM messages AS t", policy)
+    for sql in ("SELECT t.leak FROM messages AS t", "SELECT (t.id).system FROM messages AS t"):
+        with pytest.raises(QueryRefused, match="calls the function"):
+            check_query(sql, policy)
+    with pytest.raises(QueryRefused, match="calls the function system"):  # t.c.f is f(t.c)
+        check_query("SELECT t.id.system FROM messages AS t", policy)
 
 
 def test_huge_values_are_cut_by_the_server_not_fetched(db_url: str, isolated_environment: Path) -> None:

@@ -33,6 +33,20 @@ HARMLESS_VOLATILE = frozenset(
         "pg_table_size",
         "pg_indexes_size",
         "pg_database_size",
+        "pg_tablespace_size",
+        "pg_partition_tree",
+        "pg_partition_ancestors",
+        "pg_jit_available",
+        # what a server is doing: replication and lock waits
+        "pg_is_in_recovery",
+        "pg_is_wal_replay_paused",
+        "pg_get_wal_replay_pause_state",
+        "pg_current_wal_lsn",
+        "pg_last_wal_receive_lsn",
+        "pg_last_wal_replay_lsn",
+        "pg_last_xact_replay_timestamp",
+        "pg_blocking_pids",
+        "pg_safe_snapshot_blocking_pids",
     }
 )
 # Refused by name whatever their volatility: they run SQL given as text (ts_stat,
@@ -67,11 +81,13 @@ class QueryRefused(UsageError):
 
 @dataclass(frozen=True, slots=True)
 class FunctionPolicy:
-    """What the catalog says: the names whose every overload is stable or immutable, and
-    every function name (to recognise `(x).f`, Postgres's other way to write `f(x)`)."""
+    """What the catalog says: the names whose every overload is stable or immutable; every
+    function name (to recognise `(x).f`, Postgres's other way to write `f(x)`); and the
+    names that `t.f` can call, f(t) with t's whole row, when t has no column f."""
 
     allowed: frozenset[str]
     known: frozenset[str]
+    whole_row: frozenset[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +116,7 @@ def check_query(sql: str, functions: FunctionPolicy) -> CheckedQuery:
     if isinstance(statement, ast.ExplainStmt):
         if not isinstance(statement.query, ast.SelectStmt):
             raise QueryRefused(f"EXPLAIN is allowed of a SELECT only, not of {_kind(statement.query)}")
-        if any(option.defname == "analyze" for option in statement.options or ()):
+        if any(option.defname == "analyze" and _on(option.arg) for option in statement.options or ()):
             # It runs the query and counts the rows a view's filter removed: hidden rows
             # would show through. Plain EXPLAIN shows the plan.
             raise QueryRefused("EXPLAIN ANALYZE is not allowed; plain EXPLAIN is")
@@ -135,15 +151,18 @@ class _Checker(Visitor):
                 raise QueryRefused("FOR UPDATE/SHARE takes row locks; it is not allowed")
         elif isinstance(node, ast.FuncCall):
             self._check_call(node)
-        # `(x).f` and `t.f` call f(x) when f is not a field: check such names as calls.
+        # `(x).f` and `t.c.f` call f(x) when f is not a field: check such names as calls.
         elif isinstance(node, ast.A_Indirection):
             for part in node.indirection or ():
                 if isinstance(part, ast.String):
-                    self._check_attribute(part.sval)
+                    self._check_attribute(part.sval, whole_row_only=False)
         elif isinstance(node, ast.ColumnRef):
             fields = node.fields or ()
             if len(fields) >= 2 and isinstance(fields[-1], ast.String):
-                self._check_attribute(fields[-1].sval)
+                # `t.f` with two names: t is a table, and f(t) is tried only if t has no
+                # column f, with t's whole row as the argument, which few functions take.
+                # So `per.system` is a column, not the TABLESAMPLE method system().
+                self._check_attribute(fields[-1].sval, whole_row_only=len(fields) == 2)
 
     def _check_call(self, call: ast.FuncCall) -> None:
         parts = [n.sval.lower() for n in call.funcname or ()]
@@ -161,11 +180,25 @@ class _Checker(Visitor):
             f"function {qualified}() is not allowed: it is unknown or has side effects (volatile)"
         )
 
-    def _check_attribute(self, field: str | None) -> None:
+    def _check_attribute(self, field: str | None, *, whole_row_only: bool) -> None:
         if not field:
             return
         name = field.lower()
         if name in HARMLESS_VOLATILE or name in self.functions.allowed:
             return
-        if _REFUSED_NAMES.search(name) or name in self.functions.known:
+        if whole_row_only:
+            refused = name in self.functions.whole_row
+        else:
+            refused = name in self.functions.known or bool(_REFUSED_NAMES.search(name))
+        if refused:
             raise QueryRefused(f".{field} calls the function {name}(), which is not allowed")
+
+
+def _on(value: object) -> bool:
+    """An EXPLAIN option's value: none means on, as do true, on, 1 and yes."""
+    if value is None:
+        return True
+    given = getattr(value, "boolval", None)
+    if given is None:
+        given = getattr(value, "sval", None) or getattr(value, "ival", None)
+    return str(given).lower() not in ("false", "off", "0", "no")

@@ -42,10 +42,30 @@ HAVING bool_and(p.provolatile <> 'v') AND NOT bool_or(p.prosecdef AND n.nspname 
 """
 
 
+# Every function name with an overload that one argument of a composite type can call:
+# `t.f` means f(t) when t has no column f (pseudo-types that a row matches, row types,
+# and domains, counted in for caution).
+_WHOLE_ROW_FUNCTIONS = """
+SELECT DISTINCT lower(p.proname)
+  FROM pg_proc AS p LEFT JOIN pg_type AS t ON t.oid = p.proargtypes[0]
+ WHERE p.pronargs >= 1 AND p.pronargs - p.pronargdefaults <= 1
+   AND (t.typtype IN ('c', 'd')
+        OR t.oid IN ('record'::regtype, 'anyelement'::regtype, '"any"'::regtype, 'anynonarray'::regtype,
+                     'anycompatible'::regtype, 'anycompatiblenonarray'::regtype)
+        OR (p.pronargs = 1 AND p.provariadic IN ('anyelement'::regtype, '"any"'::regtype,
+                                                 'anycompatible'::regtype)))
+"""
+
+
 async def function_policy(conn: AsyncConnection) -> FunctionPolicy:
-    allowed = await (await conn.execute(_ALLOWED_FUNCTIONS)).fetchall()
-    known = await (await conn.execute("SELECT DISTINCT lower(proname) FROM pg_proc")).fetchall()
-    return FunctionPolicy(frozenset(r[0] for r in allowed), frozenset(r[0] for r in known))
+    async def names(sql: str) -> frozenset[str]:
+        return frozenset(r[0] for r in await (await conn.execute(sql)).fetchall())
+
+    return FunctionPolicy(
+        allowed=await names(_ALLOWED_FUNCTIONS),
+        known=await names("SELECT DISTINCT lower(proname) FROM pg_proc"),
+        whole_row=await names(_WHOLE_ROW_FUNCTIONS),
+    )
 
 
 @dataclass(frozen=True, slots=True)
