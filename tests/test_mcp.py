@@ -319,6 +319,7 @@ ATTACKS = [
     ("SELECT (2::float8).pg_sleep", "calls the function pg_sleep()"),
     ("SELECT (424242::bigint).pg_advisory_lock", "calls the function pg_advisory_lock()"),
     ("SELECT pid, (pid).pg_terminate_backend FROM pg_stat_activity", "pg_terminate_backend"),
+    ("SELECT g.pg_sleep FROM generate_series(1, 1) AS g", "calls the function pg_sleep()"),
     ("SELECT ('SELECT 1'::text).ts_stat", "ts_stat"),
     ("SELECT * FROM ts_stat('SELECT content_tsv FROM messages')", "ts_stat"),
     ("EXPLAIN ANALYZE SELECT * FROM project_context WHERE key = 'telegram_bot_token'", "EXPLAIN ANALYZE"),
@@ -408,7 +409,9 @@ def test_a_two_part_name_is_a_call_only_for_functions_that_take_a_whole_row() ->
     """`t.f` is f(t) only when t has no column f, and f must take t's whole row: the guard
     refuses such names (from the catalog), not every function name."""
     policy = FunctionPolicy(
-        allowed=frozenset({"count"}), known=frozenset({"system", "leak"}), whole_row=frozenset({"leak"})
+        allowed=frozenset({"generate_series", "unnest"}),
+        known=frozenset({"system", "leak"}),
+        whole_row=frozenset({"leak"}),
     )
     assert check_query("SELECT t.system FROM messages AS t", policy)
     for sql in ("SELECT t.leak FROM messages AS t", "SELECT (t.id).system FROM messages AS t"):
@@ -416,6 +419,15 @@ def test_a_two_part_name_is_a_call_only_for_functions_that_take_a_whole_row() ->
             check_query(sql, policy)
     with pytest.raises(QueryRefused, match="calls the function system"):  # t.c.f is f(t.c)
         check_query("SELECT t.id.system FROM messages AS t", policy)
+    # A function in FROM can make t a scalar: `g.pg_sleep` is pg_sleep(g) (the red-team find).
+    for sql in (
+        "SELECT g.system FROM generate_series(1, 3) AS g",
+        "SELECT generate_series.system FROM generate_series(1, 3)",
+        "SELECT r.system FROM ROWS FROM (generate_series(1, 3)) AS r",
+        "SELECT u.system FROM messages, LATERAL unnest(ARRAY[id]) AS u",
+    ):
+        with pytest.raises(QueryRefused, match="calls the function system"):
+            check_query(sql, policy)
 
 
 def test_huge_values_are_cut_by_the_server_not_fetched(db_url: str, isolated_environment: Path) -> None:

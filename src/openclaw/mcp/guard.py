@@ -122,7 +122,7 @@ def check_query(sql: str, functions: FunctionPolicy) -> CheckedQuery:
             raise QueryRefused("EXPLAIN ANALYZE is not allowed; plain EXPLAIN is")
     elif not is_select:
         raise QueryRefused(f"only SELECT (or EXPLAIN SELECT) is allowed, not {_kind(statement)}")
-    _Checker(functions)(statement)
+    _Checker(functions).check(statement)
     # The statement's own text (pglast gives character offsets; a length of 0 means "to
     # the end"): psycopg declares a cursor around it, so no semicolon may follow, and a
     # line break ends a trailing comment.
@@ -140,6 +140,20 @@ class _Checker(Visitor):
     def __init__(self, functions: FunctionPolicy) -> None:
         super().__init__()
         self.functions = functions
+        # `t.f` with two names is checked once the whole tree is seen (the target list
+        # comes before FROM): whether t is a function in FROM decides what f(t) may be.
+        self.two_part: list[tuple[str, str]] = []
+        self.function_ranges: set[str] = set()
+
+    def check(self, statement: ast.Node) -> None:
+        self(statement)
+        for qualifier, field in self.two_part:
+            # t is a table, and f(t) is tried only if t has no column f, with t's whole row
+            # as the argument, which few functions take (so `per.system` is a column, not
+            # the TABLESAMPLE method system()); unless t is a function in FROM
+            # (`generate_series(...) AS g`, or by its own name), whose row may be a scalar:
+            # then `g.pg_sleep` is pg_sleep(g).
+            self._check_attribute(field, whole_row_only=qualifier not in self.function_ranges)
 
     def visit(self, ancestors: object, node: object) -> None:
         if isinstance(node, _MODIFYING):
@@ -158,11 +172,20 @@ class _Checker(Visitor):
                     self._check_attribute(part.sval, whole_row_only=False)
         elif isinstance(node, ast.ColumnRef):
             fields = node.fields or ()
-            if len(fields) >= 2 and isinstance(fields[-1], ast.String):
-                # `t.f` with two names: t is a table, and f(t) is tried only if t has no
-                # column f, with t's whole row as the argument, which few functions take.
-                # So `per.system` is a column, not the TABLESAMPLE method system().
-                self._check_attribute(fields[-1].sval, whole_row_only=len(fields) == 2)
+            last = fields[-1] if fields else None
+            if len(fields) > 2 and isinstance(last, ast.String):
+                self._check_attribute(last.sval, whole_row_only=False)
+            elif len(fields) == 2 and isinstance(last, ast.String) and last.sval:
+                first = fields[0]
+                qualifier = first.sval.lower() if isinstance(first, ast.String) and first.sval else ""
+                self.two_part.append((qualifier, last.sval))
+        elif isinstance(node, ast.RangeFunction):
+            if node.alias is not None and node.alias.aliasname:
+                self.function_ranges.add(node.alias.aliasname.lower())
+            for item in node.functions or ():
+                call = item[0] if isinstance(item, tuple) and item else None
+                if isinstance(call, ast.FuncCall) and call.funcname:
+                    self.function_ranges.add(call.funcname[-1].sval.lower())
 
     def _check_call(self, call: ast.FuncCall) -> None:
         parts = [n.sval.lower() for n in call.funcname or ()]
