@@ -320,6 +320,10 @@ ATTACKS = [
     ("SELECT (424242::bigint).pg_advisory_lock", "calls the function pg_advisory_lock()"),
     ("SELECT pid, (pid).pg_terminate_backend FROM pg_stat_activity", "pg_terminate_backend"),
     ("SELECT g.pg_sleep FROM generate_series(1, 1) AS g", "calls the function pg_sleep()"),
+    ("SELECT float8.pg_sleep FROM CAST(2 AS float8)", "calls the function pg_sleep()"),
+    ("SELECT \"text\".ts_stat FROM CAST('SELECT 1' AS text)", "calls the function ts_stat()"),
+    ("SELECT oid.lo_create FROM CAST(0 AS oid)", "calls the function lo_create()"),
+    ("SELECT m.lo_create FROM messages AS m", "calls the function lo_create()"),
     ("SELECT ('SELECT 1'::text).ts_stat", "ts_stat"),
     ("SELECT * FROM ts_stat('SELECT content_tsv FROM messages')", "ts_stat"),
     ("EXPLAIN ANALYZE SELECT * FROM project_context WHERE key = 'telegram_bot_token'", "EXPLAIN ANALYZE"),
@@ -419,12 +423,16 @@ def test_a_two_part_name_is_a_call_only_for_functions_that_take_a_whole_row() ->
             check_query(sql, policy)
     with pytest.raises(QueryRefused, match="calls the function system"):  # t.c.f is f(t.c)
         check_query("SELECT t.id.system FROM messages AS t", policy)
-    # A function in FROM can make t a scalar: `g.pg_sleep` is pg_sleep(g) (the red-team find).
+    # A function in FROM can make t a scalar: `g.pg_sleep` is pg_sleep(g), and a range
+    # that is no plain call is named after a type or an argument (red-team finds).
     for sql in (
         "SELECT g.system FROM generate_series(1, 3) AS g",
         "SELECT generate_series.system FROM generate_series(1, 3)",
         "SELECT r.system FROM ROWS FROM (generate_series(1, 3)) AS r",
         "SELECT u.system FROM messages, LATERAL unnest(ARRAY[id]) AS u",
+        "SELECT float8.system FROM CAST(2 AS float8)",
+        'SELECT "coalesce".system FROM coalesce(2::float8)',
+        "SELECT t.id FROM messages AS t WHERE t.system IN (SELECT x FROM nullif(1, 2) AS x)",
     ):
         with pytest.raises(QueryRefused, match="calls the function system"):
             check_query(sql, policy)
@@ -457,6 +465,13 @@ async def _huge_values_are_cut_by_the_server_not_fetched(db_url: str, home: Path
         assert small["rows"] == [[[7, 7, 7], {}]] and small["oversized"] is False
         empty = await call(client, "query", sql="SELECT FROM generate_series(1, 2)")
         assert empty["columns"] == [] and empty["rows"] == [[], []]
+        # char(n)'s length() does not count trailing blanks: the cut must not trust it.
+        padded = await call(client, "query", sql="SELECT ('x' || repeat(' ', 5000000))::char(5000001) AS c")
+        assert padded["rows"] == [["x"]]
+        padded_text = await call(client, "query", sql="SELECT repeat('é', 5001)::char(6000)::varchar AS c")
+        assert padded_text["rows"][0][0].endswith("…[1001 more characters]")
+        wide = ", ".join(f"{i} AS c{i}" for i in range(101))
+        assert "select at most 100" in await refused(client, "query", sql=f"SELECT {wide}")
 
 
 def test_write_tools_only_with_allow_writes_and_only_context_tables(

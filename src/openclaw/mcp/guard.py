@@ -141,19 +141,20 @@ class _Checker(Visitor):
         super().__init__()
         self.functions = functions
         # `t.f` with two names is checked once the whole tree is seen (the target list
-        # comes before FROM): whether t is a function in FROM decides what f(t) may be.
-        self.two_part: list[tuple[str, str]] = []
-        self.function_ranges: set[str] = set()
+        # comes before FROM): whether FROM holds a function decides what f(t) may be.
+        self.two_part: list[str] = []
+        self.function_in_from = False
 
     def check(self, statement: ast.Node) -> None:
         self(statement)
-        for qualifier, field in self.two_part:
-            # t is a table, and f(t) is tried only if t has no column f, with t's whole row
-            # as the argument, which few functions take (so `per.system` is a column, not
-            # the TABLESAMPLE method system()); unless t is a function in FROM
-            # (`generate_series(...) AS g`, or by its own name), whose row may be a scalar:
-            # then `g.pg_sleep` is pg_sleep(g).
-            self._check_attribute(field, whole_row_only=qualifier not in self.function_ranges)
+        for field in self.two_part:
+            # f(t) is tried only if t has no column f, with t's row as the argument. A
+            # table's, view's, subquery's or CTE's row is composite, which few functions
+            # take (so `per.system` is a column, not the TABLESAMPLE method system()). A
+            # function's in FROM may be a scalar (`g.pg_sleep FROM generate_series(1, 1)
+            # AS g` is pg_sleep(g)), under names hard to foresee (`FROM CAST(2 AS float8)`
+            # is called float8): with one in the query, every such name is checked.
+            self._check_attribute(field, whole_row_only=not self.function_in_from)
 
     def visit(self, ancestors: object, node: object) -> None:
         if isinstance(node, _MODIFYING):
@@ -176,16 +177,9 @@ class _Checker(Visitor):
             if len(fields) > 2 and isinstance(last, ast.String):
                 self._check_attribute(last.sval, whole_row_only=False)
             elif len(fields) == 2 and isinstance(last, ast.String) and last.sval:
-                first = fields[0]
-                qualifier = first.sval.lower() if isinstance(first, ast.String) and first.sval else ""
-                self.two_part.append((qualifier, last.sval))
+                self.two_part.append(last.sval)
         elif isinstance(node, ast.RangeFunction):
-            if node.alias is not None and node.alias.aliasname:
-                self.function_ranges.add(node.alias.aliasname.lower())
-            for item in node.functions or ():
-                call = item[0] if isinstance(item, tuple) and item else None
-                if isinstance(call, ast.FuncCall) and call.funcname:
-                    self.function_ranges.add(call.funcname[-1].sval.lower())
+            self.function_in_from = True
 
     def _check_call(self, call: ast.FuncCall) -> None:
         parts = [n.sval.lower() for n in call.funcname or ()]
@@ -209,11 +203,8 @@ class _Checker(Visitor):
         name = field.lower()
         if name in HARMLESS_VOLATILE or name in self.functions.allowed:
             return
-        if whole_row_only:
-            refused = name in self.functions.whole_row
-        else:
-            refused = name in self.functions.known or bool(_REFUSED_NAMES.search(name))
-        if refused:
+        callable_ = self.functions.whole_row if whole_row_only else self.functions.known
+        if name in callable_ or _REFUSED_NAMES.search(name):
             raise QueryRefused(f".{field} calls the function {name}(), which is not allowed")
 
 

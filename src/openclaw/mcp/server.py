@@ -199,8 +199,8 @@ def create_server(state: ServerState) -> MCPServer:
     ) -> CallToolResult:
         """Anything the curated tools do not answer: one SELECT, run read-only as a role that
         sees only the views of describe_schema, with a timeout and a row cap (`truncated`
-        says whether more rows exist). Texts are cut at 4,000 characters; a value over 1 MB
-        of another type is shown as null, and `oversized` is then true."""
+        says whether more rows exist). Texts are cut at 4,000 characters; a value over 100 KB
+        of another type is shown as null, and `oversized` is then true. At most 100 columns."""
 
         async def run(conn: AsyncConnection) -> dict[str, Any]:
             result = await run_query(
