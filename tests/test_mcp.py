@@ -470,6 +470,21 @@ async def _huge_values_are_cut_by_the_server_not_fetched(db_url: str, home: Path
         assert padded["rows"] == [["x"]]
         padded_text = await call(client, "query", sql="SELECT repeat('é', 5001)::char(6000)::varchar AS c")
         assert padded_text["rows"][0][0].endswith("…[1001 more characters]")
+        # Sizes are those of the text sent, not the stored ones: a numeric of 131,072 digits
+        # is 12 bytes inside, and a long repetitive JSON document is stored compressed.
+        digits = await call(client, "query", sql="SELECT array_fill(1e131071::numeric, ARRAY[3]) AS a")
+        assert digits["rows"] == [[None]] and digits["oversized"] is True
+        with psycopg.connect(db_url) as conn:
+            conn.execute(
+                "INSERT INTO project_context (key, value) VALUES ('notes', to_jsonb(repeat('A', 2000000)))"
+            )
+            assert conn.execute("SELECT pg_column_size(value) < 100000 FROM project_context").fetchone() == (
+                True,
+            )
+        stored = await call(client, "query", sql="SELECT key, value FROM project_context WHERE key = 'notes'")
+        assert stored["rows"] == [["notes", None]] and stored["oversized"] is True
+        long_int = await call(client, "query", sql="SELECT to_jsonb(1e5000::numeric) AS n")
+        assert long_int["rows"][0][0].startswith("1000")  # too long for int(): kept as text
         wide = ", ".join(f"{i} AS c{i}" for i in range(101))
         assert "select at most 100" in await refused(client, "query", sql=f"SELECT {wide}")
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import psycopg
 from psycopg import AsyncConnection, pq
+from psycopg.types.json import set_json_loads
 
 from openclaw.errors import first_line
 from openclaw.jsonable import to_jsonable
@@ -105,6 +106,7 @@ async def run_checked(
             columns, shape = await _capped(conn, query.sql) if query.is_select else ([], None)
             name = f"openclaw_query_{secrets.token_hex(4)}" if shape else None
             async with conn.cursor(name=name) if name else conn.cursor() as cur:
+                set_json_loads(_loads_json, cur)
                 await (cur.execute(shape.sql) if shape else cur.execute(query.sql, prepare=True))
                 columns = columns or [c.name for c in cur.description or ()]
                 per_fetch = max(1, min(50, ROW_BATCH_CELLS // max(1, len(columns))))
@@ -157,20 +159,29 @@ async def _capped(conn: AsyncConnection, sql: str) -> tuple[list[str], _CappedQu
     names = [f"c{i}" for i in range(len(described))]
     text = [c.type_code in _TEXT_OIDS for c in described]
     cut, limit = MAX_CELL_CHARS, MAX_VALUE_BYTES
-    # As text: char(n) drops its trailing blanks, which its length() does not count.
+    # Sizes are taken of the text that would be sent: pg_column_size() is the stored size,
+    # compressed for a long JSON document, and 12 bytes for a numeric of 131,072 digits.
+    # As text, too, char(n) drops its trailing blanks, which its length() does not count.
     exprs = [
         f"CASE WHEN length({n}::text) > {cut} THEN left({n}::text, {cut}) || '…['"
         f" || (length({n}::text) - {cut}) || ' more characters]' ELSE {n}::text END"
         if is_text
-        else f"CASE WHEN pg_column_size({n}) <= {limit} THEN {n} END"
+        else f"CASE WHEN octet_length({n}::text) <= {limit} THEN {n} END"
         for n, is_text in zip(names, text, strict=True)
     ]
-    big = [f"pg_column_size({n}) > {limit}" for n, is_text in zip(names, text, strict=True) if not is_text]
+    big = [
+        f"octet_length({n}::text) > {limit}" for n, is_text in zip(names, text, strict=True) if not is_text
+    ]
     if big:
         exprs.append(f"coalesce({' OR '.join(big)}, false)")
     source = f"(SELECT * FROM ({sql}) AS q OFFSET 0) AS q ({', '.join(names)})" if names else f"({sql}) AS q"
     wrapped = f"SELECT {', '.join(exprs)} FROM {source}"
     return [c.name for c in described], _CappedQuery(wrapped, text, bool(big))
+
+
+def _loads_json(data: str | bytes) -> Any:
+    """JSON as Python, where an integer too long for Python's int() stays text."""
+    return json.loads(data, parse_int=lambda digits: int(digits) if len(digits) <= 4_000 else digits)
 
 
 def _cell(value: Any) -> Any:
