@@ -40,7 +40,7 @@ def test_db_migrate_status_url(cli: Cli, empty_db_url: str) -> None:
     first = cli("db", "migrate")
     assert first.exit_code == 0 and "applied 0001_init.sql" in first.stdout
     again = cli("db", "migrate")
-    assert "schema is up to date (4 migrations applied)" in again.stdout
+    assert "schema is up to date (5 migrations applied)" in again.stdout
     info = json.loads(cli("db", "status", "--json").stdout)
     assert info["server"]["kind"] == "url" and info["server"]["source"] == "option"
     assert info["migrations"]["pending"] == [] and info["tables"]["known_issues"] == 0

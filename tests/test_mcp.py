@@ -485,6 +485,20 @@ async def _huge_values_are_cut_by_the_server_not_fetched(db_url: str, home: Path
         assert stored["rows"] == [["notes", None]] and stored["oversized"] is True
         long_int = await call(client, "query", sql="SELECT to_jsonb(1e5000::numeric) AS n")
         assert long_int["rows"][0][0].startswith("1000")  # too long for int(): kept as text
+        # A plan shows folded constants: its lines are cut on the server too.
+        plan = await call(
+            client, "query", sql="EXPLAIN SELECT * FROM messages WHERE content = repeat('x', 5000000)"
+        )
+        assert plan["columns"] == ["QUERY PLAN"] and len(plan["rows"]) >= 2
+        assert max(len(row[0]) for row in plan["rows"]) < 100_100
+        assert any(row[0].endswith("more characters]") for row in plan["rows"])
+        as_json = await call(client, "query", sql="EXPLAIN (FORMAT JSON) SELECT * FROM messages")
+        assert json.loads(as_json["rows"][0][0])[0]["Plan"]["Relation Name"] == "messages"
+        assert "openclaw_explain" in await refused(
+            client, "query", sql="SELECT * FROM openclaw_explain('EXPLAIN SELECT 1', 10)"
+        )
+        with psycopg.connect(db_url) as conn, pytest.raises(psycopg.errors.RaiseException):
+            conn.execute("SELECT reader.openclaw_explain('DELETE FROM known_issues', 10)").fetchall()
         wide = ", ".join(f"{i} AS c{i}" for i in range(101))
         assert "select at most 100" in await refused(client, "query", sql=f"SELECT {wide}")
 

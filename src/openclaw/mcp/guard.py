@@ -54,7 +54,7 @@ HARMLESS_VOLATILE = frozenset(
 _REFUSED_NAMES = re.compile(
     r"(_to_xml|xmlschema|^dblink|^pg_read|^pg_ls_|^pg_stat_file|^pg_file|^lo_|^txid_current$"
     r"|^txid_current_if_assigned$|^pg_current_xact_id|^pg_stat_reset|^set_config$|^pg_sleep|^ts_stat$"
-    r"|^ts_rewrite$)"
+    r"|^ts_rewrite$|^openclaw_explain$)"
 )
 _MODIFYING = (ast.InsertStmt, ast.UpdateStmt, ast.DeleteStmt, ast.MergeStmt)
 _STATEMENT_NAMES = {

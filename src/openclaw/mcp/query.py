@@ -25,6 +25,7 @@ MAX_CELL_ITEMS = 100  # elements of an array or keys of an object shown per valu
 MAX_RESULT_CHARS = 1_000_000  # of JSON per result: rows past it are not read
 MAX_VALUE_BYTES = 100_000  # a bigger non-text value is left out by the server, never sent
 MAX_COLUMNS = 100
+MAX_PLAN_LINE_CHARS = 100_000  # a line of EXPLAIN, or a whole plan in FORMAT JSON
 ROW_BATCH_CELLS = 500  # cells per fetch: with the caps above, a batch stays under ~50 MB
 # Text types, which the server cuts to MAX_CELL_CHARS itself: text, varchar, bpchar, name.
 _TEXT_OIDS = frozenset({25, 1043, 1042, 19})
@@ -101,13 +102,20 @@ async def run_checked(
         async with conn.transaction():
             await conn.execute("SELECT set_config('statement_timeout', %s, true)", (str(timeout_ms),))
             # SELECT: a server-side cursor, which psycopg declares with the extended protocol,
-            # and of which only the rows fetched are computed. EXPLAIN, which a cursor cannot
-            # hold: a prepared statement, the extended protocol too.
+            # and of which only the rows fetched are computed. EXPLAIN, which can be neither
+            # a cursor nor a subquery: a function that cuts its lines (migration 0005), its
+            # text passed as a parameter, so the extended protocol too.
             columns, shape = await _capped(conn, query.sql) if query.is_select else ([], None)
             name = f"openclaw_query_{secrets.token_hex(4)}" if shape else None
             async with conn.cursor(name=name) if name else conn.cursor() as cur:
                 set_json_loads(_loads_json, cur)
-                await (cur.execute(shape.sql) if shape else cur.execute(query.sql, prepare=True))
+                if shape:
+                    await cur.execute(shape.sql)
+                else:
+                    await cur.execute(
+                        'SELECT line AS "QUERY PLAN" FROM reader.openclaw_explain(%s, %s) AS line',
+                        (query.sql, MAX_PLAN_LINE_CHARS),
+                    )
                 columns = columns or [c.name for c in cur.description or ()]
                 per_fetch = max(1, min(50, ROW_BATCH_CELLS // max(1, len(columns))))
                 while not truncated and (batch := await cur.fetchmany(per_fetch)):
@@ -115,7 +123,7 @@ async def run_checked(
                         if shape and shape.flags_oversized:
                             oversized |= bool(raw[-1])
                             raw = raw[:-1]
-                        cut = shape.text if shape else [False] * len(raw)
+                        cut = shape.text if shape else [True] * len(raw)  # plan lines: cut
                         row = [v if text else _cell(v) for v, text in zip(raw, cut, strict=True)]
                         size += len(json.dumps(row, ensure_ascii=False, default=str))
                         if len(rows) == max_rows or size > MAX_RESULT_CHARS:
