@@ -1,5 +1,6 @@
 """Running the assistant's SQL: checked, then run by the reader role inside a read-only
-transaction with a statement timeout, through the extended protocol, N+1 rows at most."""
+transaction with a statement timeout, through the extended protocol, N+1 rows at most,
+its values cut by the server before they are sent."""
 
 from __future__ import annotations
 
