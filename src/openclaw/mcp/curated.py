@@ -183,8 +183,9 @@ async def request_volume(
     """Exact, and fast for long windows: whole UTC hours come from the hourly rollup, the
     partial hours at both ends from the snapshots themselves."""
     start = _since(since)
-    head_end = min(_hour(start) + timedelta(hours=1), _hour(datetime.now(UTC)))
-    tail_start = max(_hour(datetime.now(UTC)), start)
+    this_hour = _hour(datetime.now(UTC))
+    head_end = min(_hour(start) + timedelta(hours=1), this_hour)
+    tail_start = max(this_hour, start)
     return await _rows(
         conn,
         f"""WITH parts AS (

@@ -229,8 +229,16 @@ class PostgresSessionStore(SessionStore):
             cur = await conn.execute(_MESSAGE_SELECT + " ORDER BY m.id", (session_key,))
             return [_message(row) for row in await cur.fetchall()]
 
-    async def _sessions(self, where: str, params: Sequence[Any]) -> list[SessionInfo]:
-        async with self.database.connection() as conn, conn.cursor(row_factory=class_row(SessionInfo)) as cur:
+    async def _sessions(
+        self,
+        where: str,
+        params: Sequence[Any],
+        connection: AbstractAsyncContextManager[AsyncConnection] | None = None,
+    ) -> list[SessionInfo]:
+        async with (
+            connection or self.database.connection() as conn,
+            conn.cursor(row_factory=class_row(SessionInfo)) as cur,
+        ):
             await cur.execute(_SESSION_SELECT + where, params)
             return await cur.fetchall()
 
@@ -251,13 +259,13 @@ class PostgresSessionStore(SessionStore):
         remembered = [k for k in reversed(self._recent) if k == prefix or k.startswith(prefix + ":")]
         if not any(self._from_memory(k) for k in remembered):
             try:
-                async with self._connection() as conn, conn.cursor(row_factory=class_row(SessionInfo)) as cur:
-                    await cur.execute(
-                        _SESSION_SELECT + " WHERE s.session_key = %s OR s.session_key LIKE %s ESCAPE '\\'"
-                        " ORDER BY s.updated_at DESC, s.id DESC LIMIT 1",
-                        (prefix, like_prefix(prefix)),
-                    )
-                    return await cur.fetchone()
+                rows = await self._sessions(
+                    " WHERE s.session_key = %s OR s.session_key LIKE %s ESCAPE '\\'"
+                    " ORDER BY s.updated_at DESC, s.id DESC LIMIT 1",
+                    (prefix, like_prefix(prefix)),
+                    self._connection(),  # fails at once while Postgres is known to be down
+                )
+                return rows[0] if rows else None
             except UNAVAILABLE:
                 if self.spool is None:
                     raise
