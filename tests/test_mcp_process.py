@@ -121,6 +121,15 @@ def test_config_http_carries_the_token(cli: Cli, isolated_environment: Path) -> 
     assert bad.exit_code == 2 and "emacs" in bad.stderr
 
 
+def test_config_http_on_a_fresh_machine_makes_the_home(
+    cli: Cli, isolated_environment: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fresh = isolated_environment / "not-yet"
+    monkeypatch.setenv("OPENCLAW_HOME", str(fresh))
+    result = cli("mcp", "config", "--client", "cursor", "--http")
+    assert result.exit_code == 0 and (fresh / "mcp-token").is_file()
+
+
 def test_grant_reader_and_reader_url(cli: Cli, db_url: str, isolated_environment: Path) -> None:
     assert cli("db", "reader-url").exit_code == 2  # nothing saved yet: one line, no traceback
     assert cli("db", "grant-reader").exit_code == 0

@@ -22,6 +22,7 @@ def mcp_token(home: Path) -> str:
     if env:
         return env
     path = home / "mcp-token"
+    path.parent.mkdir(parents=True, exist_ok=True)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
