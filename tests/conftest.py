@@ -97,11 +97,13 @@ async def conn(db_url: str) -> AsyncIterator[psycopg.AsyncConnection]:
 
 @pytest.fixture(autouse=True)
 def isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Every test gets its own $OPENCLAW_HOME and no gateway config or DATABASE_URL of the machine."""
+    """Every test gets its own $OPENCLAW_HOME, an empty gateway config and no DATABASE_URL of the machine."""
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("OPENCLAW_HOME", str(home))
-    monkeypatch.setenv("GATEWAY_CONFIG", str(tmp_path / "no-gateway-config.json"))
+    gateway_config = tmp_path / "gateway-config.json"  # empty: not the machine's /etc file
+    gateway_config.write_text("{}")
+    monkeypatch.setenv("GATEWAY_CONFIG", str(gateway_config))
     monkeypatch.delenv("DATABASE_URL", raising=False)
     return home
 

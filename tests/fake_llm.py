@@ -16,6 +16,8 @@ from typing import Any
 
 import uvicorn
 
+from tests.waiting import wait_for
+
 
 @dataclass
 class Step:
@@ -24,6 +26,7 @@ class Step:
     sse: list[str] | None = None  # data payloads of a stream
     events: list[tuple[str, Any]] | None = None  # (event, data) pairs: Anthropic-style stream
     break_after: int | None = None  # close the connection after this many chunks
+    stall_after: int | None = None  # after this many chunks, send nothing more until the client leaves
     delay_s: float = 0.0
     text: str | None = None  # raw body (garbage)
 
@@ -72,9 +75,13 @@ class FakeLlm:
                 if step.sse is not None
                 else [f"event: {e}\ndata: {json.dumps(d)}\n\n" for e, d in step.events or []]
             )
+            if step.stall_after is not None and step.stall_after >= len(chunks):
+                chunks = [*chunks, ""]  # a place to stall after the last chunk
             for i, chunk in enumerate(chunks):
                 if step.break_after is not None and i == step.break_after:
                     raise ConnectionAbortedError("the fake provider breaks the stream off")
+                if step.stall_after is not None and i == step.stall_after:
+                    await asyncio.Event().wait()  # cancelled when the client disconnects
                 await send({"type": "http.response.body", "body": chunk.encode(), "more_body": True})
                 await asyncio.sleep(0)
             await send({"type": "http.response.body", "body": b""})
@@ -99,8 +106,8 @@ def serve(app: FakeLlm) -> Iterator[FakeLlm]:
     server = uvicorn.Server(uvicorn.Config(app, log_level="critical", lifespan="on"))
     thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True)
     thread.start()
-    while not server.started:
-        threading.Event().wait(0.01)
+    wait_for(lambda: server.started or not thread.is_alive(), interval_s=0.01, what="the server to start")
+    assert server.started, "the fake server's thread ended before it started"
     try:
         yield app
     finally:

@@ -110,7 +110,8 @@ def test_mcp_server_on_the_embedded_database(home: Path) -> None:
     from mcp import Client, StdioServerParameters
 
     run(home, "issues", "add", "embedded issue", "--severity", "low", "--component", "core")
-    env = {"OPENCLAW_HOME": str(home), "GATEWAY_CONFIG": str(home / "none.json")}
+    (home / "gateway.json").write_text("{}")
+    env = {"OPENCLAW_HOME": str(home), "GATEWAY_CONFIG": str(home / "gateway.json")}
     params = StdioServerParameters(
         command=str(Path(sys.executable).with_name("openclaw")), args=["mcp", "serve"], env=env
     )

@@ -10,7 +10,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -22,12 +21,15 @@ from mcp.client.streamable_http import streamable_http_client
 
 from openclaw.db.reader import ROLE
 from tests.conftest import Cli
+from tests.waiting import wait_for_http
 
 OPENCLAW = str(Path(sys.executable).with_name("openclaw"))
 
 
 def _env(db_url: str, home: Path) -> dict[str, str]:
-    return {"OPENCLAW_HOME": str(home), "DATABASE_URL": db_url, "GATEWAY_CONFIG": str(home / "none.json")}
+    config = home / "gateway.json"
+    config.write_text("{}")
+    return {"OPENCLAW_HOME": str(home), "DATABASE_URL": db_url, "GATEWAY_CONFIG": str(config)}
 
 
 def test_stdio_subprocess_answers_and_refuses(cli: Cli, db_url: str, isolated_environment: Path) -> None:
@@ -66,14 +68,7 @@ def test_http_needs_the_bearer_token(db_url: str, isolated_environment: Path) ->
     )
     url = f"http://127.0.0.1:{port}/mcp"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                response = httpx.post(url, json={})
-                break
-            except httpx.TransportError:
-                assert server.poll() is None and time.monotonic() < deadline, "mcp serve did not start"
-                time.sleep(0.2)
+        response = wait_for_http(url, method="POST", json={}, process=server, what="mcp serve to start")
         assert response.status_code == 401
         assert httpx.post(url, json={}, headers={"Authorization": "Bearer wrong"}).status_code == 401
 
@@ -86,7 +81,7 @@ def test_http_needs_the_bearer_token(db_url: str, isolated_environment: Path) ->
         asyncio.run(scenario())
     finally:
         server.terminate()
-        server.wait(timeout=10)
+        server.wait(timeout=30)
     with psycopg.connect(db_url) as conn:
         assert conn.execute("SELECT description FROM task_log").fetchall() == [("over http",)]
 

@@ -17,9 +17,17 @@ def manual_config_path(home: Path | None = None) -> Path:
     return (home or openclaw_home()) / "openclaw-manual.json"
 
 
+DEFAULT_GATEWAY_CONFIG = Path("/etc/openclaw-gateway/config.json")
+
+
 def gateway_config_path() -> Path:
     """The gateway's snake_case config file (`$GATEWAY_CONFIG`, as openclaw-rs reads it)."""
-    return Path(os.environ.get("GATEWAY_CONFIG", "/etc/openclaw-gateway/config.json"))
+    return Path(os.environ.get("GATEWAY_CONFIG") or DEFAULT_GATEWAY_CONFIG)
+
+
+def gateway_config_is_explicit() -> bool:
+    """Whether `$GATEWAY_CONFIG` names the file: then it must exist (only the default may not)."""
+    return bool(os.environ.get("GATEWAY_CONFIG"))
 
 
 def pgdata_path(home: Path | None = None) -> Path:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from openclaw.errors import ConfigError
-from openclaw.home import gateway_config_path
+from openclaw.home import gateway_config_is_explicit, gateway_config_path
 
 
 def read_json_object(path: Path, *, what: str = "config file") -> dict[str, Any]:
@@ -69,10 +69,16 @@ def parse_json(text: str) -> Any:
     return value
 
 
-def _gateway_config() -> tuple[Path, dict[str, Any]] | None:
+def read_gateway_config() -> tuple[Path, dict[str, Any]] | None:
+    """The gateway config file and its content; None when the default file is absent.
+
+    A file that `$GATEWAY_CONFIG` names must exist: a typo there would otherwise run the
+    gateway with no tokens and no database setting, silently."""
     path = gateway_config_path()
     try:
         if not path.exists():
+            if gateway_config_is_explicit():
+                raise ConfigError(f"GATEWAY_CONFIG names {path}, which does not exist")
             return None
     except OSError as exc:
         raise ConfigError(f"cannot read gateway config {path}: {exc.strerror or exc}") from None
@@ -81,7 +87,7 @@ def _gateway_config() -> tuple[Path, dict[str, Any]] | None:
 
 def gateway_section(section: str) -> dict[str, Any]:
     """A section of the gateway config as a dict ({} when the file or the section is absent)."""
-    found = _gateway_config()
+    found = read_gateway_config()
     if found is None:
         return {}
     path, config = found
@@ -93,7 +99,7 @@ def gateway_section(section: str) -> dict[str, Any]:
 
 def gateway_setting(section: str, key: str) -> str | None:
     """A non-empty string setting `{section: {key: ...}}` of the gateway config, if set."""
-    found = _gateway_config()
+    found = read_gateway_config()
     if found is None:
         return None
     path, config = found

@@ -28,7 +28,7 @@ from openclaw.errors import ConfigError
 from openclaw.llm.config import LlmConfig, load_llm_config
 from openclaw.llm.log import LlmLog, configured_capacity
 from openclaw.llm.router import Router, build_providers
-from openclaw.outbox import Flusher, Spool
+from openclaw.outbox import Flusher, Spool, open_spool
 from openclaw.sessions import configured_backend, open_store
 from openclaw.sessions.mirror import HANDLERS as SESSION_HANDLERS
 from openclaw.sessions.store import SessionStore
@@ -37,10 +37,6 @@ from openclaw.settings import gateway_section
 log = logging.getLogger(__name__)
 
 OUTBOX_HANDLERS = {**RUNTIME_HANDLERS, **SESSION_HANDLERS}
-
-
-def spool_path(home: Path) -> Path:
-    return home / "outbox" / "spool.db"
 
 
 @dataclass
@@ -99,7 +95,7 @@ async def _ensure_schema(database: Database) -> bool:
             async with await psycopg.AsyncConnection.connect(database.url, autocommit=True) as conn:
                 await migrate(conn)
     except Exception as exc:  # unreachable, or no rights to migrate: say so, chat anyway
-        log.warning("Postgres not ready (%s); LLM calls wait in the outbox", exc)
+        log.warning("Postgres not ready (%s); chats go on, and their writes wait in the outbox", exc)
         return False
     return True
 
@@ -123,7 +119,7 @@ async def open_runtime(
     sandbox = sandbox_from(gateway_section("agent").get("sandbox") or {})
     database = await Database.open(target, wait=False, application_name="openclaw-agent", pool_wait_s=3)
     ready = await _ensure_schema(database)
-    spool = Spool(spool_path(home))
+    spool = open_spool(home, target)  # the spool of this database (outbox/targets.py)
     llm_log = LlmLog(
         spool, capacity=configured_capacity(gateway_section("llm_log")), host=hostinfo.hostname()
     )

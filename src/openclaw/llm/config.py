@@ -90,6 +90,23 @@ class LlmConfig:
             return self.fallbacks
         return (preferred, *(m for m in self.fallbacks if m != preferred))
 
+    def known_models(self) -> list[str]:
+        """`provider/model` for every listed model; `provider/*` for a provider that lists none."""
+        return [f"{p.name}/{m.id}" for p in self.providers.values() for m in p.models] + [
+            f"{p.name}/*" for p in self.providers.values() if not p.models
+        ]
+
+    def unknown_model(self, ref: ModelRef) -> str | None:
+        """Why `ref` names no configured model, or None if it does (a provider that lists no
+        models takes any id, as openclaw-rs does)."""
+        provider = self.providers.get(ref.provider)
+        known = ", ".join(self.known_models()) or "none configured"
+        if provider is None:
+            return f"unknown provider {ref.provider!r} in {ref} (known models: {known})"
+        if provider.models and ref.model not in {m.id for m in provider.models}:
+            return f"provider {ref.provider!r} has no model {ref.model!r} (known models: {known})"
+        return None
+
     def provider_of(self, ref: ModelRef) -> ProviderConfig:
         try:
             return self.providers[ref.provider]
@@ -112,7 +129,9 @@ def parse_llm_config(document: dict[str, Any], path: Path) -> LlmConfig:
     for name, raw in _section(models.get("providers"), "models.providers", path).items():
         entry = _section(raw, f"models.providers.{name}", path)
         base_url = entry.get("baseUrl")
-        if not isinstance(base_url, str) or not base_url.strip():
+        if base_url is not None and not isinstance(base_url, str):
+            raise ConfigError(f"provider {name!r} in {path}: baseUrl must be a string, not {base_url!r}")
+        if not base_url or not base_url.strip():
             raise ConfigError(f"provider {name!r} in {path} has no baseUrl")
         api_name = str(entry.get("api") or "").strip().lower()
         if name == "anthropic" or api_name in ("anthropic", "anthropic-messages"):

@@ -209,8 +209,20 @@ class Router:
             streaming=on_delta is not None,
         )
         started = time.perf_counter()
+        streamed: list[str] = []  # what the user saw, should the call be cancelled midway
+
+        async def collect(text: str) -> None:
+            streamed.append(text)
+            if on_delta is not None:
+                await on_delta(text)
+
         try:
-            result = await provider.chat(request, on_delta)
+            result = await provider.chat(request, collect if on_delta is not None else None)
+        except asyncio.CancelledError:  # Ctrl-C, a newer message, shutdown: the attempt still counts
+            entry.error = "cancelled"
+            entry.finish_reason = "cancelled"
+            entry.response_content = "".join(streamed) or None
+            raise
         except ProviderError as exc:
             entry.error = exc.message
             entry.http_status = exc.status

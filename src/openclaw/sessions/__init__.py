@@ -16,9 +16,13 @@ __all__ = ["Backend", "SessionInfo", "SessionStats", "SessionStore", "configured
 
 
 def configured_backend() -> Backend:
-    """`OPENCLAW_SESSIONS_BACKEND`, else `sessions.backend` from the gateway config, else sqlite
-    (what an openclaw-rs user has until the cutover)."""
-    value = os.environ.get("OPENCLAW_SESSIONS_BACKEND") or gateway_setting("sessions", "backend") or "sqlite"
+    """`OPENCLAW_SESSIONS_BACKEND`, else `sessions.backend` from the gateway config, else postgres.
+
+    `sqlite` (the openclaw-rs file) and `dual` are explicit choices for a cutover; a home
+    with such files that Postgres lacks is told so (`openclaw.sessions.legacy`)."""
+    value = (
+        os.environ.get("OPENCLAW_SESSIONS_BACKEND") or gateway_setting("sessions", "backend") or "postgres"
+    )
     try:
         return Backend(value.strip().lower())
     except ValueError:
