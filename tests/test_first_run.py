@@ -365,3 +365,36 @@ def test_sqlite_stays_an_explicit_choice(
     with sqlite3.connect(sessions_db_path(isolated_environment, "main")) as conn:
         assert conn.execute("SELECT count(*) FROM messages").fetchone() == (2,)
     assert json.loads(cli("sessions", "list", "--from", "postgres", "--json").stdout) == []
+
+
+def test_mcp_call_prints_what_the_assistant_gets(cli: Cli) -> None:
+    cli("issues", "add", "disk fills up", "--severity", "high", "--component", "infra")
+    shown = cli("mcp", "call", "open_issues")
+    assert shown.exit_code == 0, shown.stderr
+    assert "disk fills up" in shown.stdout
+    data = json.loads(cli("mcp", "call", "query", "sql=SELECT 40 + 2 AS answer", "--json").stdout)
+    assert data["rows"] == [{"answer": 42}] or data["rows"] == [[42]], data
+    assert "search_sessions" in {t["name"] for t in json.loads(cli("mcp", "tools", "--json").stdout)}
+    unknown = cli("mcp", "call", "drop_everything")
+    assert unknown.exit_code == 2 and "no tool 'drop_everything'" in unknown.stderr
+    assert cli("mcp", "call", "open_issues", "oops").exit_code == 2
+
+
+def test_the_gateway_says_once_which_session_files_postgres_lacks(
+    db_url: str, isolated_environment: Path, tmp_path: Path
+) -> None:
+    from tests.test_gateway import start_gateway
+
+    path = _legacy_file(isolated_environment)
+    config = tmp_path / "gateway.json"
+    config.write_text("{}")
+    proc, _ = start_gateway(config, isolated_environment, db_url)
+    try:
+        assert proc.stderr is not None
+        output = Output(proc.stderr)
+        wait_for(lambda: output.shows("openclaw migrate-sessions"), process=proc, what="the hint in the log")
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=120)
+    [line] = [line for line in output.text.splitlines() if "not in Postgres" in line]
+    assert str(path) in line and "1 session" in line

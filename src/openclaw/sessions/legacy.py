@@ -9,14 +9,20 @@ is imported behind the user's back: `openclaw migrate-sessions` does it when ask
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
 from psycopg import AsyncConnection
+from psycopg_pool import PoolTimeout
 
+from openclaw.db.database import Database
 from openclaw.sessions.importer import FileReport, SourceError, agent_of, find_session_files, open_source
 from openclaw.sessions.importer import read_sessions as read_source_sessions
+
+log = logging.getLogger(__name__)
 
 IMPORT_COMMAND = "openclaw migrate-sessions"
 
@@ -75,3 +81,16 @@ def describe_unimported(files: list[UnimportedFile]) -> str:
     where = ", ".join(str(f.path) for f in files)
     noun = "session" if missing == 1 else "sessions"
     return f"{missing} {noun} in openclaw-rs files are not in Postgres ({where}): run `{IMPORT_COMMAND}`"
+
+
+async def log_unimported_sessions(database: Database, agents_dir: Path) -> None:
+    """Say once, in the log, when openclaw-rs files hold sessions Postgres lacks (the
+    gateway at start). Quiet when Postgres cannot be asked now: `db status` says it too."""
+    try:
+        async with database.connection(wait_s=10) as conn:
+            files = await unimported_session_files(conn, agents_dir)
+    except (psycopg.Error, PoolTimeout) as exc:
+        log.debug("could not look for unimported session files: %s", exc)
+        return
+    if files:
+        log.warning("%s", describe_unimported(files))

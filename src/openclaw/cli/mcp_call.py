@@ -1,0 +1,105 @@
+"""`openclaw mcp call TOOL [NAME=VALUE]...`: ask the MCP server what your assistant would ask.
+
+The server runs in this process, as `mcp serve` runs it (the read-only role, the same
+limits), and the answer is printed as the assistant receives it: untrusted text inside
+its envelope. For trying a question, checking a deployment, and scripts (`--json`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import typer
+
+from openclaw.cli.common import JSON_OPTION, print_json, state
+from openclaw.db.target import resolve_target
+from openclaw.errors import OpenclawError, UsageError
+from openclaw.home import openclaw_home
+
+
+def _arguments(pairs: list[str]) -> dict[str, Any]:
+    """NAME=VALUE pairs; a VALUE that parses as JSON is taken as JSON (limit=5), else as text."""
+    arguments: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise UsageError(f"argument {pair!r} is not NAME=VALUE")
+        try:
+            arguments[name.strip()] = json.loads(value)
+        except ValueError:
+            arguments[name.strip()] = value
+    return arguments
+
+
+def call_command(
+    ctx: typer.Context,
+    tool: str = typer.Argument(..., help="The tool, e.g. search_sessions (see `openclaw mcp tools`)."),
+    pairs: list[str] = typer.Argument(
+        None, metavar="[NAME=VALUE]...", help="The tool's arguments: text=zebra limit=5 (JSON values parse)."
+    ),
+    allow_writes: bool = typer.Option(False, "--allow-writes", help="Also offer the four writing tools."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Call one tool of the MCP server and print what your assistant would get.
+
+    Examples: `openclaw mcp call open_issues`, `openclaw mcp call search_sessions text=deploy`,
+    `openclaw mcp call query sql="SELECT count(*) FROM messages"`.
+    """
+    from mcp import Client
+
+    from openclaw.mcp.server import create_server
+    from openclaw.mcp.state import open_state
+
+    arguments = _arguments(pairs or [])
+    target = resolve_target(state(ctx).database_url)
+
+    async def go() -> tuple[list[str], Any]:
+        # Errors leave the client's task group wrapped in a group: decide outside it.
+        async with (
+            open_state(target, openclaw_home(), allow_writes=allow_writes) as server_state,
+            Client(create_server(server_state)) as client,
+        ):
+            names = sorted(t.name for t in (await client.list_tools()).tools)
+            return names, (await client.call_tool(tool, arguments) if tool in names else None)
+
+    names, result = asyncio.run(go())
+    if result is None:
+        raise UsageError(f"no tool {tool!r} (tools: {', '.join(names)})")
+    text = "\n".join(getattr(part, "text", "") for part in result.content)
+    if result.is_error:
+        raise OpenclawError(f"{tool}: {text}")
+    if as_json:
+        print_json(result.structured_content)
+    else:
+        print(text)
+
+
+def tools_command(
+    ctx: typer.Context,
+    allow_writes: bool = typer.Option(False, "--allow-writes", help="Also list the four writing tools."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """The tools the MCP server offers, with the question each one answers."""
+    from mcp import Client
+
+    from openclaw.cli.common import print_table
+    from openclaw.mcp.server import create_server
+    from openclaw.mcp.state import open_state
+
+    target = resolve_target(state(ctx).database_url)
+
+    async def go() -> list[tuple[str, str]]:
+        async with (
+            open_state(target, openclaw_home(), allow_writes=allow_writes) as server_state,
+            Client(create_server(server_state)) as client,
+        ):
+            tools = (await client.list_tools()).tools
+        return [(t.name, (t.description or "").strip().split("\n")[0]) for t in tools]
+
+    tools = asyncio.run(go())
+    if as_json:
+        print_json([{"name": name, "description": description} for name, description in tools])
+    else:
+        print_table(None, ["tool", "answers"], tools)
