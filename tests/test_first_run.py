@@ -398,3 +398,13 @@ def test_the_gateway_says_once_which_session_files_postgres_lacks(
         proc.communicate(timeout=120)
     [line] = [line for line in output.text.splitlines() if "not in Postgres" in line]
     assert str(path) in line and "1 session" in line
+
+
+def test_an_embedded_server_that_cannot_start_names_no_missing_log(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("OPENCLAW_HOME", str(tmp_path / "file" / "home"))
+    result = Cli(capsys, None)("db", "status")
+    assert result.exit_code == 1 and "could not start the embedded PostgreSQL" in result.stderr
+    assert "server log" not in result.stderr  # initdb never ran: there is no log to read
