@@ -11,6 +11,7 @@ import pytest
 
 from tests.conftest import Cli
 from tests.fake_llm import FakeLlm, Step, chunk, serve
+from tests.test_outbox_target import unavailable
 
 
 def answer(text: str) -> list[str]:
@@ -65,11 +66,12 @@ def test_models_list(cli: Cli, fake: FakeLlm) -> None:
 
 
 def test_calls_made_while_postgres_was_down_arrive_later(
-    capsys: pytest.CaptureFixture[str], db_url: str, fake: FakeLlm
+    capsys: pytest.CaptureFixture[str], db_url: str, pg_server_url: str, fake: FakeLlm
 ) -> None:
-    down = Cli(capsys, "postgresql://openclaw@127.0.0.1:1/openclaw")
+    down = Cli(capsys, db_url)
     fake.then(Step(503, {"error": "first provider trouble"}), Step(sse=answer("still answered")))
-    result = down("agent", "-m", "hello while the database is down", "--model", "fake/m1")
+    with unavailable(pg_server_url, db_url):
+        result = down("agent", "-m", "hello while the database is down", "--model", "fake/m1")
     assert result.exit_code == 0, result.stderr
     assert "still answered" in result.stdout and "wait in the outbox" in result.stderr
     up = Cli(capsys, db_url)
@@ -85,7 +87,7 @@ def test_calls_made_while_postgres_was_down_arrive_later(
     ("args", "code", "message"),
     [
         (["agent", "-m", "  "], 2, "the message is empty"),
-        (["agent", "-m", "x", "--model", "nonsense"], 1, "is not of the form provider/model"),
+        (["agent", "-m", "x", "--model", "nonsense"], 2, "is not of the form provider/model"),
         (["logs", "--since", "yesterday"], 2, "give a number and a unit"),
         (["logs", "show", "zzz"], 2, "is not a call id"),
         (["logs", "show", "abcdef12"], 1, "no LLM call abcdef12"),
@@ -131,12 +133,17 @@ def test_chat_in_a_real_process(isolated_environment: Path, db_url: str, fake: F
 
 
 def test_postgres_backend_answers_while_postgres_is_down(
-    capsys: pytest.CaptureFixture[str], db_url: str, fake: FakeLlm, monkeypatch: pytest.MonkeyPatch
+    capsys: pytest.CaptureFixture[str],
+    db_url: str,
+    pg_server_url: str,
+    fake: FakeLlm,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("OPENCLAW_SESSIONS_BACKEND", "postgres")
-    down = Cli(capsys, "postgresql://openclaw@127.0.0.1:1/openclaw")
+    down = Cli(capsys, db_url)
     fake.then(Step(sse=answer("answered anyway")))
-    result = down("agent", "-m", "hello", "--session", "agent:main:cli:outage")
+    with unavailable(pg_server_url, db_url):  # the same database: its entries wait for it
+        result = down("agent", "-m", "hello", "--session", "agent:main:cli:outage")
     assert result.exit_code == 0, result.stderr
     assert "answered anyway" in result.stdout and "wait in the outbox" in result.stderr
     up = Cli(capsys, db_url)

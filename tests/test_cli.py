@@ -12,6 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from openclaw.db.migrate import load_migrations
 from tests.conftest import Cli
 from tests.samples import MANUAL, SECRETS
 
@@ -40,7 +41,7 @@ def test_db_migrate_status_url(cli: Cli, empty_db_url: str) -> None:
     first = cli("db", "migrate")
     assert first.exit_code == 0 and "applied 0001_init.sql" in first.stdout
     again = cli("db", "migrate")
-    assert "schema is up to date (5 migrations applied)" in again.stdout
+    assert f"schema is up to date ({len(load_migrations())} migrations applied)" in again.stdout
     info = json.loads(cli("db", "status", "--json").stdout)
     assert info["server"]["kind"] == "url" and info["server"]["source"] == "option"
     assert info["migrations"]["pending"] == [] and info["tables"]["known_issues"] == 0
@@ -320,7 +321,8 @@ def test_config_snapshot_bad_file(
 
 def test_config_bad_source_and_diff_errors(cli: Cli) -> None:
     assert cli("config", "snapshot", "--source", "robot").exit_code == 2
-    assert "no snapshots of" in cli("config", "diff").stderr
+    nothing = cli("config", "diff")
+    assert nothing.exit_code == 0 and nothing.stdout.startswith("no snapshots of")
     assert cli("config", "diff", "1", "2", "3").exit_code == 2
     missing = cli("config", "diff", "77", "78")
     assert missing.exit_code == 1 and "no config snapshot with id 77" in missing.stderr

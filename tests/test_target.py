@@ -13,6 +13,7 @@ def test_resolution_order(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, isolated_environment: Path
 ) -> None:
     config = tmp_path / "gateway.json"
+    config.write_text("{}")
     monkeypatch.setenv("GATEWAY_CONFIG", str(config))
     embedded = resolve_target(None)
     assert embedded.source is TargetSource.EMBEDDED and embedded.pgdata == isolated_environment / "pgdata"
