@@ -65,6 +65,7 @@ def test_models_list(cli: Cli, fake: FakeLlm) -> None:
     assert "fallback chain: fake/m1" in cli("models", "list").stdout
 
 
+@pytest.mark.slow
 def test_calls_made_while_postgres_was_down_arrive_later(
     capsys: pytest.CaptureFixture[str], db_url: str, pg_server_url: str, fake: FakeLlm
 ) -> None:
@@ -132,6 +133,7 @@ def test_chat_in_a_real_process(isolated_environment: Path, db_url: str, fake: F
     assert [m["role"] for m in second] == ["system", "user", "assistant", "user"]  # one session, replayed
 
 
+@pytest.mark.slow
 def test_postgres_backend_answers_while_postgres_is_down(
     capsys: pytest.CaptureFixture[str],
     db_url: str,

@@ -249,6 +249,7 @@ def test_config_diff_without_snapshots_says_so(cli: Cli) -> None:
     assert result.exit_code == 0 and result.stdout.startswith("no snapshots of "), result.stderr
 
 
+@pytest.mark.slow
 def test_postgres_down_is_said_once(fake: FakeLlm, isolated_environment: Path) -> None:
     fake.then(Step(sse=answer("answered anyway")))
     result = subprocess.run(
@@ -289,6 +290,7 @@ def _stalling(text: str) -> Step:
     return Step(sse=[chunk(text)], stall_after=1)
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_an_agent_turn_and_logs_the_attempt(
     cli: Cli, fake: FakeLlm, db_url: str, isolated_environment: Path
 ) -> None:
@@ -307,6 +309,7 @@ def test_ctrl_c_stops_an_agent_turn_and_logs_the_attempt(
     assert calls[0]["response_content"] == "half an ans"
 
 
+@pytest.mark.slow
 def test_ctrl_c_in_chat_stops_the_answer_not_the_chat(
     fake: FakeLlm, db_url: str, isolated_environment: Path
 ) -> None:
@@ -380,6 +383,7 @@ def test_mcp_call_prints_what_the_assistant_gets(cli: Cli) -> None:
     assert cli("mcp", "call", "open_issues", "oops").exit_code == 2
 
 
+@pytest.mark.slow
 def test_the_gateway_says_once_which_session_files_postgres_lacks(
     db_url: str, isolated_environment: Path, tmp_path: Path
 ) -> None:
@@ -408,3 +412,28 @@ def test_an_embedded_server_that_cannot_start_names_no_missing_log(
     result = Cli(capsys, None)("db", "status")
     assert result.exit_code == 1 and "could not start the embedded PostgreSQL" in result.stderr
     assert "server log" not in result.stderr  # initdb never ran: there is no log to read
+
+
+def test_db_status_names_rows_waiting_for_another_database_and_adopts_an_old_outbox(
+    cli: Cli, fake: FakeLlm, db_url: str, isolated_environment: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from openclaw.db.runtime import LLM_CALL, LlmCall, to_payload
+    from openclaw.outbox import Spool
+    from openclaw.outbox.targets import ADOPT_COMMAND
+
+    fake.then(Step(sse=answer("while elsewhere")))
+    elsewhere = Cli(capsys, "postgresql://openclaw@127.0.0.1:1/elsewhere")
+    assert elsewhere("agent", "-m", "hi").exit_code == 0
+    status = cli("db", "status")
+    assert "dbname=elsewhere" in status.stderr and "they ship when openclaw points at" in status.stderr
+    [other] = json.loads(cli("db", "status", "--json").stdout)["other_outboxes"]
+    assert other["pending"] > 0 and not other["legacy"]
+
+    legacy = Spool(isolated_environment / "outbox" / "spool.db")  # an earlier openclaw's, one per home
+    legacy.append(LLM_CALL, to_payload(LlmCall(model="old")))
+    legacy.close()
+    assert ADOPT_COMMAND in cli("db", "status").stderr
+    adopted = cli("db", "adopt-outbox")
+    assert adopted.exit_code == 0 and adopted.stdout.startswith("adopted 1 waiting"), adopted.stderr
+    assert cli("db", "adopt-outbox").stdout.startswith("nothing to adopt")
+    assert ADOPT_COMMAND not in cli("db", "status").stderr

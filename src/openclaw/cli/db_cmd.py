@@ -30,6 +30,8 @@ from openclaw.db.tables import TABLES
 from openclaw.db.target import redact_url
 from openclaw.errors import DatabaseError, UsageError
 from openclaw.home import openclaw_home
+from openclaw.outbox import adopt_legacy_spool, other_spools
+from openclaw.outbox.targets import ADOPT_COMMAND
 from openclaw.sessions.legacy import describe_unimported, unimported_session_files
 
 app = typer.Typer(help="Migrate the schema, show its status, print the database URL.", no_args_is_help=True)
@@ -107,6 +109,16 @@ async def _status(db: Database) -> dict[str, Any]:
             for f in legacy
         ],
         "unimported_sessions_hint": describe_unimported(legacy) if legacy else None,
+        "other_outboxes": [
+            {
+                "database": o.description,
+                "pending": o.pending,
+                "dead": o.dead,
+                "path": str(o.path),
+                "legacy": o.legacy,
+            }
+            for o in other_spools(openclaw_home(), db.target)
+        ],
     }
 
 
@@ -153,6 +165,17 @@ def status_command(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
         note("run 'openclaw db migrate' to apply the pending migrations")
     if info["unimported_sessions_hint"]:
         note(info["unimported_sessions_hint"])
+    for other in info["other_outboxes"]:
+        if other["legacy"]:
+            note(
+                f"outbox: {other['pending']} entries of an earlier openclaw wait in {other['path']}"
+                f" for a database it did not record: `{ADOPT_COMMAND}` ships them to this one"
+            )
+        else:
+            note(
+                f"outbox: {other['pending']} entries wait for {other['database']} ({other['path']});"
+                " they ship when openclaw points at that database again"
+            )
 
 
 def _resolved_url(ctx: typer.Context) -> tuple[str, int]:
@@ -180,6 +203,26 @@ def url_command(ctx: typer.Context) -> None:
         return
     assert target.pgdata is not None
     print(running_embedded_url(target.pgdata) or _resolved_url(ctx)[0])
+
+
+@app.command("adopt-outbox")
+def adopt_outbox_command(ctx: typer.Context) -> None:
+    """Ship an earlier openclaw's outbox ($OPENCLAW_HOME/outbox/spool.db) to this database.
+
+    That version kept one outbox per home, not per database, so it did not record which
+    database its waiting rows were for. Run this with the database they were written for
+    (--database-url, DATABASE_URL, ...): they move ahead of this database's own outbox
+    and ship with it. Nothing connects here; safe to run again if interrupted.
+    """
+    target = resolve_target(state(ctx).database_url)
+    adopted = adopt_legacy_spool(openclaw_home(), target)
+    if adopted.pending or adopted.dead:
+        print(
+            f"adopted {adopted.pending} waiting and {adopted.dead} set-aside entries for {target.describe()};"
+            " the gateway (or the next `openclaw agent`) ships them"
+        )
+    else:
+        print("nothing to adopt: no earlier outbox with entries in this home")
 
 
 @app.command("stop")

@@ -2,5 +2,16 @@
 
 from openclaw.outbox.flusher import Flusher, Handler
 from openclaw.outbox.spool import Entry, Spool
+from openclaw.outbox.targets import Adopted, OtherSpool, adopt_legacy_spool, open_spool, other_spools
 
-__all__ = ["Entry", "Flusher", "Handler", "Spool"]
+__all__ = [
+    "Adopted",
+    "Entry",
+    "Flusher",
+    "Handler",
+    "OtherSpool",
+    "Spool",
+    "adopt_legacy_spool",
+    "open_spool",
+    "other_spools",
+]

@@ -17,6 +17,7 @@ import logging
 import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from itertools import groupby
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -42,6 +43,11 @@ UNAVAILABLE = (
 )
 
 
+def flush_lock_path(spool_path: Path) -> Path:
+    """The file whose flock the process flushing a spool holds (earlier versions too)."""
+    return spool_path.with_name(spool_path.name + ".flush.lock")
+
+
 class Flusher:
     def __init__(
         self,
@@ -64,7 +70,7 @@ class Flusher:
         self.shipped = 0
         self.buried = 0
         self.last_error: str | None = None
-        self._lock_path = spool.path.with_name(spool.path.name + ".flush.lock")
+        self._lock_path = flush_lock_path(spool.path)
 
     async def flush_once(self) -> int:
         """Ship one batch; return how many entries left the spool (0 if none or another

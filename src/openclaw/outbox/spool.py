@@ -6,6 +6,9 @@ entry is committed to the WAL: from then on it survives a Postgres outage and a
 tens of microseconds). Entries leave the spool only after Postgres confirmed them;
 entries Postgres refuses for good are moved to a `dead` table, so one bad row cannot
 block the rest. Several processes may share one spool.
+
+Each database has a spool of its own (see `openclaw.outbox.targets`): a `meta` table in
+the file records which one, so that entries reach the database they were written for.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +43,10 @@ CREATE TABLE IF NOT EXISTS dead (
     error         TEXT NOT NULL,
     failed_at_ms  INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 """
 
 
@@ -56,8 +63,8 @@ def _now_ms() -> int:
 
 
 class Spool:
-    def __init__(self, path: Path, *, max_entries: int = DEFAULT_MAX_ENTRIES) -> None:
-        self.path = path
+    def __init__(self, path: Path | str, *, max_entries: int = DEFAULT_MAX_ENTRIES) -> None:
+        self.path = path = Path(path)
         self.max_entries = max_entries
         self.rejected = 0  # entries refused because the spool was full (a metric)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -151,6 +158,59 @@ class Spool:
         with self._lock:
             (count,) = self._conn.execute("SELECT count(*) FROM dead").fetchone()
         return int(count)
+
+    def meta(self) -> dict[str, str]:
+        """What the spool records about itself (e.g. the database its entries are for)."""
+        with self._lock:
+            rows = self._conn.execute("SELECT key, value FROM meta").fetchall()
+        return {str(k): str(v) for k, v in rows}
+
+    def record_meta(self, values: Mapping[str, str]) -> dict[str, str]:
+        """Record the values not recorded yet (a value once set is kept); return all."""
+        with self._lock:
+            self._conn.executemany(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", list(values.items())
+            )
+        return self.meta()
+
+    def prepend(
+        self,
+        entries: Iterable[tuple[int, str, str, int]],
+        dead: Iterable[tuple[int, str, str, int, str, int]],
+        meta: Mapping[str, str],
+        *,
+        last_seq: int,
+    ) -> None:
+        """Put entries (seq, kind, payload JSON, created_at_ms) and dead ones (the same plus
+        error, failed_at_ms), whose seqs are at most `last_seq`, ahead of every entry of
+        this spool, in the order of their seq, and set `meta`: one transaction. For entries
+        adopted from another spool: they are older than the ones here and ship first."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                (low,) = self._conn.execute(
+                    "SELECT min(s) FROM (SELECT min(seq) AS s FROM entries"
+                    " UNION ALL SELECT min(seq) FROM dead)"
+                ).fetchone()
+                # Shift the given seqs below every seq used here (seqs may go negative).
+                shift = min(1, 1 if low is None else low) - 1 - last_seq
+                self._conn.executemany(
+                    "INSERT INTO entries (seq, kind, payload, created_at_ms) VALUES (? + ?, ?, ?, ?)",
+                    ((seq, shift, *rest) for seq, *rest in entries),
+                )
+                self._conn.executemany(
+                    "INSERT INTO dead (seq, kind, payload, created_at_ms, error, failed_at_ms)"
+                    " VALUES (? + ?, ?, ?, ?, ?, ?)",
+                    ((seq, shift, *rest) for seq, *rest in dead),
+                )
+                self._conn.executemany(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", list(meta.items())
+                )
+                self._conn.execute("COMMIT")
+            except BaseException:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
 
     def close(self) -> None:
         with self._lock:
