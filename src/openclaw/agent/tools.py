@@ -20,6 +20,7 @@ from typing import Any
 
 from openclaw.chat import ToolCall
 from openclaw.errors import ConfigError
+from openclaw.home import openclaw_home
 from openclaw.llm.types import ToolSpec
 
 MAX_OUTPUT_CHARS = 16_000
@@ -35,8 +36,10 @@ class Tool:
 
 
 class ToolRegistry:
-    def __init__(self, tools: Iterable[Tool] = ()) -> None:
+    def __init__(self, tools: Iterable[Tool] = (), *, refused: dict[str, str] | None = None) -> None:
         self._tools: dict[str, Tool] = {}
+        # Tools left out on purpose: not offered to the model, and a call answers why.
+        self._refused: dict[str, str] = dict(refused or {})
         for tool in tools:
             self.add(tool)
 
@@ -49,8 +52,21 @@ class ToolRegistry:
     def names(self) -> list[str]:
         return list(self._tools)
 
+    def restricted(self, root: Path, why: str) -> ToolRegistry:
+        """The tools for a chat anyone may start: no `exec`, and `read_file`/`list_dir` kept
+        under `root`; `why` says to the model (and to whoever reads the history) why."""
+        root = root.expanduser()
+        replaced = {"read_file": confined_read_file(root), "list_dir": confined_list_dir(root)}
+        kept = [replaced.get(name, tool) for name, tool in self._tools.items() if name != "exec"]
+        refused = {**self._refused}
+        if "exec" in self._tools:
+            refused["exec"] = f"exec is off in this chat: {why}"
+        return ToolRegistry(kept, refused=refused)
+
     async def call(self, call: ToolCall) -> str:
         tool = self._tools.get(call.name)
+        if tool is None and call.name in self._refused:
+            return f"error: {self._refused[call.name]}"
         if tool is None:
             return f"error: unknown tool {call.name!r} (available: {', '.join(self._tools)})"
         try:
@@ -105,6 +121,50 @@ async def _list_dir(args: dict[str, Any]) -> str:
     return await asyncio.to_thread(_list_dir_now, args)
 
 
+def _inside(root: Path, given: str) -> Path:
+    """`given` (relative to `root`, or absolute) resolved, symbolic links followed; an error
+    when the result is not under `root`."""
+    base = root.resolve()
+    path = (base / Path(given).expanduser()).resolve()
+    if not path.is_relative_to(base):
+        raise PermissionError(f"{given!r} is outside the workspace {root}: this chat may read only under it")
+    return path
+
+
+def confined_read_file(root: Path) -> Tool:
+    async def run(args: dict[str, Any]) -> str:
+        try:
+            path = _inside(root, str(args["path"]))
+        except PermissionError as exc:
+            return f"error: {exc}"
+        return await asyncio.to_thread(_read_file_now, {"path": str(path)})
+
+    spec = ToolSpec(
+        "read_file",
+        f"Read a text file (the first 100 kB) under the workspace {root}; paths are relative to it.",
+        _schema(path={"type": "string", "description": "File path, relative to the workspace"}),
+    )
+    return Tool(spec, run)
+
+
+def confined_list_dir(root: Path) -> Tool:
+    async def run(args: dict[str, Any]) -> str:
+        try:
+            path = _inside(root, str(args.get("path") or "."))
+        except PermissionError as exc:
+            return f"error: {exc}"
+        return await asyncio.to_thread(_list_dir_now, {"path": str(path)})
+
+    spec = ToolSpec(
+        "list_dir",
+        f"List a directory under the workspace {root}: folders end with '/'.",
+        _schema(
+            path={"type": "string", "description": "Directory (default: the workspace)", "optional": True}
+        ),
+    )
+    return Tool(spec, run)
+
+
 READ_FILE = Tool(
     ToolSpec(
         "read_file",
@@ -138,6 +198,15 @@ class SandboxSettings:
     max_concurrent: int = 5
     rate_limit_messages: int = 10
     rate_limit_window_secs: float = 60.0
+    # A chat channel without an allowlist is open to anyone who finds the bot: its turns get
+    # no exec, and read_file/list_dir only under `root`, unless this is set.
+    allow_exec_for_everyone: bool = False
+    root: Path | None = None  # default: $OPENCLAW_HOME/workspace
+
+    @property
+    def workspace(self) -> Path:
+        """Where open channels' turns may read files."""
+        return self.root if self.root is not None else openclaw_home() / "workspace"
 
 
 def sandbox_from(section: dict[str, Any]) -> SandboxSettings:
@@ -153,6 +222,12 @@ def sandbox_from(section: dict[str, Any]) -> SandboxSettings:
             raise ConfigError(f"agent.sandbox.{key} must be a positive number")
         return float(value)
 
+    everyone = section.get("allow_exec_for_everyone", False)
+    if not isinstance(everyone, bool):
+        raise ConfigError("agent.sandbox.allow_exec_for_everyone must be true or false")
+    root = section.get("root")
+    if root is not None and (not isinstance(root, str) or not root.strip()):
+        raise ConfigError("agent.sandbox.root must be a directory path (a string)")
     return SandboxSettings(
         blocked_commands=tuple(blocked),
         max_exec_timeout_secs=number("max_exec_timeout_secs", defaults.max_exec_timeout_secs),
@@ -160,6 +235,8 @@ def sandbox_from(section: dict[str, Any]) -> SandboxSettings:
         max_concurrent=int(number("max_concurrent", defaults.max_concurrent)),
         rate_limit_messages=int(number("rate_limit_messages", defaults.rate_limit_messages)),
         rate_limit_window_secs=number("rate_limit_window_secs", defaults.rate_limit_window_secs),
+        allow_exec_for_everyone=everyone,
+        root=Path(root).expanduser() if root else None,
     )
 
 

@@ -16,8 +16,8 @@ from openclaw.mcp.curated import request_volume
 
 def _totals(row: dict[str, Any]) -> dict[str, Any]:
     """The MCP tool's answer in this command's columns."""
-    chats = row["telegram"] + row["discord"]
-    error_pct = round(Decimal(100 * row["errors"]) / chats, 2) if chats else None
+    requests = row["requests"]  # errors count on every channel, the webhook's too
+    error_pct = round(Decimal(100 * row["errors"]) / requests, 2) if requests else None
     return {
         "host": row["host"],
         "requests": row["requests"],

@@ -74,6 +74,7 @@ class MetricsSnapshot:
     agent_turns: int = 0
     tool_calls: int = 0
     webhook_requests: int = 0
+    webhook_errors: int = 0  # migration 0006
     tasks_cancelled: int = 0
     agent_timeouts: int = 0
     gateway_connects: int = 0

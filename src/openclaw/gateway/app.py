@@ -296,6 +296,9 @@ def create_app(gw: Gateway) -> FastAPI:
         key = payload.get("session_key")
         if key is not None and (not isinstance(key, str) or not key.strip()):
             return _error(request_id, 400, "INVALID_SESSION_KEY", '"session_key" must be a non-empty string')
+        problem = gw.config.webhook_key_problem(key) if key is not None else None
+        if problem is not None:
+            return _error(request_id, 400, "INVALID_SESSION_KEY", problem)
         if gw.draining:
             return _error(request_id, 503, "SHUTTING_DOWN", "the gateway is shutting down")
         if gw.active_turns >= gw.config.sandbox.max_concurrent:
@@ -305,21 +308,26 @@ def create_app(gw: Gateway) -> FastAPI:
         session_key = key or f"webhook:{gw.config.agent_name}:{uuid.uuid4()}"
         started = time.perf_counter()
         gw.active_turns += 1
+
+        def failed(code: str, message: str) -> JSONResponse:
+            gw.counters.webhook_errors += 1  # a failed turn is an error, as on the chat channels
+            return _error(request_id, 500, code, message)
+
         try:
             result = await runtime.agent.turn(session_key, message, model=gw.config.model)
         except TurnTimeoutError as exc:
             gw.counters.agent_timeouts += 1
-            return _error(request_id, 500, "AGENT_TURN_FAILED", str(exc))
+            return failed("AGENT_TURN_FAILED", str(exc))
         except ProviderInitError as exc:
-            return _error(request_id, 500, "PROVIDER_INIT_FAILED", str(exc))
+            return failed("PROVIDER_INIT_FAILED", str(exc))
         except AllModelsFailedError as exc:
-            return _error(request_id, 500, "AGENT_TURN_FAILED", str(exc))
+            return failed("AGENT_TURN_FAILED", str(exc))
         except asyncio.CancelledError:
             gw.counters.tasks_cancelled += 1
             raise
         except Exception as exc:  # a bug must still answer in the webhook's JSON
             log.exception("webhook: the turn failed")
-            return _error(request_id, 500, "AGENT_TURN_FAILED", f"{type(exc).__name__}: {exc}")
+            return failed("AGENT_TURN_FAILED", f"{type(exc).__name__}: {exc}")
         finally:
             gw.active_turns -= 1
         elapsed_ms = round((time.perf_counter() - started) * 1000)

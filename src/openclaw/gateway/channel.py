@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import logging
 import time
 import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
-from openclaw.agent.loop import TurnTimeoutError
+from openclaw.agent.loop import Agent, TurnTimeoutError
 from openclaw.cron.runner import CronRunner
 from openclaw.errors import NotFoundError
 from openclaw.gateway.app import Gateway
@@ -93,6 +95,31 @@ class ChannelCore:
         sandbox = gateway.config.sandbox
         self.limiter = SlidingWindow(sandbox.rate_limit_messages, sandbox.rate_limit_window_secs)
         self._running: dict[str, asyncio.Task[None]] = {}  # per chat
+        self._restricted: tuple[Agent, Path, Agent] | None = None  # the runtime's agent, root, the copy
+
+    @property
+    def restricted(self) -> bool:
+        """Whether this channel's turns go without exec and files outside the workspace: it
+        has no allowlist (anyone who finds the bot may talk) and the operator did not set
+        agent.sandbox.allow_exec_for_everyone."""
+        return self.config.open_to_everyone and not self.gateway.config.sandbox.allow_exec_for_everyone
+
+    @property
+    def agent(self) -> Agent:
+        """The agent for this channel's turns: the runtime's, or a copy with the restricted tools."""
+        full = self.gateway.runtime.agent
+        if not self.restricted:
+            return full
+        root = self.gateway.config.sandbox.workspace
+        if self._restricted is None or self._restricted[:2] != (full, root):
+            limited = copy.copy(full)  # shares the router and the store; only the tools differ
+            limited.tools = full.tools.restricted(
+                root,
+                f"{self.channel}.allowed_user_ids is empty, so anyone may talk to this bot "
+                "(the operator can set agent.sandbox.allow_exec_for_everyone: true)",
+            )
+            self._restricted = (full, root, limited)
+        return self._restricted[2]
 
     def _count(self, what: str) -> None:
         name = f"{self.channel}_{what}" if what in ("requests", "errors") else what
@@ -180,7 +207,7 @@ class ChannelCore:
             shown = ""  # another model answers from the start; the next edit replaces the text
 
         try:
-            result = await gw.runtime.agent.turn(
+            result = await self.agent.turn(
                 await self.session_key(msg),
                 text,
                 model=gw.config.model,

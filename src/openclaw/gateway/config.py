@@ -4,8 +4,13 @@
     {"telegram": {"bot_token": "...", "allowed_user_ids": [123], "api_base": "https://api.telegram.org"},
      "discord":  {"bot_token": "...", "allowed_user_ids": [456], "api_base": "https://discord.com/api/v10"},
      "agent": {"name": "main", "fallback": true, "model": null, "sandbox": {...}},
-     "webhook": {"token": "..."},
+     "webhook": {"token": "...", "allowed_session_prefixes": ["webhook:"]},
      "metrics": {"snapshot_interval_secs": 60}, "llm_log": {"capacity": 256}}
+
+A channel without an allowlist is open to anyone who finds the bot: its turns get no
+`exec`, and `read_file`/`list_dir` only under `agent.sandbox.root` (default
+$OPENCLAW_HOME/workspace), unless `agent.sandbox.allow_exec_for_everyone` is true. The
+webhook (its token holder is the operator) and the CLI (the local user) keep every tool.
 
 Env: TELEGRAM_BOT_TOKEN, DISCORD_BOT_TOKEN and ALLOWED_USER_IDS (comma-separated, Telegram's)
 override the file, TELEGRAM_API_BASE and DISCORD_API_BASE apply where it has none; without
@@ -16,6 +21,7 @@ HTTP_PORT (3100) say where the API listens.
 from __future__ import annotations
 
 import os
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,11 +29,13 @@ from openclaw.agent.tools import SandboxSettings, sandbox_from
 from openclaw.errors import ConfigError
 from openclaw.home import gateway_config_path, manual_config_path
 from openclaw.llm.config import ModelRef
-from openclaw.settings import read_json_object
+from openclaw.settings import read_gateway_config, read_json_object
 
 DEFAULT_PORT = 3100
 DEFAULT_BIND = "127.0.0.1"
 MAX_WEBHOOK_BODY_BYTES = 1_000_000
+MAX_SESSION_KEY_CHARS = 256
+WEBHOOK_SESSION_PREFIXES = ("webhook:",)  # openclaw-rs's webhook keys: webhook:{agent}:{uuid}
 TELEGRAM_API_BASE = "https://api.telegram.org"
 DISCORD_API_BASE = "https://discord.com/api/v10"
 
@@ -41,6 +49,11 @@ class ChannelConfig:
     @property
     def enabled(self) -> bool:
         return bool(self.bot_token)
+
+    @property
+    def open_to_everyone(self) -> bool:
+        """No allowlist: anyone who finds the bot may talk to it."""
+        return not self.allowed_user_ids
 
     def allows(self, user_id: int) -> bool:
         return not self.allowed_user_ids or user_id in self.allowed_user_ids
@@ -60,10 +73,47 @@ class GatewayConfig:
     port: int = DEFAULT_PORT
     snapshot_interval_s: float = 60.0
     max_body_bytes: int = MAX_WEBHOOK_BODY_BYTES
+    webhook_session_prefixes: tuple[str, ...] = WEBHOOK_SESSION_PREFIXES
 
     def tokens(self) -> tuple[str, ...]:
         """Tokens that open /logs, /status and the webhook."""
         return tuple(t for t in (self.webhook_token, self.api_token) if t)
+
+    def webhook_key_problem(self, key: str) -> str | None:
+        """Why the webhook may not write to session `key`, or None when it may: a webhook
+        caller must not write into a Telegram or Discord user's conversation."""
+        fits = any(key.startswith(p) and len(key) > len(p) for p in self.webhook_session_prefixes)
+        if fits and len(key) <= MAX_SESSION_KEY_CHARS and key.isprintable():
+            return None
+        return (
+            f'"session_key" must start with {", ".join(self.webhook_session_prefixes)} '
+            f"(webhook.allowed_session_prefixes), continue after it, and be at most "
+            f"{MAX_SESSION_KEY_CHARS} printable characters"
+        )
+
+    def open_channel_warning(self, running: Collection[str] | None = None) -> str | None:
+        """One line for the log at start: which chat channels (of `running`, default the
+        enabled ones) have no allowlist, and what their chats cannot do (or that they can,
+        when the operator allowed it)."""
+        open_channels = [
+            name
+            for name, ch in (("telegram", self.telegram), ("discord", self.discord))
+            if (ch.enabled if running is None else name in running) and ch.open_to_everyone
+        ]
+        if not open_channels:
+            return None
+        names = " and ".join(open_channels)
+        which = "its" if len(open_channels) == 1 else "their"
+        if self.sandbox.allow_exec_for_everyone:
+            return (
+                f"{names}: allowed_user_ids is empty and agent.sandbox.allow_exec_for_everyone is true: "
+                f"anyone who finds the bot may run commands through exec"
+            )
+        return (
+            f"{names}: allowed_user_ids is empty: exec, and read_file/list_dir outside "
+            f"{self.sandbox.workspace}, are off for {which} chats "
+            f"(set agent.sandbox.allow_exec_for_everyone: true to allow)"
+        )
 
 
 def _ids(value: Any, where: str) -> tuple[int, ...]:
@@ -91,6 +141,15 @@ def _channel(section: dict[str, Any], name: str, env_prefix: str, default_api_ba
     return ChannelConfig(token or None, ids, str(api_base).rstrip("/"))
 
 
+def _prefixes(webhook: dict[str, Any]) -> tuple[str, ...]:
+    value = webhook.get("allowed_session_prefixes", list(WEBHOOK_SESSION_PREFIXES))
+    if not isinstance(value, list) or not value or not all(isinstance(p, str) and p for p in value):
+        raise ConfigError(
+            'webhook.allowed_session_prefixes must be a list of non-empty strings, e.g. ["webhook:"]'
+        )
+    return tuple(value)
+
+
 def _manual_auth_token() -> str | None:
     path = manual_config_path()
     if not path.exists():
@@ -104,8 +163,7 @@ def _manual_auth_token() -> str | None:
 
 
 def load_gateway_config() -> GatewayConfig:
-    path = gateway_config_path()
-    document = read_json_object(path, what="gateway config") if path.exists() else {}
+    path, document = read_gateway_config() or (gateway_config_path(), {})
     agent = document.get("agent") or {}
     if not isinstance(agent, dict):
         raise ConfigError(f'"agent" in {path} must be an object')
@@ -125,6 +183,8 @@ def load_gateway_config() -> GatewayConfig:
     if isinstance(interval, bool) or not isinstance(interval, int | float) or interval <= 0:
         raise ConfigError("metrics.snapshot_interval_secs must be a positive number")
     webhook = document.get("webhook") or {}
+    if not isinstance(webhook, dict):
+        raise ConfigError(f'"webhook" in {path} must be an object')
     return GatewayConfig(
         agent_name=str(name),
         use_fallback=bool(fallback),
@@ -133,6 +193,7 @@ def load_gateway_config() -> GatewayConfig:
         telegram=_channel(document.get("telegram") or {}, "telegram", "TELEGRAM", TELEGRAM_API_BASE),
         discord=_channel(document.get("discord") or {}, "discord", "DISCORD", DISCORD_API_BASE),
         webhook_token=webhook.get("token") or None,
+        webhook_session_prefixes=_prefixes(webhook),
         api_token=_manual_auth_token(),
         bind=os.environ.get("HTTP_BIND", DEFAULT_BIND),
         port=port,

@@ -41,13 +41,14 @@ class Counters:
     agent_turns: int = 0
     tool_calls: int = 0
     webhook_requests: int = 0
+    webhook_errors: int = 0  # failed webhook turns (500 AGENT_TURN_FAILED, PROVIDER_INIT_FAILED)
 
     def as_dict(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @property
     def errors(self) -> int:
-        return self.telegram_errors + self.discord_errors
+        return self.telegram_errors + self.discord_errors + self.webhook_errors
 
     @property
     def requests(self) -> int:
@@ -59,7 +60,7 @@ class Counters:
 
     @property
     def error_rate_pct(self) -> float:
-        total = self.telegram_requests + self.discord_requests
+        total = self.requests
         return 100.0 * self.errors / total if total else 0.0
 
 
@@ -103,6 +104,7 @@ class _Collector:
         )
         errors.add_metric(["telegram"], c.telegram_errors)
         errors.add_metric(["discord"], c.discord_errors)
+        errors.add_metric(["webhook"], c.webhook_errors)
         yield errors
         events = CounterMetricFamily(
             "openclaw_gateway_ws_events_total", "Discord gateway events", labels=["event"]
@@ -125,7 +127,7 @@ class _Collector:
             yield CounterMetricFamily(f"openclaw_gateway_{name}_total", text, value=value)
         gauges: tuple[tuple[str, float, str], ...] = (
             ("avg_latency_ms", c.avg_latency_ms, "Average answer latency (ms)"),
-            ("error_rate_pct", c.error_rate_pct, "Errors per chat request (%)"),
+            ("error_rate_pct", c.error_rate_pct, "Errors per request (%)"),
             ("process_rss_bytes", self.process.rss_bytes, "Resident memory"),
             ("uptime_seconds", self.process.uptime_s, "Seconds since start"),
         )

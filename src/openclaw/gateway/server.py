@@ -1,10 +1,12 @@
 """`openclaw gateway`: the long-running service.
 
-On start: connect (embedded or DATABASE_URL) without waiting for Postgres, migrate when
-it answers, record this process's deployment row, start the outbox flusher and the
-metrics snapshot loop, serve the HTTP API. On SIGTERM or SIGINT: stop taking requests,
-let running turns finish within a bound, take a last metrics snapshot, flush the outbox,
-mark the deployment stopped, exit 0.
+On start: take the listening socket first (a port in use is one line and a non-zero exit,
+with nothing written anywhere: a second gateway must not supersede the running one's
+deployment row), then connect (embedded or DATABASE_URL) without waiting for Postgres,
+migrate when it answers, record this process's deployment row, start the outbox flusher
+and the metrics snapshot loop, serve the HTTP API. On SIGTERM or SIGINT: stop taking
+requests, let running turns finish within a bound, take a last metrics snapshot, flush the
+outbox, mark the deployment stopped, exit 0.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from openclaw.context.deployments import NewDeployment, log_deployment, mark_sto
 from openclaw.cron.jobs import jobs_path
 from openclaw.cron.runner import CronRunner
 from openclaw.db.target import DatabaseTarget
+from openclaw.errors import OpenclawError
 from openclaw.gateway.app import Gateway, create_app
 from openclaw.gateway.channel import ChannelCore
 from openclaw.gateway.config import GatewayConfig, load_gateway_config
@@ -32,10 +35,36 @@ from openclaw.gateway.delivery import telegram_delivery
 from openclaw.gateway.metrics import snapshot_loop
 from openclaw.gateway.telegram import TelegramChannel
 from openclaw.home import openclaw_home
+from openclaw.sessions.legacy import log_unimported_sessions
 
 log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE_S = 30.0
+LISTEN_BACKLOG = 2048  # uvicorn's default
+
+
+class ListenError(OpenclawError):
+    """The HTTP address cannot be taken (in use, not ours, no such address)."""
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on host:port, as uvicorn would make it; ListenError, with one
+    line that names the address and the reason, when the address cannot be taken."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    where = f"[{host}]:{port}" if family == socket.AF_INET6 else f"{host}:{port}"
+    sock = socket.socket(family=family)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(LISTEN_BACKLOG)  # held from now on: a second gateway's bind fails here
+    except socket.gaierror as exc:  # HTTP_BIND is a name that does not resolve
+        sock.close()
+        raise ListenError(f"cannot listen on {where}: unknown address ({exc.strerror or exc})") from None
+    except OSError as exc:
+        sock.close()
+        reason = os.strerror(exc.errno).lower() if exc.errno else str(exc)
+        raise ListenError(f"cannot listen on {where}: {reason}") from None
+    return sock
 
 
 async def _record_deployment(runtime: AgentRuntime, stop: asyncio.Event) -> int | None:
@@ -65,7 +94,17 @@ async def _record_deployment(runtime: AgentRuntime, stop: asyncio.Event) -> int 
 async def serve(
     target: DatabaseTarget, config: GatewayConfig | None = None, sock: socket.socket | None = None
 ) -> None:
+    """Run the gateway until SIGTERM or SIGINT; on `sock` when given, else on a socket bound
+    to the config's address before anything else happens."""
     config = config or load_gateway_config()
+    listener = sock if sock is not None else listen(config.bind, config.port)
+    try:
+        await _serve(target, config, listener)
+    finally:
+        listener.close()
+
+
+async def _serve(target: DatabaseTarget, config: GatewayConfig, sock: socket.socket) -> None:
     runtime = await open_runtime(
         target,
         home=openclaw_home(),
@@ -88,6 +127,9 @@ async def serve(
         )
     )
     deployment = asyncio.create_task(_record_deployment(runtime, stop))
+    legacy_sessions = asyncio.create_task(
+        log_unimported_sessions(runtime.database, openclaw_home() / "agents")
+    )
     cron = CronRunner(
         jobs_path(openclaw_home()),
         runtime.agent,
@@ -116,6 +158,13 @@ async def serve(
         except DiscordStartError as exc:  # as for Telegram: the rest of the gateway still serves
             log.error("discord: not started: %s", exc)
             discord = None
+    # Once, for the chat channels that run: what strangers' chats cannot do, and why.
+    running = [
+        name for name, channel in (("telegram", telegram), ("discord", discord)) if channel is not None
+    ]
+    warning = config.open_channel_warning(running)
+    if warning:
+        log.warning("%s", warning)
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(gateway),
@@ -130,7 +179,7 @@ async def serve(
         "openclaw gateway %s listening on http://%s:%s (agent %s)",
         __version__,
         config.bind,
-        config.port,
+        sock.getsockname()[1],
         config.agent_name,
     )
     # uvicorn catches SIGTERM/SIGINT while it serves and, once stopped, raises the signal
@@ -138,7 +187,7 @@ async def serve(
     # shutdown below runs to the end and the process exits 0.
     previous = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        await server.serve(sockets=[sock] if sock else None)
+        await server.serve(sockets=[sock])
     finally:
         gateway.draining = True
         stop.set()
@@ -146,6 +195,9 @@ async def serve(
             await telegram.stop()
         if discord is not None:
             await discord.stop()
+        legacy_sessions.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await legacy_sessions
         cron_loop.cancel()  # a run cut short is recorded as cancelled
         with contextlib.suppress(asyncio.CancelledError):
             await cron_loop

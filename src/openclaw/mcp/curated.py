@@ -173,6 +173,7 @@ _COUNTERS = (
     "rate_limited",
     "concurrency_rejected",
     "agent_timeouts",
+    "webhook_errors",  # from reader.metrics_webhook_errors_since in the interval parts (0006)
 )
 _SUMS = ", ".join(_COUNTERS)
 
@@ -190,20 +191,23 @@ async def request_volume(
         conn,
         f"""WITH parts AS (
                 SELECT host, {_SUMS}, ARRAY[boot_id] AS boot_ids, snapshot_at AS last_snapshot
-                  FROM reader.metrics_intervals_since(%(start)s, %(host)s, %(head_end)s)
+                  FROM reader.metrics_intervals_since(%(start)s, %(host)s, %(head_end)s) AS i
+                  LEFT JOIN reader.metrics_webhook_errors_since(%(start)s, %(host)s, %(head_end)s) AS e
+                    ON e.id = i.id
                  UNION ALL
                 SELECT host, {_SUMS}, boot_ids, last_snapshot FROM reader.metrics_hourly
                  WHERE hour >= %(head_end)s AND hour < %(tail_start)s
                    AND (%(host)s::text IS NULL OR host = %(host)s)
                  UNION ALL
                 SELECT host, {_SUMS}, ARRAY[boot_id], snapshot_at
-                  FROM reader.metrics_intervals_since(%(tail_start)s, %(host)s)
+                  FROM reader.metrics_intervals_since(%(tail_start)s, %(host)s) AS i
+                  LEFT JOIN reader.metrics_webhook_errors_since(%(tail_start)s, %(host)s) AS e ON e.id = i.id
             )
             SELECT host,
                    sum(telegram_requests + discord_requests + webhook_requests) AS requests,
                    sum(telegram_requests) AS telegram, sum(discord_requests) AS discord,
                    sum(webhook_requests) AS webhook, sum(completed_requests) AS completed,
-                   sum(telegram_errors + discord_errors) AS errors,
+                   sum(telegram_errors + discord_errors + coalesce(webhook_errors, 0)) AS errors,
                    round(sum(total_latency_ms) / nullif(sum(completed_requests), 0)) AS avg_latency_ms,
                    sum(agent_turns) AS turns, sum(tool_calls) AS tool_calls,
                    sum(rate_limited) AS rate_limited, sum(concurrency_rejected) AS busy_rejected,
