@@ -182,10 +182,9 @@ async def test_telegram_against_a_fake_bot_api(
             api.user_says(42, 1001, "hello bot")
             api.user_says(42, 1001, "/ping")
             api.user_says(7, 2002, "let me in")  # not on the allowlist
-            for _ in range(100):
-                if "Hi from Telegram!" in api.texts(1001) and len(api.texts(1001)) == 2 and api.texts(2002):
-                    break
-                await asyncio.sleep(0.1)
+            # The answer, the command's, and the stranger's refusal, in whatever order.
+            await until(lambda: len(api.texts(1001)) == 2 and "Hi from Telegram!" in api.texts(1001))
+            await until(lambda: api.texts(2002))
             assert sorted(api.texts(1001)) == ["Hi from Telegram!", "pong"]
             assert "allowlist" in api.texts(2002)[0]
         finally:
@@ -238,6 +237,14 @@ async def test_cron_command(core: ChannelCore, isolated_environment: Path) -> No
         "Usage: /cron, /cron enable NAME, /cron disable NAME",
     ]
     assert json.loads(path.read_text())["jobs"][0]["enabled"] is False
+
+    # A channel anyone may talk to lists the jobs, but strangers do not switch them.
+    open_core = ChannelCore(core.gateway, "telegram", "tg", ChannelConfig("t0ken", ()), core.cron)
+    await open_core.handle(Incoming(99, 2, "/cron enable brief"), chat)
+    assert chat.messages[-1].startswith("Changing cron jobs is off here")
+    assert json.loads(path.read_text())["jobs"][0]["enabled"] is False
+    await open_core.handle(Incoming(99, 2, "/cron"), chat)
+    assert chat.messages[-1] == "off brief"
 
 
 async def test_the_limit_holds_for_updates_arriving_together(core: ChannelCore, fake: FakeLlm) -> None:
