@@ -32,6 +32,7 @@ def _env(db_url: str, home: Path) -> dict[str, str]:
     return {"OPENCLAW_HOME": str(home), "DATABASE_URL": db_url, "GATEWAY_CONFIG": str(config)}
 
 
+@pytest.mark.slow
 def test_stdio_subprocess_answers_and_refuses(cli: Cli, db_url: str, isolated_environment: Path) -> None:
     cli("issues", "add", "disk fills up", "--severity", "critical", "--component", "infra")
     params = StdioServerParameters(
@@ -57,6 +58,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@pytest.mark.slow
 def test_http_needs_the_bearer_token(db_url: str, isolated_environment: Path) -> None:
     port = _free_port()
     env = {**os.environ, **_env(db_url, isolated_environment), "OPENCLAW_MCP_TOKEN": "tok-123"}

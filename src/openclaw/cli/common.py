@@ -8,23 +8,48 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg
 import typer
 from psycopg import AsyncConnection
-from rich.console import Console
-from rich.table import Table
 
 from openclaw.db import Database, migrate, migration_status, resolve_target
 from openclaw.errors import DatabaseError, first_line
 from openclaw.jsonable import to_jsonable
 
+if TYPE_CHECKING:
+    from rich.console import Console
+
 T = TypeVar("T")
 
-# Piped output gets wide lines, one table row per line, for grep and friends.
-console = Console(highlight=False, soft_wrap=True, markup=False, width=None if sys.stdout.isatty() else 240)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
+_consoles: dict[bool, Console] = {}
+
+
+def _console(*, stderr: bool = False) -> Console:
+    """The console of stdout (or stderr), made on first use: rich loads only for the
+    commands that print through it, not for `context get` and the like."""
+    if stderr not in _consoles:
+        import rich.console
+
+        if stderr:
+            made = rich.console.Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
+        else:
+            # Piped output gets wide lines, one table row per line, for grep and friends.
+            width = None if sys.stdout.isatty() else 240
+            made = rich.console.Console(highlight=False, soft_wrap=True, markup=False, width=width)
+        _consoles[stderr] = made
+    return _consoles[stderr]
+
+
+def __getattr__(name: str) -> Console:
+    """`console` and `err_console`, as module attributes made on first use."""
+    if name == "console":
+        return _console()
+    if name == "err_console":
+        return _console(stderr=True)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 JSON_OPTION = typer.Option(False, "--json", help="Print JSON for scripts instead of a table.")
 
@@ -88,15 +113,17 @@ def when(value: datetime | None) -> str:
 
 
 def print_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    from rich.table import Table
+
     table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
     for column in columns:
         table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(*("" if cell is None else str(cell) for cell in row))
-    console.print(table)
+    _console().print(table)
 
 
 def note(message: str) -> None:
     """A remark for a person, on stderr so that stdout stays clean for scripts."""
     sys.stdout.flush()
-    err_console.print(message)
+    _console(stderr=True).print(message)

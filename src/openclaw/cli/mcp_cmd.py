@@ -10,15 +10,13 @@ from enum import StrEnum
 from pathlib import Path
 
 import typer
-import uvicorn
 
 from openclaw.cli.common import note, state
+from openclaw.cli.mcp_call import call_command, tools_command
 from openclaw.db.target import resolve_target
 from openclaw.home import openclaw_home
 from openclaw.mcp.clients import CLIENTS, WHERE, snippet
 from openclaw.mcp.http import DEFAULT_PORT, BearerToken, mcp_token
-from openclaw.mcp.server import create_server
-from openclaw.mcp.state import open_state
 
 app = typer.Typer(help="The MCP server your coding assistant reads openclaw through.", no_args_is_help=True)
 
@@ -49,11 +47,19 @@ def serve_command(
     request needs `Authorization: Bearer <token>`; the token is in $OPENCLAW_HOME/mcp-token
     (or OPENCLAW_MCP_TOKEN), and `openclaw mcp config --http` prints it.
     """
+    # Only the SDK is loaded before serving; the database, the migrations and the reader
+    # role are made ready in the background once the client is connected (a tool that needs
+    # them waits; if they fail, the reason goes to stderr and to every tool call until they
+    # work).
+    from openclaw.mcp.server import create_server
+    from openclaw.mcp.state import LazyState
+
     home = openclaw_home()
     target = resolve_target(state(ctx).database_url)
 
     async def go() -> None:
-        async with open_state(target, home, allow_writes=allow_writes) as server_state:
+        server_state = LazyState(target, home, allow_writes=allow_writes)
+        try:
             server = create_server(server_state)
             if transport is Transport.STDIO:
                 await server.run_stdio_async()
@@ -62,9 +68,13 @@ def serve_command(
                 note(
                     f"openclaw mcp: serving on {host}, beyond this machine; the bearer token is the only lock"
                 )
+            import uvicorn
+
             app = BearerToken(server.streamable_http_app(host=host), mcp_token(home))
             note(f"openclaw mcp: http://{host}:{port}/mcp (bearer token: openclaw mcp config --http)")
             await uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning")).serve()
+        finally:
+            await server_state.close()
 
     asyncio.run(go())
 
@@ -104,3 +114,7 @@ def config_command(
         )
     )
     note(f"({client}: {WHERE[client]})")
+
+
+app.command("call")(call_command)
+app.command("tools")(tools_command)

@@ -61,7 +61,11 @@ class Database:
         pool: AsyncConnectionPool = AsyncConnectionPool(
             url, min_size=min_size, max_size=max_size, kwargs=kwargs, open=False, timeout=pool_wait_s
         )
-        await pool.open(wait=wait, timeout=CONNECT_TIMEOUT_S)
+        try:
+            await pool.open(wait=wait, timeout=CONNECT_TIMEOUT_S)
+        except BaseException:  # cancelled while waiting: the pool's workers must not outlive it
+            await pool.close()
+            raise
         return cls(target, url, pool)
 
     @asynccontextmanager

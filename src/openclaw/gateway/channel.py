@@ -314,8 +314,8 @@ class ChannelCore:
             words = argument.split()
             if words and self.restricted:  # the operator's jobs are not for whoever finds the bot
                 await reply.send(
-                    f"Changing cron jobs is off here: {self.channel}.allowed_user_ids is empty, so anyone may talk"
-                    " to this bot. /cron lists them."
+                    f"Changing cron jobs is off here: {self.channel}.allowed_user_ids is empty,"
+                    " so anyone may talk to this bot. /cron lists them."
                 )
             else:
                 await reply.send(self._cron_command(words))

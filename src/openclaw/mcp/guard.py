@@ -18,8 +18,8 @@ from pglast.parser import ParseError
 from pglast.visitors import Visitor
 
 from openclaw.errors import UsageError
+from openclaw.mcp.limits import MAX_SQL_CHARS
 
-MAX_SQL_CHARS = 20_000  # pglast's tree conversion recurses: a huge expression would crash us
 # Volatile in the catalog, yet they change nothing and leak nothing; analysts use them.
 HARMLESS_VOLATILE = frozenset(
     {

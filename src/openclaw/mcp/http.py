@@ -10,8 +10,10 @@ import hmac
 import os
 import secrets
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp, Receive, Scope, Send
 
 TOKEN_ENV = "OPENCLAW_MCP_TOKEN"
 DEFAULT_PORT = 8765

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
 import psycopg
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
@@ -27,9 +28,8 @@ from openclaw.context import issues, kv, tasks
 from openclaw.errors import OpenclawError, first_line
 from openclaw.jsonable import to_jsonable
 from openclaw.mcp import curated
-from openclaw.mcp.guard import MAX_SQL_CHARS
-from openclaw.mcp.query import DEFAULT_MAX_ROWS, MAX_ROWS_LIMIT, UNTRUSTED_WARNING, run_query
-from openclaw.mcp.state import ServerState
+from openclaw.mcp.limits import DEFAULT_MAX_ROWS, MAX_ROWS_LIMIT, MAX_SQL_CHARS, UNTRUSTED_WARNING
+from openclaw.mcp.state import LazyState, ServerState, describe_failure
 
 T = TypeVar("T")
 
@@ -58,15 +58,41 @@ def untrusted(payload: dict[str, Any]) -> CallToolResult:
     )
 
 
-def create_server(state: ServerState) -> MCPServer:
+async def _ready(state: ServerState | LazyState) -> ServerState:
+    """The state, once made; a tool called while it cannot be made says why."""
+    if isinstance(state, ServerState):
+        return state
+    try:
+        return await state.get()
+    except Exception as exc:
+        raise ToolError(f"openclaw mcp is not ready: {describe_failure(exc)}") from None
+
+
+def create_server(state: ServerState | LazyState) -> MCPServer:
+    """The server over a state that is made (tests) or made on first use (`mcp serve`)."""
     server = MCPServer("openclaw", instructions=INSTRUCTIONS, version=__version__)
+    if isinstance(state, LazyState):
+        lazy = state
+
+        async def prepare_once_initialized(
+            ctx: ServerRequestContext[Any, Any], call_next: CallNext
+        ) -> HandlerResult:
+            """The state is made once `initialize` is answered (with the client's next
+            message, `notifications/initialized`), so that nothing delays the answer."""
+            result = await call_next(ctx)
+            if ctx.method != "initialize":
+                lazy.start()
+            return result
+
+        server.middleware.append(prepare_once_initialized)
 
     async def read(work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        ready = await _ready(state)
         try:
-            async with state.reader.connection(timeout=10) as conn:
+            async with ready.reader.connection(timeout=10) as conn:
                 await conn.set_read_only(True)
                 async with conn.transaction():
-                    timeout = str(state.timeout_ms)
+                    timeout = str(ready.timeout_ms)
                     await conn.execute("SELECT set_config('statement_timeout', %s, true)", (timeout,))
                     return await work(conn)
         except OpenclawError as exc:
@@ -202,9 +228,13 @@ def create_server(state: ServerState) -> MCPServer:
         says whether more rows exist). Texts are cut at 4,000 characters; a value over 100 KB
         of another type is shown as null, and `oversized` is then true. At most 100 columns."""
 
+        from openclaw.mcp.query import run_query  # loads pglast: not before the first query
+
+        ready = await _ready(state)
+
         async def run(conn: AsyncConnection) -> dict[str, Any]:
             result = await run_query(
-                conn, sql, state.functions, max_rows=max_rows, timeout_ms=state.timeout_ms
+                conn, sql, ready.functions, max_rows=max_rows, timeout_ms=ready.timeout_ms
             )
             return {
                 "columns": result.columns,
@@ -220,16 +250,15 @@ def create_server(state: ServerState) -> MCPServer:
         """Columns, types and descriptions of one view the reader may query."""
         return json.dumps(await read(lambda c: curated.describe_table(c, table)))
 
-    if state.writer is not None:
+    if state.allow_writes if isinstance(state, LazyState) else state.writer is not None:
         _add_write_tools(server, state)
     return server
 
 
-def _add_write_tools(server: MCPServer, state: ServerState) -> None:
-    writer = state.writer
-    assert writer is not None
-
+def _add_write_tools(server: MCPServer, state: ServerState | LazyState) -> None:
     async def write(work: Callable[[AsyncConnection], Awaitable[T]]) -> Any:
+        writer = (await _ready(state)).writer
+        assert writer is not None
         try:
             async with writer.connection(wait_s=10) as conn:
                 return to_jsonable(await work(conn))
