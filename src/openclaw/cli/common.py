@@ -10,16 +10,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import psycopg
 import typer
-from psycopg import AsyncConnection
 
-from openclaw.db import Database, migrate, migration_status, resolve_target
 from openclaw.errors import DatabaseError, first_line
 from openclaw.jsonable import to_jsonable
 
 if TYPE_CHECKING:
+    from psycopg import AsyncConnection
     from rich.console import Console
+
+    from openclaw.db import Database
 
 T = TypeVar("T")
 
@@ -67,11 +67,19 @@ def state(ctx: typer.Context) -> CliState:
 
 
 async def open_database(ctx: typer.Context) -> Database:
+    # The database layer (psycopg, the pool) loads here, for the commands that use it only:
+    # `mcp serve` answers its client before it needs it, `--help` never does.
+    from openclaw.db import Database, resolve_target
+
     return await Database.open(resolve_target(state(ctx).database_url), application_name="openclaw-cli")
 
 
 async def ensure_schema(db: Database) -> None:
     """Apply pending migrations, so a fresh database works from the first command."""
+    from psycopg import AsyncConnection
+
+    from openclaw.db import migrate, migration_status
+
     async with db.connection() as conn:
         status = await migration_status(conn)
     if status.pending:
@@ -81,13 +89,14 @@ async def ensure_schema(db: Database) -> None:
 
 def run_with_database(ctx: typer.Context, work: Callable[[Database], Awaitable[T]]) -> T:
     """Run `work` with the pool of an up-to-date database."""
+    from psycopg import OperationalError
 
     async def go() -> T:
         async with await open_database(ctx) as db:
             await ensure_schema(db)
             try:
                 return await work(db)
-            except psycopg.OperationalError as exc:
+            except OperationalError as exc:
                 raise DatabaseError(f"lost the database connection: {first_line(exc)}") from None
 
     return asyncio.run(go())
