@@ -10,7 +10,9 @@ import asyncio
 import inspect
 import io
 import json
+import os
 import re
+import select
 import subprocess
 import sys
 from contextlib import redirect_stdout
@@ -136,3 +138,65 @@ def test_mcp_serve_says_when_the_reader_cannot_log_in(db_url: str, isolated_envi
     env["OPENCLAW_READER_URL"] = "postgresql://openclaw_reader@127.0.0.1:1/nowhere"
     message = asyncio.run(_call_open_issues(env))
     assert "cannot log in as openclaw_reader at postgresql://openclaw_reader@127.0.0.1:1/nowhere" in message
+
+
+# What `mcp serve` loads in the background once its client has the answer to `initialize`
+# (openclaw.mcp.lazy_state), or at the first tool call: never before that answer.
+LOADED_AFTER_INITIALIZE = (
+    "psycopg",
+    "psycopg_binary",
+    "psycopg_pool",
+    "pglast",
+    "openclaw.context",
+    "openclaw.db.database",
+    "openclaw.mcp.curated",
+    "openclaw.mcp.state",
+)
+
+
+def test_mcp_serve_answers_initialize_before_loading_the_database_layer(
+    isolated_environment: Path, tmp_path: Path
+) -> None:
+    """The real `openclaw mcp serve`, spawned as an IDE spawns it, with Python's import log
+    on (PYTHONPROFILEIMPORTTIME: one stderr line per module, written as it is imported).
+    Once the answer is read, every import made before it is in the log; the process is then
+    killed before any other message could start the state."""
+    log = tmp_path / "imports.log"
+    env = {
+        **os.environ,
+        **_mcp_env(isolated_environment, "postgresql://openclaw@127.0.0.1:1/nowhere"),
+        "PYTHONPROFILEIMPORTTIME": "1",
+    }
+    initialize = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-11-25",
+            "capabilities": {},
+            "clientInfo": {"name": "test", "version": "0"},
+        },
+    }
+    with log.open("wb") as stderr:  # a file: the log outgrows a pipe's buffer
+        process = subprocess.Popen(
+            [OPENCLAW, "mcp", "serve"], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr
+        )
+        assert process.stdin is not None and process.stdout is not None
+        try:
+            process.stdin.write((json.dumps(initialize) + "\n").encode())
+            process.stdin.flush()
+            assert select.select([process.stdout], [], [], 60)[0], "no answer to initialize within 60 s"
+            answer = json.loads(process.stdout.readline())
+        finally:
+            process.kill()
+            process.wait()
+            process.stdin.close()
+            process.stdout.close()
+    assert answer["id"] == 1 and answer["result"]["serverInfo"]["name"] == "openclaw"
+    imported = {
+        line.rpartition("|")[2].strip()
+        for line in log.read_text().splitlines()
+        if line.startswith("import time:")
+    }
+    assert {"mcp.server.mcpserver", "openclaw.mcp.server"} <= imported  # the log works
+    assert sorted(imported & set(LOADED_AFTER_INITIALIZE)) == []

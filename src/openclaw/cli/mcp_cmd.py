@@ -47,12 +47,13 @@ def serve_command(
     request needs `Authorization: Bearer <token>`; the token is in $OPENCLAW_HOME/mcp-token
     (or OPENCLAW_MCP_TOKEN), and `openclaw mcp config --http` prints it.
     """
-    # Only the SDK is loaded before serving; the database, the migrations and the reader
-    # role are made ready in the background once the client is connected (a tool that needs
-    # them waits; if they fail, the reason goes to stderr and to every tool call until they
-    # work).
+    # Only the SDK is loaded before serving; the database layer (psycopg, the pool), the
+    # migrations and the reader role are loaded and made ready in the background once the
+    # client is connected (a tool that needs them waits; if they fail, the reason goes to
+    # stderr and to every tool call until they work). tests/test_cli_startup.py checks that
+    # psycopg is not loaded when `initialize` is answered.
+    from openclaw.mcp.lazy_state import LazyState
     from openclaw.mcp.server import create_server
-    from openclaw.mcp.state import LazyState
 
     home = openclaw_home()
     target = resolve_target(state(ctx).database_url)

@@ -16,11 +16,14 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import resources
-
-from psycopg import AsyncConnection, errors
-from psycopg.rows import class_row
+from typing import TYPE_CHECKING
 
 from openclaw.errors import MigrationError
+
+if TYPE_CHECKING:
+    # psycopg is imported by the functions that run SQL, not with the module: openclaw.db
+    # imports this module, and `mcp serve` answers its client before it loads psycopg.
+    from psycopg import AsyncConnection
 
 MIGRATIONS_TABLE = "openclaw_migrations"
 # pg_advisory_lock key: "openclaw" read as a big-endian int64
@@ -92,6 +95,8 @@ def init_sql(migrations: list[Migration] | None = None) -> str:
 
 
 async def _applied(conn: AsyncConnection) -> list[AppliedMigration]:
+    from psycopg.rows import class_row
+
     exists = await (await conn.execute("SELECT to_regclass(%s) IS NOT NULL", (MIGRATIONS_TABLE,))).fetchone()
     if not exists or not exists[0]:
         return []
@@ -132,6 +137,8 @@ async def migrate(conn: AsyncConnection, migrations: list[Migration] | None = No
 
     `conn` must be in autocommit mode (the runner opens one transaction per file).
     """
+    from psycopg import errors
+
     if not conn.autocommit:
         raise ValueError("migrate() needs a connection in autocommit mode")
     available = load_migrations() if migrations is None else migrations

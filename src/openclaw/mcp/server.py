@@ -5,6 +5,12 @@ SQL. Every read runs as the read-only role. Text that strangers wrote (chat mess
 model output, errors) comes back inside an `untrusted_data` envelope with a warning.
 The four write tools exist only with --allow-writes and touch the context tables only,
 through the same functions as the CLI.
+
+This module loads with `mcp serve`, before `initialize` is answered, so it imports no
+psycopg, pool or openclaw.context: the tools import what they call (`curated`, the
+context modules) in their bodies, and the database's exception types once the state,
+which loaded them, is ready. They load in the background task that makes the state
+(openclaw.mcp.lazy_state), or at the first tool call.
 """
 
 from __future__ import annotations
@@ -12,24 +18,24 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
-import psycopg
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
-from psycopg import AsyncConnection
-from psycopg_pool import PoolTimeout
 from pydantic import Field
 
 from openclaw import __version__
-from openclaw.context import issues, kv, tasks
 from openclaw.errors import OpenclawError, first_line
 from openclaw.jsonable import to_jsonable
-from openclaw.mcp import curated
+from openclaw.mcp.lazy_state import LazyState, describe_failure
 from openclaw.mcp.limits import DEFAULT_MAX_ROWS, MAX_ROWS_LIMIT, MAX_SQL_CHARS, UNTRUSTED_WARNING
-from openclaw.mcp.state import LazyState, ServerState, describe_failure
+
+if TYPE_CHECKING:
+    from psycopg import AsyncConnection
+
+    from openclaw.mcp.state import ServerState
 
 T = TypeVar("T")
 
@@ -60,7 +66,7 @@ def untrusted(payload: dict[str, Any]) -> CallToolResult:
 
 async def _ready(state: ServerState | LazyState) -> ServerState:
     """The state, once made; a tool called while it cannot be made says why."""
-    if isinstance(state, ServerState):
+    if not isinstance(state, LazyState):
         return state
     try:
         return await state.get()
@@ -88,6 +94,10 @@ def create_server(state: ServerState | LazyState) -> MCPServer:
 
     async def read(work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
         ready = await _ready(state)
+        # Loaded with the state (see the module's docstring): looking them up costs nothing now.
+        import psycopg
+        from psycopg_pool import PoolTimeout
+
         try:
             async with ready.reader.connection(timeout=10) as conn:
                 await conn.set_read_only(True)
@@ -111,6 +121,8 @@ def create_server(state: ServerState | LazyState) -> MCPServer:
     ) -> dict[str, Any]:
         """What's deployed where? One current row per host and component: version, commit,
         systemd unit, pid, when."""
+        from openclaw.mcp import curated
+
         return {"deployments": await read(lambda c: curated.deployments(c, host, history))}
 
     @server.tool(annotations=READ)
@@ -121,6 +133,8 @@ def create_server(state: ServerState | LazyState) -> MCPServer:
     ) -> dict[str, Any]:
         """What changed in the config lately? Latest snapshots with the changed keys and a
         readable diff against the previous one (secrets are redacted)."""
+        from openclaw.mcp import curated
+
         return {"changes": await read(lambda c: curated.config_changes(c, limit, config_path, host))}
 
     @server.tool(annotations=READ)
@@ -128,6 +142,8 @@ def create_server(state: ServerState | LazyState) -> MCPServer:
         component: Annotated[str | None, Field(description="gateway, agent, cli, core or infra")] = None,
     ) -> dict[str, Any]:
         """Any open issues I should know about? Most severe first, with workarounds."""
+        from openclaw.mcp import curated
+
         return {"issues": await read(lambda c: curated.open_issues(c, component))}
 
     @server.tool(annotations=READ)
@@ -138,6 +154,8 @@ def create_server(state: ServerState | LazyState) -> MCPServer:
         ] = None,
     ) -> dict[str, Any]:
         """What was done recently (last session's work)? The task log, newest first."""
+        from openclaw.mcp import curated
+
         return {"tasks": await read(lambda c: curated.recent_tasks(c, limit, category))}
 
     @server.tool(annotations=READ)
@@ -147,12 +165,16 @@ def create_server(state: ServerState | LazyState) -> MCPServer:
         """How are the models performing? Calls, errors, average and p95 latency, time to
         first token and tokens per model over the last N hours (whole UTC hours, from the
         hourly rollup; p95 is within 10% above the exact value)."""
+        from openclaw.mcp import curated
+
         return {"hours": hours, "models": await read(lambda c: curated.llm_performance(c, hours))}
 
     @server.tool(annotations=READ)
     async def llm_errors(limit: Annotated[int, Field(ge=1, le=200)] = 5) -> CallToolResult:
         """What were the last LLM errors? Newest first, with model, provider, attempt,
         HTTP status and session."""
+        from openclaw.mcp import curated
+
         return untrusted({"data": await read(lambda c: curated.llm_errors(c, limit))})
 
     @server.tool(annotations=READ)
@@ -164,6 +186,8 @@ def create_server(state: ServerState | LazyState) -> MCPServer:
     ) -> dict[str, Any]:
         """How busy was the bot? Requests per channel, errors, average latency, turns and
         rejections per gateway host, correct across restarts (per-interval increases)."""
+        from openclaw.mcp import curated
+
         return {"since": since, "hosts": await read(lambda c: curated.request_volume(c, since, host))}
 
     @server.tool(annotations=READ)
@@ -172,6 +196,8 @@ def create_server(state: ServerState | LazyState) -> MCPServer:
         limit: Annotated[int, Field(ge=1, le=500)] = 20,
     ) -> CallToolResult:
         """What was said in a conversation? Its last N messages, oldest first."""
+        from openclaw.mcp import curated
+
         return untrusted({"data": await read(lambda c: curated.session_history(c, session_key, limit))})
 
     @server.tool(annotations=READ)
@@ -180,16 +206,22 @@ def create_server(state: ServerState | LazyState) -> MCPServer:
         limit: Annotated[int, Field(ge=1, le=100)] = 10,
     ) -> CallToolResult:
         """Which conversations mentioned something? Messages containing every word, newest first."""
+        from openclaw.mcp import curated
+
         return untrusted({"data": await read(lambda c: curated.search_sessions(c, text, limit))})
 
     @server.tool(annotations=READ)
     async def context_get(key: str) -> dict[str, Any]:
         """A value of the project key-value store (e.g. current_focus)."""
+        from openclaw.mcp import curated
+
         return await read(lambda c: curated.context_get(c, key))
 
     @server.tool(annotations=READ)
     async def context_list() -> dict[str, Any]:
         """Every key and value of the project key-value store."""
+        from openclaw.mcp import curated
+
         return {"entries": await read(curated.context_list)}
 
     @server.tool(annotations=READ)
@@ -198,11 +230,15 @@ def create_server(state: ServerState | LazyState) -> MCPServer:
         limit: Annotated[int, Field(ge=1, le=500)] = 20,
     ) -> CallToolResult:
         """Did the cron jobs run? Executions newest first: status, duration, tokens, error."""
+        from openclaw.mcp import curated
+
         return untrusted({"data": await read(lambda c: curated.cron_history(c, job, limit))})
 
     @server.tool(annotations=READ)
     async def describe_schema() -> dict[str, Any]:
         """Which views and columns can query() read? Each with its description."""
+        from openclaw.mcp import curated
+
         return {
             "views": await read(curated.describe_schema),
             "functions": {
@@ -248,6 +284,8 @@ def create_server(state: ServerState | LazyState) -> MCPServer:
     @server.resource("schema://{table}", mime_type="application/json")
     async def table_schema(table: str) -> str:
         """Columns, types and descriptions of one view the reader may query."""
+        from openclaw.mcp import curated
+
         return json.dumps(await read(lambda c: curated.describe_table(c, table)))
 
     if state.allow_writes if isinstance(state, LazyState) else state.writer is not None:
@@ -259,6 +297,10 @@ def _add_write_tools(server: MCPServer, state: ServerState | LazyState) -> None:
     async def write(work: Callable[[AsyncConnection], Awaitable[T]]) -> Any:
         writer = (await _ready(state)).writer
         assert writer is not None
+        # Loaded with the state (see the module's docstring): looking them up costs nothing now.
+        import psycopg
+        from psycopg_pool import PoolTimeout
+
         try:
             async with writer.connection(wait_s=10) as conn:
                 return to_jsonable(await work(conn))
@@ -276,6 +318,8 @@ def _add_write_tools(server: MCPServer, state: ServerState | LazyState) -> None:
         files_changed: list[str] | None = None,
     ) -> dict[str, Any]:
         """Record work done in this session, for the next session to read."""
+        from openclaw.context import tasks
+
         return dict(
             await write(
                 lambda c: tasks.log_task(c, description, category=category, files_changed=files_changed)
@@ -291,6 +335,8 @@ def _add_write_tools(server: MCPServer, state: ServerState | LazyState) -> None:
         workaround: str | None = None,
     ) -> dict[str, Any]:
         """Record a known issue (and its workaround, if any)."""
+        from openclaw.context import issues
+
         return dict(
             await write(
                 lambda c: issues.add_issue(
@@ -311,6 +357,8 @@ def _add_write_tools(server: MCPServer, state: ServerState | LazyState) -> None:
         """Close a known issue."""
         if status not in ("resolved", "wontfix"):
             raise ToolError(f"status must be resolved or wontfix, not {status!r}")
+        from openclaw.context import issues
+
         issue, changed = await write(lambda c: issues.set_issue_status(c, issue_id, status))
         return {"issue": issue, "changed": changed}
 
@@ -319,4 +367,6 @@ def _add_write_tools(server: MCPServer, state: ServerState | LazyState) -> None:
         key: str, value: Annotated[Any, Field(description="Any JSON value")]
     ) -> dict[str, Any]:
         """Set a value of the project key-value store (e.g. current_focus)."""
+        from openclaw.context import kv
+
         return dict(await write(lambda c: kv.set_value(c, key, value)))

@@ -1,17 +1,14 @@
 """What the MCP server holds while it runs: a pool of the read-only role, the functions a
 query may call, and (with --allow-writes only) the main database for the context tables.
 
-`openclaw mcp serve` makes it in the background once `initialize` is answered (`LazyState`,
-started by the client's next message), so that the answer waits for no Postgres, migration
-or reader role; a tool called before the state is ready waits for it, and one called after
-it failed tries again and reports the reason as the tool's error."""
+`openclaw mcp serve` makes it in the background once `initialize` is answered, through
+openclaw.mcp.lazy_state.LazyState, so that the answer waits for no Postgres, migration or
+reader role, nor for this module's imports (psycopg, the pool)."""
 
 from __future__ import annotations
 
-import asyncio
-import sys
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,7 +29,7 @@ from openclaw.db.reader import (
     saved_reader_url,
 )
 from openclaw.db.target import redact_url
-from openclaw.errors import DatabaseError, OpenclawError, first_line
+from openclaw.errors import DatabaseError, first_line
 from openclaw.mcp.limits import DEFAULT_TIMEOUT_MS
 
 if TYPE_CHECKING:
@@ -124,65 +121,3 @@ async def open_state(
             await pool.close()
     finally:
         await db.close()  # also after an error or a cancel half-way (closing twice is harmless)
-
-
-def describe_failure(exc: BaseException) -> str:
-    """One line saying why the state could not be made."""
-    if isinstance(exc, OpenclawError):
-        return exc.message
-    if isinstance(exc, psycopg.Error):
-        return f"database: {first_line(exc)}"
-    return f"{type(exc).__name__}: {first_line(exc)}"
-
-
-class LazyState:
-    """The server's state, made by a background task (`start`) or by the first `get`.
-
-    Concurrent callers wait for the same attempt. An attempt that failed is reported on
-    stderr (an IDE shows it in the server's log) and to the callers waiting for it; the next
-    `get` tries again, so a server started before its database works once the database does.
-    """
-
-    def __init__(self, target: DatabaseTarget, home: Path, *, allow_writes: bool = False) -> None:
-        self.target = target
-        self.home = home
-        self.allow_writes = allow_writes
-        self._stack = AsyncExitStack()
-        self._task: asyncio.Task[ServerState] | None = None
-
-    def start(self) -> None:
-        """Begin making the state, without waiting for it, unless that was begun already."""
-        if self._task is None:
-            self._attempt()
-
-    async def get(self) -> ServerState:
-        """The state, made now if it is not yet (or if the last attempt failed)."""
-        task = self._task
-        if task is None or (task.done() and (task.cancelled() or task.exception() is not None)):
-            task = self._attempt()
-        return await asyncio.shield(task)
-
-    def _attempt(self) -> asyncio.Task[ServerState]:
-        self._task = asyncio.get_running_loop().create_task(self._make())
-        self._task.add_done_callback(_report_failure)
-        return self._task
-
-    async def _make(self) -> ServerState:
-        return await self._stack.enter_async_context(
-            open_state(self.target, self.home, allow_writes=self.allow_writes)
-        )
-
-    async def close(self) -> None:
-        task, self._task = self._task, None
-        if task is not None and not task.done():
-            task.cancel()
-            await asyncio.wait([task])
-        await self._stack.aclose()
-
-
-def _report_failure(task: asyncio.Task[ServerState]) -> None:
-    if task.cancelled():
-        return
-    exc = task.exception()
-    if exc is not None:
-        print(f"openclaw mcp: {describe_failure(exc)}", file=sys.stderr, flush=True)
