@@ -21,6 +21,8 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from tests.waiting import DEADLINE_S
+
 BOT_ID = 900
 MESSAGE_CONTENT_INTENT = 1 << 15
 
@@ -93,7 +95,7 @@ class FakeDiscord:
 
     def _call(self, coroutine: Any) -> Any:
         assert self.loop is not None
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=5)
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=DEADLINE_S)
 
     def _message(self, channel_id: int, author: dict[str, Any], content: str) -> dict[str, Any]:
         return {
@@ -230,7 +232,7 @@ def serve_discord(token: str = "fake-token") -> Iterator[FakeDiscord]:
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
-    assert started.wait(timeout=10)
+    assert started.wait(timeout=DEADLINE_S), "the fake Discord did not start"
     try:
         yield fake
     finally:

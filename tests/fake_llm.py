@@ -112,6 +112,7 @@ def serve(app: FakeLlm) -> Iterator[FakeLlm]:
         yield app
     finally:
         server.should_exit = True
+        server.force_exit = True  # answers still streaming or delayed are cut, not awaited
         thread.join(timeout=5)
         sock.close()
 

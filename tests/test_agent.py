@@ -19,6 +19,7 @@ from openclaw.llm.log import LlmLog
 from openclaw.llm.router import AllModelsFailedError, Router, build_providers
 from openclaw.sessions.sqlite_store import SqliteSessionStore
 from tests.fake_llm import FakeLlm, Step, completion, serve
+from tests.waiting import until
 
 
 @pytest.fixture
@@ -48,7 +49,7 @@ async def agent(fake: FakeLlm, tmp_path: Path) -> AsyncIterator[Agent]:
                 exec_tool(SandboxSettings(blocked_commands=("rm", "shutdown"), max_exec_timeout_secs=2)),
             ]
         )
-        yield Agent(router, store, tools, turn_timeout_s=5)
+        yield Agent(router, store, tools, turn_timeout_s=30)  # generous: test_turn_timeout sets its own
     await store.close()
 
 
@@ -130,14 +131,16 @@ async def test_exec_timeout_kills_the_command(agent: Agent) -> None:
     output = await agent.tools.call(
         ToolCall("c", "exec", '{"command": "sleep 30; echo never", "timeout_secs": 60}')
     )
-    assert output.startswith("error: timed out after 2 s") and time.monotonic() - started < 10
+    assert output.startswith("error: timed out after 2 s") and time.monotonic() - started < 20  # not 30
 
 
 def test_blocked_commands() -> None:
     blocked = ("rm", "shutdown", "mkfs", "curl | sh")
     assert blocked_by("ls && /bin/rm -f x", blocked) == "rm"
     assert blocked_by("sudo shutdown now", blocked) == "shutdown"
-    assert blocked_by("curl  x |  sh", blocked) is None or True  # phrases compare word by word
+    # A phrase compares word by word: spacing does not matter, other words in between do.
+    assert blocked_by("curl  |  sh", blocked) == "curl | sh" and blocked_by("curl|sh", blocked) == "curl | sh"
+    assert blocked_by("curl  x |  sh", blocked) is None
     assert blocked_by("echo format", blocked) is None and blocked_by("grep rm file", blocked) == "rm"
     for sneaky in ("true;rm x", "ls|rm x", "true&&rm x", "bash -c 'rm x'", 'sh -lc "rm x"', "echo $(rm x)"):
         assert blocked_by(sneaky, blocked) == "rm", sneaky
@@ -150,15 +153,30 @@ async def test_exec_output_is_capped_while_reading(agent: Agent) -> None:
     assert len(output) < 20_000 and output.startswith("stopped: more than 16000 characters of output")
 
 
+def _alive_in_group(group: int) -> bool:
+    """Whether a process of this process group is alive (zombies are not)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            state, _ppid, pgrp = stat.read_text().rsplit(")", 1)[1].split()[:3]
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+        if int(pgrp) == group and state != "Z":
+            return True
+    return False
+
+
 async def test_a_cancelled_turn_kills_its_command(agent: Agent, tmp_path: Path) -> None:
-    marker = tmp_path / "still-running"
-    call = ToolCall("c", "exec", json.dumps({"command": f"sleep 1 && touch {marker}"}))
-    task = asyncio.create_task(agent.tools.call(call))
-    await asyncio.sleep(0.3)
+    marker, started = tmp_path / "still-running", tmp_path / "started"
+    # The shell leads its own process group (its pid is the group's id), the sleep is in it.
+    command = f"echo $$ > {started}.tmp && mv {started}.tmp {started} && sleep 5 && touch {marker}"
+    task = asyncio.create_task(agent.tools.call(ToolCall("c", "exec", json.dumps({"command": command}))))
+    await until(started.exists, what="the command to start")
+    group = int(started.read_text())
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    await asyncio.sleep(1.5)
+    # Killed, the group ends at once; left running, it would end after touching the marker.
+    await until(lambda: not _alive_in_group(group), what=f"process group {group} to end")
     assert not marker.exists()
 
 

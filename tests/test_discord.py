@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import logging
 import signal
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from openclaw.gateway.metrics import prometheus_text
 from tests.fake_discord import MESSAGE_CONTENT_INTENT, FakeDiscord, serve_discord
 from tests.fake_llm import FakeLlm, Step, chunk, serve
 from tests.test_gateway import start_gateway
-from tests.waiting import until
+from tests.waiting import until, wait_for, wait_for_http
 
 
 def streamed(*pieces: str) -> Step:
@@ -95,11 +94,12 @@ async def test_a_dm_gets_a_streamed_answer_in_its_session(
     assert api.identifies[0]["intents"] & MESSAGE_CONTENT_INTENT  # else Discord sends empty texts
     llm.then(streamed("Hello from ", "Discord!"))
     api.user_says(42, 500, "hi there")
-    await until(lambda: api.texts(500) == ["Hello from Discord!"])
+    c = channel.core.gateway.counters
+    # The answer is on screen before the turn is counted: wait for both.
+    await until(lambda: api.texts(500) == ["Hello from Discord!"] and c.completed_requests == 1)
     # The first piece is sent as soon as it streams in, then the message is edited to the end.
     assert api.actions_in(500) == [("send", "Hello from "), ("edit", "Hello from Discord!")]
     assert stored(db_url, "dc:main:42:500") == ["hi there", "Hello from Discord!"]
-    c = channel.core.gateway.counters
     assert (c.discord_requests, c.completed_requests, c.discord_errors, c.telegram_requests) == (1, 1, 0, 0)
 
 
@@ -136,7 +136,7 @@ async def test_a_dropped_websocket_resumes_and_is_counted(
     assert len(api.identifies) == 1 and api.resumes[0]["session_id"] == "session-1"  # resumed, not anew
     llm.then(streamed("still here"))
     api.user_says(42, 500, "are you there?")
-    await until(lambda: api.texts(500) == ["still here"])
+    await until(lambda: api.texts(500) == ["still here"] and c.completed_requests == 1)
     metrics = prometheus_text(c, channel.core.gateway.process, "test").decode()
     for line in (
         'openclaw_gateway_ws_events_total{event="connect"} 1.0',
@@ -174,6 +174,7 @@ def gateway_config(tmp_path: Path, isolated_environment: Path, llm: FakeLlm) -> 
     return path
 
 
+@pytest.mark.slow
 def test_gateway_process_serves_discord(
     gateway_config: Path, isolated_environment: Path, db_url: str, llm: FakeLlm, api: FakeDiscord
 ) -> None:
@@ -184,12 +185,9 @@ def test_gateway_process_serves_discord(
     try:
         llm.then(streamed("Hello from ", "the gateway"))
         api.user_says(42, 500, "hi")
-        for _ in range(150):
-            if api.texts(500) == ["Hello from the gateway"]:
-                break
-            time.sleep(0.1)
-        assert api.texts(500) == ["Hello from the gateway"]
-        metrics = httpx.get(f"{base}/metrics/json").json()
+        wait_for(lambda: api.texts(500) == ["Hello from the gateway"], process=proc)
+        # The turn is counted once its answer is on screen: wait for that too.
+        metrics = wait_for_http(f"{base}/metrics/json", lambda r: r.json()["completed_requests"] == 1).json()
         assert (
             metrics["discord_requests"] == metrics["completed_requests"] == metrics["gateway_connects"] == 1
         )
@@ -201,6 +199,7 @@ def test_gateway_process_serves_discord(
     assert stored(db_url, "dc:main:42:500") == ["hi", "Hello from the gateway"]
 
 
+@pytest.mark.slow
 def test_gateway_process_with_a_bad_discord_token_still_serves(
     gateway_config: Path, isolated_environment: Path, db_url: str, api: FakeDiscord
 ) -> None:

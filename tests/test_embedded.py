@@ -16,7 +16,7 @@ import pytest
 from openclaw.db.embedded import _pgserver, stop_embedded
 from openclaw.db.migrate import load_migrations
 
-pytestmark = pytest.mark.embedded
+pytestmark = [pytest.mark.embedded, pytest.mark.slow]
 
 
 @pytest.fixture

@@ -2,25 +2,33 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
-import time
+import threading
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import psycopg
 import pytest
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from openclaw.agent.runtime import open_runtime
+from openclaw.db.runtime import METRICS_SNAPSHOT
 from openclaw.db.target import DatabaseTarget, TargetSource
 from openclaw.gateway.app import Gateway, create_app
 from openclaw.gateway.config import load_gateway_config
 from tests.fake_llm import FakeLlm, Step, chunk, completion, serve
+from tests.sessions_support import TcpProxy
+from tests.waiting import wait_for, wait_for_http
 
 TOKEN = "hook-secret-token"
 
@@ -209,16 +217,52 @@ def start_gateway(configured: Path, home: Path, database_url: str) -> tuple[subp
         text=True,
     )
     base = f"http://127.0.0.1:{port}"
-    for _ in range(150):
-        try:
-            if httpx.get(f"{base}/ping").text == "pong":
-                return proc, base
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    proc.kill()
-    raise AssertionError(f"the gateway did not start: {proc.communicate()[1]}")
+    try:
+        wait_for_http(f"{base}/ping", lambda r: r.text == "pong", process=proc, what="the gateway to start")
+    except AssertionError as failure:
+        if proc.poll() is not None:
+            raise  # it exited: the failure says what it wrote
+        proc.kill()
+        raise AssertionError(
+            f"{failure}; the gateway said: {proc.communicate(timeout=30)[1][-2000:]}"
+        ) from None
+    return proc, base
 
 
+def snapshots_in_postgres(db_url: str) -> list[tuple[int, int]]:
+    with psycopg.connect(db_url) as conn:
+        rows = conn.execute("SELECT webhook_requests, completed_requests FROM metrics_snapshots").fetchall()
+    return [(r[0], r[1]) for r in rows]
+
+
+def snapshots_in_spool(home: Path) -> int:
+    """Metrics snapshots waiting in the outbox's spools (read beside the running gateway)."""
+    count = 0
+    for path in (home / "outbox").glob("*.db"):
+        spool = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        with contextlib.closing(spool), contextlib.suppress(sqlite3.OperationalError):  # one being made
+            query = "SELECT count(*) FROM entries WHERE kind = ?"
+            count += spool.execute(query, (METRICS_SNAPSHOT,)).fetchone()[0]
+    return count
+
+
+@pytest.fixture
+def proxy(db_url: str) -> Iterator[tuple[TcpProxy, asyncio.AbstractEventLoop]]:
+    """A TcpProxy in front of the test server, running in its own thread's loop."""
+    params = conninfo_to_dict(db_url)
+    host = str(params.get("host") or "127.0.0.1")
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    tcp = TcpProxy(host, int(params.get("port") or 5432))
+    asyncio.run_coroutine_threadsafe(tcp.start(), loop).result(10)
+    yield tcp, loop
+    asyncio.run_coroutine_threadsafe(tcp.stop(), loop).result(10)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(10)
+
+
+@pytest.mark.slow
 def test_gateway_process_serves_and_stops_cleanly(
     configured: Path, db_url: str, isolated_environment: Path, fake: FakeLlm
 ) -> None:
@@ -227,24 +271,29 @@ def test_gateway_process_serves_and_stops_cleanly(
         fake.then(Step(body=completion("served")))
         reply = httpx.post(f"{base}/webhook", json={"message": "hi"}, headers=AUTH, timeout=30)
         assert reply.json()["reply"] == "served"
-        time.sleep(0.5)  # a snapshot or two
+        # The periodic snapshots reach Postgres while the gateway runs.
+        wait_for(lambda: (1, 1) in snapshots_in_postgres(db_url), what="a snapshot of the webhook request")
     finally:
+        stopping = datetime.now(UTC)
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert "Traceback" not in err
     with psycopg.connect(db_url) as conn:
         snapshots = conn.execute(
-            "SELECT webhook_requests, completed_requests FROM metrics_snapshots ORDER BY snapshot_at"
+            "SELECT webhook_requests, completed_requests, snapshot_at >= %s"
+            " FROM metrics_snapshots ORDER BY snapshot_at",
+            (stopping,),
         ).fetchall()
         deployment = conn.execute("SELECT component, status, pid FROM deployments").fetchall()
         calls = conn.execute("SELECT count(*) FROM llm_calls").fetchone()
         messages = conn.execute("SELECT count(*) FROM messages").fetchone()
-    assert snapshots and snapshots[-1] == (1, 1)  # the last snapshot, taken at shutdown
+    assert snapshots and snapshots[-1] == (1, 1, True)  # the last snapshot, taken at shutdown
     assert deployment == [("gateway", "stopped", proc.pid)]
     assert calls == (1,) and messages == (2,)
 
 
+@pytest.mark.slow
 def test_gateway_process_serves_telegram(
     configured: Path, db_url: str, isolated_environment: Path, fake: FakeLlm
 ) -> None:
@@ -258,26 +307,30 @@ def test_gateway_process_serves_telegram(
         try:
             fake.then(Step(sse=[chunk("Hello from "), chunk("the gateway"), chunk(finish="stop"), "[DONE]"]))
             api.user_says(42, 500, "hi")
-            for _ in range(150):
-                if "Hello from the gateway" in api.texts(500):
-                    break
-                time.sleep(0.1)
-            assert api.texts(500) == ["Hello from the gateway"]
-            metrics = httpx.get(f"{base}/metrics/json").json()
-            assert metrics["telegram_requests"] == 1 and metrics["completed_requests"] == 1
+            wait_for(lambda: api.texts(500) == ["Hello from the gateway"], process=proc)
+            # The turn is counted once its answer is on screen: wait for that too.
+            metrics = wait_for_http(f"{base}/metrics/json", lambda r: r.json()["completed_requests"] == 1)
+            assert metrics.json()["telegram_requests"] == 1
         finally:
             proc.send_signal(signal.SIGTERM)
             _, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, err
 
 
+@pytest.mark.slow
 def test_kill_9_while_postgres_is_down_then_restart_ships_everything(
-    configured: Path, db_url: str, isolated_environment: Path, fake: FakeLlm
+    configured: Path,
+    db_url: str,
+    isolated_environment: Path,
+    fake: FakeLlm,
+    proxy: tuple[TcpProxy, asyncio.AbstractEventLoop],
 ) -> None:
     """Webhook turns while Postgres is unreachable are spooled; the gateway is killed with
     SIGKILL; a restart with Postgres back ships every call, message and snapshot, once."""
-
-    down, base = start_gateway(configured, isolated_environment, "postgresql://openclaw@127.0.0.1:1/openclaw")
+    tcp, loop = proxy
+    through_proxy = make_conninfo(db_url, host="127.0.0.1", port=str(tcp.port))
+    loop.call_soon_threadsafe(tcp.cut)  # the gateway's database is down from the start
+    down, base = start_gateway(configured, isolated_environment, through_proxy)
     try:
         for i in range(3):
             fake.then(Step(body=completion(f"answer {i}")))
@@ -288,22 +341,22 @@ def test_kill_9_while_postgres_is_down_then_restart_ships_everything(
                 timeout=60,
             )
             assert reply.status_code == 200, reply.text
-        assert httpx.get(f"{base}/ready").status_code == 503  # Postgres is down
-        time.sleep(0.5)  # a snapshot or two
+        assert httpx.get(f"{base}/ready", timeout=30).status_code == 503  # Postgres is down
+        wait_for(lambda: snapshots_in_spool(isolated_environment), what="a snapshot in the outbox")
     finally:
         down.kill()  # SIGKILL: no shutdown, no final flush
         down.communicate(timeout=30)
-    up, base = start_gateway(configured, isolated_environment, db_url)
+    loop.call_soon_threadsafe(tcp.restore)
+    up, base = start_gateway(configured, isolated_environment, through_proxy)
     try:
-        deadline = time.monotonic() + 60  # generous: CI machines are shared
-        while time.monotonic() < deadline:
+
+        def shipped() -> tuple[object, object]:
             with psycopg.connect(db_url) as conn:
                 calls = conn.execute("SELECT count(*), count(DISTINCT id) FROM llm_calls").fetchone()
                 messages = conn.execute("SELECT count(*), count(DISTINCT uid) FROM messages").fetchone()
-            if calls == (3, 3) and messages == (6, 6):
-                break
-            time.sleep(0.2)
-        assert calls == (3, 3) and messages == (6, 6)
+            return calls, messages
+
+        wait_for(lambda: shipped() == ((3, 3), (6, 6)), process=up, what="3 calls and 6 messages, once each")
     finally:
         up.send_signal(signal.SIGTERM)
         _, err = up.communicate(timeout=60)

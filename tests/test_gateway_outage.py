@@ -6,36 +6,19 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import SupportsIndex
 
 import psycopg
 import pytest
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import make_conninfo
 
 from tests.fake_llm import FakeLlm, Step, chunk, completion, serve
 from tests.fake_telegram import FakeBotApi
 from tests.sessions_support import TcpProxy
-from tests.test_gateway import configured, fake, start_gateway  # noqa: F401  (fixtures)
-
-
-@pytest.fixture
-def proxy(db_url: str) -> Iterator[tuple[TcpProxy, asyncio.AbstractEventLoop]]:
-    """A TcpProxy in front of the test server, running in its own thread's loop."""
-    params = conninfo_to_dict(db_url)
-    host = str(params.get("host") or "127.0.0.1")
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    tcp = TcpProxy(host, int(params.get("port") or 5432))
-    asyncio.run_coroutine_threadsafe(tcp.start(), loop).result(10)
-    yield tcp, loop
-    asyncio.run_coroutine_threadsafe(tcp.stop(), loop).result(10)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(10)
+from tests.test_gateway import configured, fake, proxy, start_gateway  # noqa: F401  (fixtures)
+from tests.waiting import wait_for
 
 
 class Answers(list[Step]):
@@ -59,19 +42,13 @@ def _last_cron_run_ms(jobs: Path) -> float:
     return float(json.loads(jobs.read_text())["jobs"][0].get("state", {}).get("lastRunAtMs", 0))
 
 
-def _wait(predicate: object, timeout_s: float = 30) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
-
-
+@pytest.mark.slow
 def test_postgres_outage_during_telegram_traffic_loses_and_duplicates_nothing(
     configured: Path,  # noqa: F811
     fake: FakeLlm,  # noqa: F811
     db_url: str,
     isolated_environment: Path,
-    proxy: tuple[TcpProxy, asyncio.AbstractEventLoop],
+    proxy: tuple[TcpProxy, asyncio.AbstractEventLoop],  # noqa: F811
 ) -> None:
     tcp, loop = proxy
     through_proxy = make_conninfo(db_url, host="127.0.0.1", port=str(tcp.port))
@@ -101,19 +78,19 @@ def test_postgres_outage_during_telegram_traffic_loses_and_duplicates_nothing(
         try:
             chats = [501, 502, 503, 504, 505, 506]
             api.user_says(42, chats[0], "before the outage")
-            _wait(lambda: api.texts(chats[0]))
+            wait_for(lambda: api.texts(chats[0]))
             loop.call_soon_threadsafe(tcp.cut)  # Postgres goes away mid-traffic
             cut_ms = time.time() * 1000
             for chat in chats[1:4]:
                 api.user_says(42, chat, f"during the outage {chat}")
-                _wait(lambda chat=chat: api.texts(chat)[:1] != [] and api.texts(chat)[0].startswith("answer"))
-            _wait(lambda: _last_cron_run_ms(jobs) >= cut_ms)  # a cron run (and snapshots) while down
+                wait_for(lambda chat=chat: "".join(api.texts(chat)[:1]).startswith("answer"))
+            wait_for(lambda: _last_cron_run_ms(jobs) >= cut_ms)  # a cron run (and snapshots) while down
             loop.call_soon_threadsafe(tcp.restore)
             restored_ms = time.time() * 1000
             for chat in chats[4:]:
                 api.user_says(42, chat, f"after the outage {chat}")
-                _wait(lambda chat=chat: api.texts(chat)[:1] != [] and api.texts(chat)[0].startswith("answer"))
-            _wait(lambda: _last_cron_run_ms(jobs) >= restored_ms)  # and one after
+                wait_for(lambda chat=chat: "".join(api.texts(chat)[:1]).startswith("answer"))
+            wait_for(lambda: _last_cron_run_ms(jobs) >= restored_ms)  # and one after
         except AssertionError as failure:
             proc.kill()
             raise AssertionError(

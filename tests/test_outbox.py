@@ -28,6 +28,7 @@ from openclaw.sessions.mirror import DualSessionStore
 from openclaw.sessions.postgres_store import PostgresSessionStore
 from openclaw.sessions.sqlite_store import SqliteSessionStore
 from tests.sessions_support import TcpProxy, at
+from tests.waiting import until, wait_for_line
 
 HANDLERS = {**RUNTIME_HANDLERS, **SESSION_HANDLERS}
 
@@ -63,13 +64,10 @@ def test_acknowledged_entries_survive_kill_9(tmp_path: Path) -> None:
             i += 1
     """)
     proc = subprocess.Popen([sys.executable, "-c", writer], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    acknowledged = -1
-    for line in proc.stdout:
-        acknowledged = int(line)
-        if acknowledged >= 300:
-            break
-    os.kill(proc.pid, signal.SIGKILL)
+    try:
+        acknowledged = int(wait_for_line(proc, lambda line: int(line) >= 300)[-1])
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     entries = Spool(path).peek(100_000)
     numbers = [e.payload["n"] for e in entries]
@@ -146,25 +144,18 @@ async def test_dual_mode_converges_after_postgres_was_down(db_url: str, isolated
         await store.append_message(
             "tg:main:1:2", Message(Role.USER, content="before the outage", timestamp=at(0))
         )
-        for _ in range(100):
-            if spool.pending() == 0:
-                break
-            await asyncio.sleep(0.05)
-        assert spool.pending() == 0
+        await until(lambda: spool.pending() == 0, what="the first message to be shipped")
         proxy.cut()  # Postgres unreachable: the chat goes on, the mirror waits
         for i in range(20):
             await store.append_message(
                 "tg:main:1:2", Message(Role.USER, content=f"during {i}", timestamp=at(i + 1))
             )
         await store.add_tokens("tg:main:1:2", 500)
-        await asyncio.sleep(0.5)
-        assert spool.pending() == 21 and flusher.last_error is not None
+        await until(lambda: flusher.last_error is not None, what="the flusher to find Postgres unreachable")
+        assert spool.pending() == 21
         proxy.restore()
-        for _ in range(200):
-            if spool.pending() == 0:
-                break
-            await asyncio.sleep(0.05)
-        assert spool.pending() == 0 and spool.dead() == 0
+        await until(lambda: spool.pending() == 0, what="the spool to drain once Postgres is back")
+        assert spool.dead() == 0
     finally:
         stop.set()
         await running
@@ -216,9 +207,7 @@ async def test_postgres_sessions_ride_out_an_outage(db_url: str, isolated_enviro
         assert spool.pending() == 4  # the appends, the tokens, the new session
         proxy.restore()
         flusher = Flusher(spool, database, HANDLERS, connect_timeout_s=2)
-        for _ in range(100):
-            if await flusher.drain(timeout_s=5):
-                break
+        await until(lambda: flusher.drain(timeout_s=5), what="the spool to drain once Postgres is back")
         assert spool.pending() == 0 and spool.dead() == 0
         assert [m.content for m in await store.load_messages(key)] == [
             "before",
@@ -253,10 +242,7 @@ async def test_a_handler_bug_buries_the_entry_and_the_flusher_goes_on(
     flusher = Flusher(spool, database, HANDLERS)
     stop = asyncio.Event()
     running = asyncio.create_task(flusher.run(stop))
-    for _ in range(100):
-        if spool.pending() == 0:
-            break
-        await asyncio.sleep(0.05)
+    await until(lambda: spool.pending() == 0, what="both entries to leave the spool")
     stop.set()
     await running  # still alive, and stops when told
     assert spool.dead() == 1 and await llm_call_count(database) == 1
@@ -273,4 +259,4 @@ async def test_entries_wait_for_a_database_without_the_schema(empty_db_url: str,
         assert spool.pending() == 1 and spool.dead() == 0
         async with await psycopg.AsyncConnection.connect(empty_db_url, autocommit=True) as conn:
             await migrate(conn)
-        assert await flusher.drain(timeout_s=10) and spool.pending() == 0
+        assert await flusher.drain(timeout_s=30) and spool.pending() == 0

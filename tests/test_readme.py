@@ -74,6 +74,7 @@ def _matches(expected: list[str], actual: list[str]) -> bool:
 
 
 @pytest.mark.embedded
+@pytest.mark.slow
 def test_the_quick_tour_is_true_on_a_fresh_home(tmp_path: Path) -> None:
     """Runs every command of the Quick tour in a shell, in order, on a fresh home and the
     embedded server, with a loopback stand-in for the model server the tour configures."""
