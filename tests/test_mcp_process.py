@@ -137,3 +137,28 @@ def test_grant_reader_and_reader_url(cli: Cli, db_url: str, isolated_environment
         assert conn.execute("SELECT count(*) FROM known_issues").fetchone() == (0,)  # the reader view
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("SELECT * FROM public.known_issues")
+
+
+async def test_servers_granting_the_reader_at_once_all_succeed(
+    pg_server_url: str, template_database: str
+) -> None:
+    """The role and its settings are the server's, shared by every database on it: servers
+    granting at once (several `mcp serve` starting) update the same catalog rows."""
+    from openclaw.db.reader import grant_reader
+    from tests.conftest import create_database, database_url, drop_database
+
+    names = [create_database(pg_server_url, template=template_database) for _ in range(6)]
+    try:
+        for _ in range(4):
+            conns = [
+                await psycopg.AsyncConnection.connect(database_url(pg_server_url, n), autocommit=True)
+                for n in names
+            ]
+            try:
+                await asyncio.gather(*(grant_reader(c, new_password=False) for c in conns))
+            finally:
+                for c in conns:
+                    await c.close()
+    finally:
+        for n in names:
+            drop_database(pg_server_url, n)

@@ -13,12 +13,14 @@ gets the URL from there, or from `OPENCLAW_READER_URL`.
 
 from __future__ import annotations
 
+import asyncio
 import os
+import random
 import secrets
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
-from psycopg import AsyncConnection, sql
+from psycopg import AsyncConnection, errors, sql
 from psycopg.conninfo import conninfo_to_dict
 
 from openclaw.errors import DatabaseError
@@ -88,6 +90,20 @@ async def can_create_roles(conn: AsyncConnection) -> bool:
     return any(await _privileges(conn))
 
 
+async def _execute_retrying(conn: AsyncConnection, statement: sql.Composed, attempts: int = 30) -> None:
+    """Run an idempotent role statement. The role and its settings belong to the server, so
+    servers granting at once (several `mcp serve` starting, on any of its databases) update
+    the same catalog row, and all but one get "tuple concurrently updated": try again."""
+    for attempt in range(1, attempts + 1):
+        try:
+            await conn.execute(statement)
+            return
+        except errors.InternalError_ as exc:
+            if "concurrently updated" not in str(exc) or attempt == attempts:
+                raise
+            await asyncio.sleep(random.uniform(0.01, 0.05))  # jitter: the losers must not meet again
+
+
 async def grant_reader(conn: AsyncConnection, *, new_password: bool) -> str | None:
     """Create the role if missing (or give it a new password when `new_password`) and grant
     it the reader schema of this database. Returns the password it set, if it set one.
@@ -128,8 +144,8 @@ async def grant_reader(conn: AsyncConnection, *, new_password: bool) -> str | No
         "GRANT USAGE ON SCHEMA {schema} TO {role}",
         "GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {role}",
     ):
-        await conn.execute(sql.SQL(statement).format(role=role, database=database, schema=schema))
+        await _execute_retrying(conn, sql.SQL(statement).format(role=role, database=database, schema=schema))
     if (await _privileges(conn))[0]:  # only a superuser may bound temporary files
         # A sort too big for memory could otherwise fill the server's disk before the timeout.
-        await conn.execute(sql.SQL("ALTER ROLE {} SET temp_file_limit = '256MB'").format(role))
+        await _execute_retrying(conn, sql.SQL("ALTER ROLE {} SET temp_file_limit = '256MB'").format(role))
     return password
