@@ -9,6 +9,7 @@ start-up; `openclaw db stop` stops it.
 
 from __future__ import annotations
 
+import fcntl
 import re
 import shutil
 import subprocess
@@ -40,7 +41,11 @@ def start_embedded(pgdata: Path) -> str:
     pgdata = pgdata.expanduser().resolve()
     try:
         pgdata.parent.mkdir(parents=True, exist_ok=True)
-        server = pgserver.get_server(pgdata, cleanup_mode=None)
+        # Processes starting a fresh server together would both run initdb, or one would
+        # read the PG_VERSION the other is still writing: one at a time (pgserver does not).
+        with open(pgdata.parent / f".{pgdata.name}.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            server = pgserver.get_server(pgdata, cleanup_mode=None)
         admin_url: str = server.get_uri()
     except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
         log = pgdata / "log"  # only there once initdb ran: don't send anyone to a missing file
