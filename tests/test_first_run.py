@@ -414,6 +414,7 @@ def test_an_embedded_server_that_cannot_start_names_no_missing_log(
     assert "server log" not in result.stderr  # initdb never ran: there is no log to read
 
 
+@pytest.mark.slow
 def test_db_status_names_rows_waiting_for_another_database_and_adopts_an_old_outbox(
     cli: Cli, fake: FakeLlm, db_url: str, isolated_environment: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -437,3 +438,23 @@ def test_db_status_names_rows_waiting_for_another_database_and_adopts_an_old_out
     assert adopted.exit_code == 0 and adopted.stdout.startswith("adopted 1 waiting"), adopted.stderr
     assert cli("db", "adopt-outbox").stdout.startswith("nothing to adopt")
     assert ADOPT_COMMAND not in cli("db", "status").stderr
+
+
+@pytest.mark.slow
+def test_the_gateway_names_a_preferred_model_that_is_not_configured(
+    fake: FakeLlm, db_url: str, isolated_environment: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.test_gateway import start_gateway
+
+    monkeypatch.setenv("MODEL", "fake/m2")
+    config = tmp_path / "gateway.json"
+    config.write_text("{}")
+    proc, _ = start_gateway(config, isolated_environment, db_url)
+    try:
+        assert proc.stderr is not None
+        output = Output(proc.stderr)
+        wait_for(lambda: output.shows("has no model 'm2'"), process=proc, what="the model warning")
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=120)
+    assert "known models: fake/m1" in output.text

@@ -112,6 +112,11 @@ async def _serve(target: DatabaseTarget, config: GatewayConfig, sock: socket.soc
         require_models=False,
         use_fallback=config.use_fallback,
     )
+    unknown = (
+        runtime.config.unknown_model(config.model) if config.model and runtime.config.providers else None
+    )
+    if unknown is not None:  # a typo in MODEL / agent.model: say so now, not in every failed turn
+        log.error("the preferred model (MODEL or agent.model): %s; turns go to the fallback chain", unknown)
     gateway = Gateway(config, runtime, hostinfo.hostname())
     stop = asyncio.Event()
     runtime.start_flusher()
