@@ -139,6 +139,7 @@ def test_grant_reader_and_reader_url(cli: Cli, db_url: str, isolated_environment
             conn.execute("SELECT * FROM public.known_issues")
 
 
+@pytest.mark.slow
 async def test_servers_granting_the_reader_at_once_all_succeed(
     pg_server_url: str, template_database: str
 ) -> None:
