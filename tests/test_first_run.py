@@ -383,24 +383,30 @@ def test_mcp_call_prints_what_the_assistant_gets(cli: Cli) -> None:
     assert cli("mcp", "call", "open_issues", "oops").exit_code == 2
 
 
+def gateway_log_until(text: str, home: Path, db_url: str, tmp_path: Path) -> str:
+    """Start a real gateway, wait until its log shows `text`, stop it; what it had logged."""
+    from tests.test_gateway import start_gateway
+
+    config = tmp_path / "gateway.json"
+    config.write_text("{}")
+    proc, _ = start_gateway(config, home, db_url)
+    try:
+        assert proc.stderr is not None
+        output = Output(proc.stderr)
+        wait_for(lambda: output.shows(text), process=proc, what=f"{text!r} in the gateway's log")
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=120)
+    return output.text
+
+
 @pytest.mark.slow
 def test_the_gateway_says_once_which_session_files_postgres_lacks(
     db_url: str, isolated_environment: Path, tmp_path: Path
 ) -> None:
-    from tests.test_gateway import start_gateway
-
     path = _legacy_file(isolated_environment)
-    config = tmp_path / "gateway.json"
-    config.write_text("{}")
-    proc, _ = start_gateway(config, isolated_environment, db_url)
-    try:
-        assert proc.stderr is not None
-        output = Output(proc.stderr)
-        wait_for(lambda: output.shows("openclaw migrate-sessions"), process=proc, what="the hint in the log")
-    finally:
-        proc.terminate()
-        proc.communicate(timeout=120)
-    [line] = [line for line in output.text.splitlines() if "not in Postgres" in line]
+    logged = gateway_log_until("openclaw migrate-sessions", isolated_environment, db_url, tmp_path)
+    [line] = [line for line in logged.splitlines() if "not in Postgres" in line]
     assert str(path) in line and "1 session" in line
 
 
@@ -444,17 +450,6 @@ def test_db_status_names_rows_waiting_for_another_database_and_adopts_an_old_out
 def test_the_gateway_names_a_preferred_model_that_is_not_configured(
     fake: FakeLlm, db_url: str, isolated_environment: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tests.test_gateway import start_gateway
-
     monkeypatch.setenv("MODEL", "fake/m2")
-    config = tmp_path / "gateway.json"
-    config.write_text("{}")
-    proc, _ = start_gateway(config, isolated_environment, db_url)
-    try:
-        assert proc.stderr is not None
-        output = Output(proc.stderr)
-        wait_for(lambda: output.shows("has no model 'm2'"), process=proc, what="the model warning")
-    finally:
-        proc.terminate()
-        proc.communicate(timeout=120)
-    assert "known models: fake/m1" in output.text
+    logged = gateway_log_until("has no model 'm2'", isolated_environment, db_url, tmp_path)
+    assert "known models: fake/m1" in logged
