@@ -255,3 +255,46 @@ def test_an_interrupted_adoption_is_finished_for_its_database_only(
     assert legacy.pending() == 0 and legacy.meta() == {}
     spool.close()
     legacy.close()
+
+
+async def test_a_sessions_new_messages_land_after_those_an_earlier_run_spooled(
+    db_url: str, pg_server_url: str, isolated_environment: Path
+) -> None:
+    """A run that spooled a session's messages during an outage, then a new run: its
+    messages land after the old ones, whether the old ones ship at its start (Postgres is
+    back) or only later (Postgres is still down when it starts)."""
+    from openclaw.chat import Message, Role
+    from openclaw.sessions.postgres_store import PostgresSessionStore
+
+    target = DatabaseTarget(TargetSource.ENV, url=db_url)
+
+    async def say(text: str, key: str) -> None:
+        runtime = await open_runtime(target, home=isolated_environment, require_models=False)
+        await runtime.store.append_messages(key, [Message(Role.USER, content=text)])
+        await runtime.close(drain_timeout_s=0)
+
+    def stored(key: str) -> list[str]:
+        with psycopg.connect(db_url) as conn:
+            rows = conn.execute(
+                "SELECT m.content FROM messages m JOIN sessions s ON s.id = m.session_id"
+                " WHERE s.session_key = %s ORDER BY m.id",
+                (key,),
+            )
+            return [row[0] for row in rows]
+
+    with unavailable(pg_server_url, db_url):
+        await say("first", "agent:main:cli:a")
+    await say("second", "agent:main:cli:a")  # the backlog ships as it starts
+    assert stored("agent:main:cli:a") == ["first", "second"]
+
+    with unavailable(pg_server_url, db_url):
+        await say("first", "agent:main:cli:b")
+        runtime = await open_runtime(target, home=isolated_environment, require_models=False)
+    try:
+        assert isinstance(runtime.store, PostgresSessionStore)
+        await runtime.store.append_messages("agent:main:cli:b", [Message(Role.USER, content="second")])
+        assert runtime.spool.pending() == 2  # queued behind the first, though Postgres is back
+        assert await runtime.flusher.drain(timeout_s=30)
+    finally:
+        await runtime.close()
+    assert stored("agent:main:cli:b") == ["first", "second"]

@@ -31,12 +31,14 @@ from openclaw.llm.router import Router, build_providers
 from openclaw.outbox import Flusher, Spool, open_spool
 from openclaw.sessions import configured_backend, open_store
 from openclaw.sessions.mirror import HANDLERS as SESSION_HANDLERS
+from openclaw.sessions.postgres_store import PostgresSessionStore
 from openclaw.sessions.store import SessionStore
 from openclaw.settings import gateway_section
 
 log = logging.getLogger(__name__)
 
 OUTBOX_HANDLERS = {**RUNTIME_HANDLERS, **SESSION_HANDLERS}
+BACKLOG_DRAIN_S = 10.0  # at start, how long an outbox backlog may hold up the first turn
 
 
 @dataclass
@@ -136,4 +138,10 @@ async def open_runtime(
         router, store, tools, name=agent_name, turn_timeout_s=min(config.timeout_s, sandbox.turn_timeout_secs)
     )
     flusher = Flusher(spool, database, OUTBOX_HANDLERS)
+    # Writes from before this process (an earlier run, another process) ship first: a
+    # session's new messages must land after its old ones. What cannot ship now, the new
+    # writes queue behind, and the flusher ships both in order.
+    backlog_left = spool.pending() and not (ready and await flusher.drain(timeout_s=BACKLOG_DRAIN_S))
+    if backlog_left and isinstance(store, PostgresSessionStore):
+        store.behind_outbox()
     return AgentRuntime(agent, config, store, database, spool, flusher, llm_log, client, ready)

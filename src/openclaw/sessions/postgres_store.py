@@ -96,6 +96,7 @@ class PostgresSessionStore(SessionStore):
         self.spool = spool
         self._recent: OrderedDict[str, deque[Message]] = OrderedDict()  # the last messages, per session
         self._spooled: set[str] = set()  # sessions with writes waiting in the outbox
+        self._behind_outbox = False  # the outbox holds writes of sessions this process cannot name
         self._down_until = 0.0  # after a failure, skip Postgres for a moment instead of waiting each time
 
     def _connection(self, session_key: str | None = None) -> AbstractAsyncContextManager[AsyncConnection]:
@@ -202,11 +203,18 @@ class PostgresSessionStore(SessionStore):
             entry = {"key": session_key, "add": tokens, "uid": str(uuid.uuid4())}
             self._fallback(TOKENS_ADD, entry, session_key, exc)
 
+    def behind_outbox(self) -> None:
+        """The outbox holds writes from before this process (an earlier run, another process)
+        that could not be shipped at start: any session may have some, so every write queues
+        behind them until the outbox is empty, and history comes from memory meanwhile."""
+        self._behind_outbox = True
+
     def _from_memory(self, session_key: str) -> bool:
         """Whether Postgres lacks writes of this session that wait in the outbox."""
-        if self._spooled and self.spool is not None and self.spool.pending() == 0:
+        if (self._spooled or self._behind_outbox) and self.spool is not None and self.spool.pending() == 0:
             self._spooled.clear()  # all shipped: Postgres is complete again
-        return session_key in self._spooled
+            self._behind_outbox = False
+        return self._behind_outbox or session_key in self._spooled
 
     async def load_recent_messages(self, session_key: str, limit: int) -> list[Message]:
         if not self._from_memory(session_key):
