@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,12 +75,49 @@ def template_database(pg_server_url: str) -> Iterator[str]:
     drop_database(pg_server_url, name)
 
 
+class FreshDatabases:
+    """Migrated databases copied from the template, made a few tests ahead and dropped
+    behind, in worker threads: copying and dropping cost a few hundred ms a test, which the
+    server spends while tests run instead of on their clock."""
+
+    AHEAD = 3
+
+    def __init__(self, server_url: str, template: str) -> None:
+        self._server_url = server_url
+        self._template = template
+        self._workers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="fresh-databases")
+        self._ready: deque[Future[str]] = deque(self._make() for _ in range(self.AHEAD))
+
+    def _make(self) -> Future[str]:
+        return self._workers.submit(create_database, self._server_url, template=self._template)
+
+    def take(self) -> str:
+        name = self._ready.popleft().result()
+        self._ready.append(self._make())
+        return name
+
+    def give_back(self, name: str) -> None:
+        self._workers.submit(drop_database, self._server_url, name)
+
+    def close(self) -> None:
+        while self._ready:
+            self.give_back(self._ready.popleft().result())
+        self._workers.shutdown(wait=True)
+
+
+@pytest.fixture(scope="session")
+def fresh_databases(pg_server_url: str, template_database: str) -> Iterator[FreshDatabases]:
+    databases = FreshDatabases(pg_server_url, template_database)
+    yield databases
+    databases.close()
+
+
 @pytest.fixture
-def db_url(pg_server_url: str, template_database: str) -> Iterator[str]:
+def db_url(pg_server_url: str, fresh_databases: FreshDatabases) -> Iterator[str]:
     """A fresh, migrated database of its own."""
-    name = create_database(pg_server_url, template=template_database)
+    name = fresh_databases.take()
     yield database_url(pg_server_url, name)
-    drop_database(pg_server_url, name)
+    fresh_databases.give_back(name)
 
 
 @pytest.fixture
