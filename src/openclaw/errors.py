@@ -6,11 +6,20 @@ without a traceback and exits with `exit_code`. Anything else that escapes is a 
 
 from __future__ import annotations
 
+import sys
+
 
 def first_line(exc: BaseException) -> str:
     """The first non-empty line of an exception's message (libpq adds hint lines)."""
     lines = (line.strip() for line in str(exc).splitlines())
     return next((line for line in lines if line), type(exc).__name__)
+
+
+def is_database_error(exc: BaseException) -> bool:
+    """Whether `exc` is psycopg's. psycopg is not imported for this: whatever raised one of
+    its errors has loaded it, and a command that never touches a database doesn't pay for it."""
+    psycopg = sys.modules.get("psycopg")
+    return psycopg is not None and isinstance(exc, psycopg.Error)
 
 
 class OpenclawError(Exception):

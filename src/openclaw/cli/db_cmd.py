@@ -31,7 +31,6 @@ from openclaw.db.target import redact_url
 from openclaw.errors import DatabaseError, UsageError
 from openclaw.home import openclaw_home
 from openclaw.outbox import adopt_legacy_spool, other_spools
-from openclaw.outbox.targets import ADOPT_COMMAND
 from openclaw.sessions.legacy import describe_unimported, unimported_session_files
 
 app = typer.Typer(help="Migrate the schema, show its status, print the database URL.", no_args_is_help=True)
@@ -116,6 +115,7 @@ async def _status(db: Database) -> dict[str, Any]:
                 "dead": o.dead,
                 "path": str(o.path),
                 "legacy": o.legacy,
+                "hint": o.describe(),
             }
             for o in other_spools(openclaw_home(), db.target)
         ],
@@ -166,16 +166,7 @@ def status_command(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     if info["unimported_sessions_hint"]:
         note(info["unimported_sessions_hint"])
     for other in info["other_outboxes"]:
-        if other["legacy"]:
-            note(
-                f"outbox: {other['pending']} entries of an earlier openclaw wait in {other['path']}"
-                f" for a database it did not record: `{ADOPT_COMMAND}` ships them to this one"
-            )
-        else:
-            note(
-                f"outbox: {other['pending']} entries wait for {other['database']} ({other['path']});"
-                " they ship when openclaw points at that database again"
-            )
+        note(other["hint"])
 
 
 def _resolved_url(ctx: typer.Context) -> tuple[str, int]:

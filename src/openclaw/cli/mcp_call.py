@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from openclaw.cli.common import JSON_OPTION, print_json, state
+from openclaw.cli.common import JSON_OPTION, print_json, print_table, state
 from openclaw.db.target import resolve_target
 from openclaw.errors import OpenclawError, UsageError
 from openclaw.home import openclaw_home
+
+if TYPE_CHECKING:
+    from mcp import Client
 
 
 def _arguments(pairs: list[str]) -> dict[str, Any]:
@@ -33,6 +38,22 @@ def _arguments(pairs: list[str]) -> dict[str, Any]:
     return arguments
 
 
+@asynccontextmanager
+async def _in_process(ctx: typer.Context, allow_writes: bool) -> AsyncIterator[Client]:
+    """A client of the server as `mcp serve` makes it, run in this process."""
+    from mcp import Client
+
+    from openclaw.mcp.server import create_server
+    from openclaw.mcp.state import open_state
+
+    target = resolve_target(state(ctx).database_url)
+    async with (
+        open_state(target, openclaw_home(), allow_writes=allow_writes) as server_state,
+        Client(create_server(server_state)) as client,
+    ):
+        yield client
+
+
 def call_command(
     ctx: typer.Context,
     tool: str = typer.Argument(..., help="The tool, e.g. search_sessions (see `openclaw mcp tools`)."),
@@ -47,20 +68,11 @@ def call_command(
     Examples: `openclaw mcp call open_issues`, `openclaw mcp call search_sessions text=deploy`,
     `openclaw mcp call query sql="SELECT count(*) FROM messages"`.
     """
-    from mcp import Client
-
-    from openclaw.mcp.server import create_server
-    from openclaw.mcp.state import open_state
-
     arguments = _arguments(pairs or [])
-    target = resolve_target(state(ctx).database_url)
 
     async def go() -> tuple[list[str], Any]:
         # Errors leave the client's task group wrapped in a group: decide outside it.
-        async with (
-            open_state(target, openclaw_home(), allow_writes=allow_writes) as server_state,
-            Client(create_server(server_state)) as client,
-        ):
+        async with _in_process(ctx, allow_writes) as client:
             names = sorted(t.name for t in (await client.list_tools()).tools)
             return names, (await client.call_tool(tool, arguments) if tool in names else None)
 
@@ -82,19 +94,9 @@ def tools_command(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """The tools the MCP server offers, with the question each one answers."""
-    from mcp import Client
-
-    from openclaw.cli.common import print_table
-    from openclaw.mcp.server import create_server
-    from openclaw.mcp.state import open_state
-
-    target = resolve_target(state(ctx).database_url)
 
     async def go() -> list[tuple[str, str]]:
-        async with (
-            open_state(target, openclaw_home(), allow_writes=allow_writes) as server_state,
-            Client(create_server(server_state)) as client,
-        ):
+        async with _in_process(ctx, allow_writes) as client:
             tools = (await client.list_tools()).tools
         return [(t.name, (t.description or "").strip().split("\n")[0]) for t in tools]
 

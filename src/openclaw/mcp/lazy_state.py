@@ -15,7 +15,7 @@ import sys
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING
 
-from openclaw.errors import OpenclawError, first_line
+from openclaw.errors import OpenclawError, first_line, is_database_error
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -28,9 +28,7 @@ def describe_failure(exc: BaseException) -> str:
     """One line saying why the state could not be made."""
     if isinstance(exc, OpenclawError):
         return exc.message
-    # psycopg is not imported for this: whatever raised one of its errors has loaded it.
-    psycopg = sys.modules.get("psycopg")
-    if psycopg is not None and isinstance(exc, psycopg.Error):
+    if is_database_error(exc):
         return f"database: {first_line(exc)}"
     return f"{type(exc).__name__}: {first_line(exc)}"
 

@@ -166,24 +166,8 @@ def open_spool(home: Path, target: DatabaseTarget, *, max_entries: int = DEFAULT
 
 def _warn_about_others(home: Path, target: DatabaseTarget) -> None:
     for other in other_spools(home, target):
-        if not other.pending:
-            continue
-        if other.legacy:
-            log.warning(
-                "outbox: %d entries in %s were written by an earlier openclaw, which did not record"
-                " their database; nothing ships them until '%s' is run against the database they are for",
-                other.pending,
-                other.path,
-                ADOPT_COMMAND,
-            )
-        else:
-            log.warning(
-                "outbox: %d entries wait for %s (in %s); they ship when openclaw points at that"
-                " database again",
-                other.pending,
-                other.description,
-                other.path,
-            )
+        if other.pending:
+            log.warning("%s", other.describe())
 
 
 def _open_for(home: Path, wanted: SpoolTarget, max_entries: int) -> Spool:
@@ -210,6 +194,19 @@ class OtherSpool(NamedTuple):
     dead: int
     path: Path
     legacy: bool  # an earlier openclaw's spool.db: the database was not recorded
+
+    def describe(self) -> str:
+        """One line for a person: what waits, for which database, and what ships it."""
+        if self.legacy:
+            return (
+                f"outbox: {self.pending} entries in {self.path} were written by an earlier openclaw, which"
+                f" did not record their database; nothing ships them until '{ADOPT_COMMAND}' is run"
+                " against the database they are for"
+            )
+        return (
+            f"outbox: {self.pending} entries wait for {self.description} (in {self.path});"
+            " they ship when openclaw points at that database again"
+        )
 
 
 def other_spools(home: Path, current: DatabaseTarget | None = None) -> list[OtherSpool]:
