@@ -10,17 +10,20 @@ import signal
 import subprocess
 import sys
 import textwrap
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
+from psycopg import AsyncConnection
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from openclaw.chat import Message, Role
 from openclaw.db import Database
 from openclaw.db.runtime import HANDLERS as RUNTIME_HANDLERS
-from openclaw.db.runtime import LLM_CALL, LlmCall, to_payload
+from openclaw.db.runtime import LLM_CALL, METRICS_SNAPSHOT, LlmCall, MetricsSnapshot, to_payload
 from openclaw.db.target import DatabaseTarget, TargetSource
 from openclaw.outbox import Flusher, Spool
 from openclaw.sessions.mirror import HANDLERS as SESSION_HANDLERS
@@ -104,7 +107,10 @@ async def test_a_refused_entry_is_moved_aside_and_the_rest_ship(spool: Spool, da
     flusher = Flusher(spool, database, HANDLERS)
     assert await flusher.drain(timeout_s=30)
     assert await llm_call_count(database) == 5
-    assert spool.pending() == 0 and spool.dead() == 2 and flusher.buried == 2
+    assert spool.dead() == 1 and flusher.buried == 1  # the row Postgres refused, with its reason
+    assert "23514" in spool.dead_entries()[0].error
+    # A kind this openclaw has no handler for is kept, not thrown away, and named.
+    assert spool.pending() == 1 and "no_such_kind" in flusher.halted
 
 
 async def test_only_one_process_flushes_at_a_time(spool: Spool, database: Database) -> None:
@@ -224,28 +230,29 @@ async def test_postgres_sessions_ride_out_an_outage(db_url: str, isolated_enviro
         spool.close()
 
 
-def test_a_full_disk_refuses_entries_without_crashing(tmp_path: Path) -> None:
-    spool = Spool(tmp_path / "spool.db")
-    spool._conn.execute("PRAGMA max_page_count = 40")  # a tiny disk
-    results = [spool.append(LLM_CALL, {"text": "x" * 4000, "n": i}) for i in range(200)]
-    assert results[0] is True and results[-1] is False and spool.rejected > 0
-    assert spool.pending() == results.count(True)
-
-
-async def test_a_handler_bug_buries_the_entry_and_the_flusher_goes_on(
-    spool: Spool, database: Database
-) -> None:
+async def test_a_handler_bug_halts_its_kind_and_keeps_the_rows(spool: Spool, database: Database) -> None:
+    """DESIGN.md §5: an exception that is not a database error is our bug: that kind stops,
+    its rows are kept (not buried), a person is told, and the other kinds flow."""
     good = to_payload(LlmCall(model="m"))
     odd = dict(good, id="6f70656e-0000-4000-8000-000000000001", new_field=1)
     del odd["host"]  # an entry from some other version: the handler cannot build a row from it
-    spool.append_many([(LLM_CALL, good), (LLM_CALL, odd)])
+    snapshot = to_payload(MetricsSnapshot(host="h", boot_id=uuid.uuid4()))
+    spool.append_many([(LLM_CALL, good), (LLM_CALL, odd), (METRICS_SNAPSHOT, snapshot)])
     flusher = Flusher(spool, database, HANDLERS)
-    stop = asyncio.Event()
-    running = asyncio.create_task(flusher.run(stop))
-    await until(lambda: spool.pending() == 0, what="both entries to leave the spool")
-    stop.set()
-    await running  # still alive, and stops when told
-    assert spool.dead() == 1 and await llm_call_count(database) == 1
+    assert await flusher.drain(timeout_s=30)
+    assert list(flusher.halted) == [LLM_CALL] and "TypeError" in flusher.halted[LLM_CALL]
+    assert spool.pending() == 2 and spool.dead() == 0 and flusher.buried == 0
+    assert await llm_call_count(database) == 0
+    async with database.connection() as conn:
+        row = await (await conn.execute("SELECT count(*) FROM metrics_snapshots")).fetchone()
+    assert row == (1,)
+
+    async def fixed(conn: AsyncConnection, payloads: list[dict[str, Any]]) -> None:  # the next release
+        rows = [{"host": None, **{k: v for k, v in p.items() if k != "new_field"}} for p in payloads]
+        await HANDLERS[LLM_CALL](conn, rows)
+
+    assert await Flusher(spool, database, {**HANDLERS, LLM_CALL: fixed}).drain(timeout_s=30)
+    assert spool.pending() == 0 and await llm_call_count(database) == 2
 
 
 async def test_entries_wait_for_a_database_without_the_schema(empty_db_url: str, tmp_path: Path) -> None:

@@ -28,7 +28,7 @@ from openclaw.errors import ConfigError
 from openclaw.llm.config import LlmConfig, load_llm_config
 from openclaw.llm.log import LlmLog, configured_capacity
 from openclaw.llm.router import Router, build_providers
-from openclaw.outbox import Flusher, Spool, open_spool
+from openclaw.outbox import Flusher, Spool, configured_limits, open_spool
 from openclaw.sessions import configured_backend, open_store
 from openclaw.sessions.mirror import HANDLERS as SESSION_HANDLERS
 from openclaw.sessions.postgres_store import PostgresSessionStore
@@ -38,7 +38,6 @@ from openclaw.settings import gateway_section
 log = logging.getLogger(__name__)
 
 OUTBOX_HANDLERS = {**RUNTIME_HANDLERS, **SESSION_HANDLERS}
-BACKLOG_DRAIN_S = 10.0  # at start, how long an outbox backlog may hold up the first turn
 
 
 @dataclass
@@ -121,7 +120,8 @@ async def open_runtime(
     sandbox = sandbox_from(gateway_section("agent").get("sandbox") or {})
     database = await Database.open(target, wait=False, application_name="openclaw-agent", pool_wait_s=3)
     ready = await _ensure_schema(database)
-    spool = open_spool(home, target)  # the spool of this database (outbox/targets.py)
+    # the spool of this database (outbox/targets.py)
+    spool = open_spool(home, target, **configured_limits(gateway_section("outbox")))
     llm_log = LlmLog(
         spool, capacity=configured_capacity(gateway_section("llm_log")), host=hostinfo.hostname()
     )
@@ -138,10 +138,9 @@ async def open_runtime(
         router, store, tools, name=agent_name, turn_timeout_s=min(config.timeout_s, sandbox.turn_timeout_secs)
     )
     flusher = Flusher(spool, database, OUTBOX_HANDLERS)
-    # Writes from before this process (an earlier run, another process) ship first: a
-    # session's new messages must land after its old ones. What cannot ship now, the new
-    # writes queue behind, and the flusher ships both in order.
-    backlog_left = spool.pending() and not (ready and await flusher.drain(timeout_s=BACKLOG_DRAIN_S))
-    if backlog_left and isinstance(store, PostgresSessionStore):
-        store.behind_outbox()
+    if isinstance(store, PostgresSessionStore) and spool.stats().pending:
+        # Writes from before this process (an earlier run, another process) ship first: a
+        # session's new messages must land after its old ones. Only those sessions wait
+        # for the flusher (which starts with them); the others go straight to Postgres.
+        store.behind_outbox(await asyncio.to_thread(spool.pending_sessions))
     return AgentRuntime(agent, config, store, database, spool, flusher, llm_log, client, ready)

@@ -168,4 +168,4 @@ async def snapshot_loop(
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), interval_s)
-        spool.append(METRICS_SNAPSHOT, to_payload(snapshot(counters, process, host, version)))
+        await spool.put(METRICS_SNAPSHOT, to_payload(snapshot(counters, process, host, version)))

@@ -64,9 +64,9 @@ class LlmLog:
             self._total += 1
             self._errors += call.error is not None
             self._latency_total += call.latency_ms
-        if self.spool is not None and not self.spool.append(LLM_CALL, to_payload(call)):
-            self.not_persisted += 1
-            log.warning("outbox full: LLM call %s kept in memory only", call.id)
+        # Handed to the spool's writer thread: no I/O here, on the turn's path.
+        if self.spool is not None and not self.spool.submit(LLM_CALL, to_payload(call)):
+            self.not_persisted += 1  # the spool logs why (full), once a minute
 
     def recent(self, limit: int = 50) -> list[LlmCall]:
         """Newest first."""

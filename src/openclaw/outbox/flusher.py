@@ -2,10 +2,20 @@
 
 Each batch runs in one Postgres transaction; entries leave the spool only after it
 committed. A replay after a crash between the commit and the removal is harmless because
-every handler writes with a client-made key (ON CONFLICT DO NOTHING / a monotonic
-update). When Postgres refuses a batch for its content (not for being unreachable), the
-entries are retried one by one and the ones refused again are moved aside, loudly.
-Only one process flushes a spool at a time (an flock), the others just append.
+every handler writes with a client-made key (ON CONFLICT DO NOTHING / a monotonic update).
+
+What a failure means is decided by `classify` (SQLSTATE):
+- Postgres unavailable (or read-only, or not migrated yet): the batch waits; the flusher
+  tries again within a second, so it ships again soon after Postgres answers.
+- a bad row: the batch is split in halves, each in a savepoint, until the rows Postgres
+  refuses are found; only those are moved to `dead`, with their reason, and the rest ship
+  in the same transaction.
+- a bug (an exception that is not a database error) or a kind no handler knows: that kind
+  is halted in this process (`halted`, shown by /health, /metrics and `openclaw outbox
+  status`), its entries are kept, and so are the later entries of the same sessions; the
+  other kinds flow. A halted kind is tried again every `halt_retry_s`.
+
+Only one process flushes a spool at a time (an flock); the others just append.
 """
 
 from __future__ import annotations
@@ -15,7 +25,9 @@ import contextlib
 import fcntl
 import logging
 import os
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from itertools import groupby
 from pathlib import Path
 from typing import Any
@@ -25,27 +37,36 @@ from psycopg import AsyncConnection
 from psycopg_pool import PoolTimeout
 
 from openclaw.db.database import Database
+from openclaw.outbox.classify import Verdict, classify, describe
 from openclaw.outbox.spool import Entry, Spool
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[AsyncConnection, list[dict[str, Any]]], Awaitable[None]]
 
-# Reasons to keep the entries and try later: Postgres unreachable, or not migrated yet
-# (the schema, or the rights on it, come once someone runs the migrations).
-UNAVAILABLE = (
-    psycopg.OperationalError,
-    PoolTimeout,
-    OSError,
-    psycopg.errors.UndefinedTable,
-    psycopg.errors.UndefinedColumn,
-    psycopg.errors.InsufficientPrivilege,
-)
+# Kept for callers of earlier versions; `classify.is_unavailable` decides now.
+UNAVAILABLE = (psycopg.OperationalError, PoolTimeout, OSError)
 
 
 def flush_lock_path(spool_path: Path) -> Path:
     """The file whose flock the process flushing a spool holds (earlier versions too)."""
     return spool_path.with_name(spool_path.name + ".flush.lock")
+
+
+class _KindFailedError(Exception):
+    """A handler failed with something that is not a database error: a bug for its kind."""
+
+    def __init__(self, kind: str, cause: BaseException) -> None:
+        super().__init__(kind)
+        self.kind = kind
+        self.cause = cause
+
+
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    locked_out: bool = False  # another process is flushing
+    read: int = 0  # entries looked at
+    shipped: int = 0  # entries that left the spool (shipped or moved to dead)
 
 
 class Flusher:
@@ -57,8 +78,9 @@ class Flusher:
         *,
         batch_size: int = 5000,
         interval_s: float = 0.5,
-        max_backoff_s: float = 30.0,
+        max_backoff_s: float = 1.0,
         connect_timeout_s: float = 5.0,
+        halt_retry_s: float = 60.0,
     ) -> None:
         self.spool = spool
         self.database = database
@@ -67,96 +89,180 @@ class Flusher:
         self.interval_s = interval_s
         self.max_backoff_s = max_backoff_s
         self.connect_timeout_s = connect_timeout_s
+        self.halt_retry_s = halt_retry_s
         self.shipped = 0
         self.buried = 0
-        self.last_error: str | None = None
+        self.last_error: str | None = None  # why Postgres cannot take the entries now
+        self.halted: dict[str, str] = {}  # kind -> why it is not shipped (a bug, no handler)
         self._lock_path = flush_lock_path(spool.path)
+        self._after: int | None = None  # the round's position: entries up to here were seen
+        self._held_sessions: set[str] = set()  # sessions with an entry held back this round
+        self._held_in_round = False
+        self._revisit_at = 0.0
 
     async def flush_once(self) -> int:
         """Ship one batch; return how many entries left the spool (0 if none or another
-        process is flushing). Raises one of UNAVAILABLE if Postgres cannot be reached."""
+        process is flushing). Raises if Postgres cannot take them now (see `classify`)."""
+        return (await self._flush_batch()).shipped
+
+    async def _flush_batch(self) -> _Batch:
         fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                return 0
-            entries = self.spool.peek(self.batch_size)
-            known = [e for e in entries if e.kind in self.handlers]
-            for entry in entries:
-                if entry.kind not in self.handlers:
-                    self._bury(entry, f"no handler for entry kind {entry.kind!r}")
+                return _Batch(locked_out=True)
+            entries = await asyncio.to_thread(self.spool.peek, self.batch_size, after=self._after)
+            if not entries:
+                self._end_round()
+                return _Batch()
+            to_ship = self._shippable(entries)
             try:
-                await self._ship(known)
-            except UNAVAILABLE:
-                raise
-            except Exception:  # refused for its content (or a handler's bug): find which entry
-                await self._ship_one_by_one(known)
-                return len(entries)
-            if entries:
-                self.spool.remove_through(entries[-1].seq)  # shipped, or buried above
-            self.shipped += len(known)
-            return len(entries)
+                bad = await self._ship(to_ship)
+            except _KindFailedError as exc:
+                self._halt(exc.kind, f"a bug: {describe(exc.cause)}")
+                return _Batch(read=len(entries))  # the same batch again, without that kind
+            self.last_error = None
+            bad_seqs = {entry.seq for entry, _ in bad}
+            for entry, reason in bad:
+                log.error("outbox: %s entry %d moved aside: %s", entry.kind, entry.seq, reason)
+                await asyncio.to_thread(self.spool.bury, entry, reason)
+            done = [e.seq for e in to_ship if e.seq not in bad_seqs]
+            if done:
+                await asyncio.to_thread(self.spool.remove, done)
+            self.shipped += len(done)
+            self.buried += len(bad)
+            self._after = entries[-1].seq
+            return _Batch(read=len(entries), shipped=len(to_ship))
         finally:
             os.close(fd)  # releases the flock
 
-    async def _ship(self, entries: Sequence[Entry]) -> None:
-        if not entries:
-            return
-        async with self.database.connection(wait_s=self.connect_timeout_s) as conn:
-            for kind, group in groupby(entries, key=lambda e: e.kind):
-                await self.handlers[kind](conn, [e.payload for e in group])
-
-    async def _ship_one_by_one(self, entries: Sequence[Entry]) -> None:
+    def _shippable(self, entries: Sequence[Entry]) -> list[Entry]:
+        """The entries to ship now: not of a halted kind, and not behind a held entry of
+        their session (a session's writes land in order)."""
+        chosen = []
         for entry in entries:
-            try:
-                await self._ship([entry])
-            except UNAVAILABLE:
-                raise
-            except Exception as exc:
-                self._bury(entry, f"{type(exc).__name__}: {' '.join(str(exc).split())}")
+            if entry.kind not in self.handlers and entry.kind not in self.halted:
+                self._halt(entry.kind, f"no handler for kind {entry.kind!r}: a newer openclaw's?")
+            if entry.kind in self.halted or (entry.session_key in self._held_sessions):
+                self._held_in_round = True
+                if entry.session_key is not None:
+                    self._held_sessions.add(entry.session_key)
                 continue
-            self.spool.remove([entry.seq])
-            self.shipped += 1
+            chosen.append(entry)
+        return chosen
 
-    def _bury(self, entry: Entry, error: str) -> None:
-        log.error("outbox: %s entry %d moved aside: %s", entry.kind, entry.seq, error)
-        self.spool.bury(entry, error)
-        self.buried += 1
+    def _end_round(self) -> None:
+        """Every entry was looked at. Start again from the first, at once if nothing was
+        held back, else once `halt_retry_s` has passed (trying the halted kinds again)."""
+        if not self._held_in_round:
+            self._after = None
+            return
+        if not self._revisit_at:
+            self._revisit_at = time.monotonic() + self.halt_retry_s
+            return
+        if time.monotonic() >= self._revisit_at:
+            self._after, self._revisit_at, self._held_in_round = None, 0.0, False
+            self._held_sessions.clear()
+            if self.halted:
+                log.warning("outbox: trying the halted kinds again: %s", ", ".join(sorted(self.halted)))
+            self.halted.clear()
+
+    def _halt(self, kind: str, reason: str) -> None:
+        if kind not in self.halted:
+            log.error(
+                "outbox: %s entries are not shipped (%s); they are kept, and so are the later writes"
+                " of their sessions",
+                kind,
+                reason,
+            )
+        self.halted[kind] = reason
+
+    async def _ship(self, entries: Sequence[Entry]) -> list[tuple[Entry, str]]:
+        """Ship in one transaction; return the entries Postgres refused, with the reason."""
+        if not entries:
+            return []
+        async with self.database.connection(wait_s=self.connect_timeout_s) as conn:
+            return await self._ship_isolating(conn, entries)
+
+    async def _ship_isolating(
+        self, conn: AsyncConnection, entries: Sequence[Entry]
+    ) -> list[tuple[Entry, str]]:
+        try:
+            async with conn.transaction():  # a savepoint: a refusal undoes only this part
+                await self._apply(conn, entries)
+        except _KindFailedError:
+            raise
+        except Exception as exc:
+            if classify(exc) is not Verdict.BAD_ROW:
+                raise
+            if len(entries) == 1:
+                return [(entries[0], describe(exc))]
+            middle = len(entries) // 2
+            return await self._ship_isolating(conn, entries[:middle]) + await self._ship_isolating(
+                conn, entries[middle:]
+            )
+        return []
+
+    async def _apply(self, conn: AsyncConnection, entries: Sequence[Entry]) -> None:
+        for kind, group in groupby(entries, key=lambda e: e.kind):
+            try:
+                await self.handlers[kind](conn, [e.payload for e in group])
+            except Exception as exc:
+                if classify(exc) is Verdict.BUG:
+                    raise _KindFailedError(kind, exc) from exc
+                raise
 
     async def drain(self, timeout_s: float | None = None) -> bool:
-        """Flush until the spool is empty; False if Postgres was unreachable or time ran out."""
+        """Flush until nothing more can ship; False if Postgres could not take the entries
+        or time ran out."""
 
-        async def until_empty() -> None:
-            while self.spool.pending():
-                if not await self.flush_once():
+        async def until_done() -> None:
+            while True:
+                batch = await self._flush_batch()
+                if batch.locked_out:
                     await asyncio.sleep(0.05)  # another process holds the flush lock
+                elif not batch.read:
+                    return  # the end of a round: everything that can ship has
 
+        self._after = None  # from the first entry
         try:
-            await asyncio.wait_for(until_empty(), timeout_s)
-        except (TimeoutError, *UNAVAILABLE) as exc:
-            self.last_error = " ".join(str(exc).split()) or type(exc).__name__
+            await asyncio.wait_for(until_done(), timeout_s)
+        except TimeoutError:
+            self.last_error = self.last_error or "time ran out"
+            return False
+        except Exception as exc:
+            if classify(exc) is not Verdict.RETRY and not isinstance(exc, OSError):
+                log.exception("outbox: flushing failed")
+            self.last_error = describe(exc)
             return False
         return True
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Flush until `stop` is set, backing off while Postgres is unreachable."""
+        """Flush until `stop` is set. While Postgres cannot take the entries, try again
+        every `max_backoff_s` at most: soon after it answers, the entries flow again."""
         backoff = self.interval_s
         while not stop.is_set():
             try:
-                shipped = await self.flush_once()
+                batch = await self._flush_batch()
+                if self.last_error is not None:
+                    log.warning("outbox: Postgres takes entries again")
                 self.last_error = None
                 backoff = self.interval_s
-            except Exception as exc:  # unreachable, or the spool itself failing (disk full): keep going
-                shipped = 0
-                self.last_error = " ".join(str(exc).split()) or type(exc).__name__
-                log.warning(
-                    "outbox: Postgres unreachable (%s); %d entries wait",
-                    self.last_error,
-                    self.spool.pending(),
-                )
+            except Exception as exc:  # unavailable, or the spool itself failing: keep going
+                batch = _Batch()
+                reason = describe(exc)
+                if classify(exc) is not Verdict.RETRY and not isinstance(exc, OSError):
+                    log.exception("outbox: flushing failed")
+                elif self.last_error is None:  # once per outage, not once per try
+                    log.warning(
+                        "outbox: Postgres cannot take entries (%s); %d wait", reason, self.spool.pending()
+                    )
+                self.last_error = reason
                 backoff = min(backoff * 2, self.max_backoff_s)
-            if shipped and shipped == self.batch_size:
+            with contextlib.suppress(Exception):  # figures for /health: what other processes did too
+                await asyncio.to_thread(self.spool.refresh)
+            if batch.read == self.batch_size and self.last_error is None:
                 continue  # more waiting: no pause
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), backoff)

@@ -1,32 +1,71 @@
 """The durable local spool: rows on their way to Postgres.
 
-A SQLite file in WAL mode (`$OPENCLAW_HOME/outbox/spool.db`). `append` returns once the
-entry is committed to the WAL: from then on it survives a Postgres outage and a
-`kill -9` of the process (not a power cut: synchronous=NORMAL, which keeps an append at
-tens of microseconds). Entries leave the spool only after Postgres confirmed them;
-entries Postgres refuses for good are moved to a `dead` table, so one bad row cannot
-block the rest. Several processes may share one spool.
+A SQLite file in WAL mode (`$OPENCLAW_HOME/outbox/spool-<hash>.db`, see `targets`).
 
-Each database has a spool of its own (see `openclaw.outbox.targets`): a `meta` table in
-the file records which one, so that entries reach the database they were written for.
+**One writer thread per process.** Every write (appends, removals, moves to `dead`) goes
+through it, so no SQLite I/O ever runs on the event loop. Appends that arrive together are
+committed in one transaction (group commit), so the cost of a commit is paid per batch,
+not per row. Three ways to append:
+
+- `submit()` hands the entry over and returns at once: for the turn path's observability
+  rows (LLM calls), committed within milliseconds. A `kill -9` in that window may lose
+  the newest of them; nothing else does.
+- `await put()` returns once the entry is committed (or, see below, held): for writes a
+  user was told are kept (session writes during an outage, cron runs, snapshots).
+- `append()` does the same for code that is not async (the CLI, tests): it blocks.
+
+Once committed, an entry survives a Postgres outage and a `kill -9` of the process (not a
+power cut: synchronous=NORMAL). Entries leave the spool only after Postgres confirmed them;
+the ones Postgres refuses for what they hold are moved to `dead` with the reason, where a
+person can look at them and requeue them (`openclaw outbox`). Several processes may share
+one spool.
+
+**Counting is O(1).** A `counters` table holds the number of entries and of dead ones,
+updated in the transaction that changes them; `stats()` reads a copy in memory that the
+writer thread refreshes after each commit (two primary-key lookups), and `refresh()`
+re-reads it for what other processes did. Nothing scans the table.
+
+**A disk that cannot be written** (full, read-only, gone) is a state, not a crash: the
+spool opens anyway, appends go to a bounded list in memory (`memory_entries`, counted
+in `stats().held_in_memory`), which the flusher ships from memory while Postgres answers,
+and the writer tries the disk again every second, moving what is held there, in order.
+Beyond the bound, entries are refused and counted. When a shipped entry cannot be removed
+from a full disk, it is remembered as shipped (and not shipped again) until the removal
+goes through.
+
+Each entry may name the session it belongs to (`session_key`), so that a session's new
+writes can wait for its own spooled ones and for nothing else (`has_pending`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import itertools
 import logging
+import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple, TypeVar
 
 import orjson
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_ENTRIES = 1_000_000
+DEFAULT_MEMORY_ENTRIES = 10_000  # held in memory while the disk cannot be written
+RETRY_DISK_S = 1.0  # how often a disk that failed is tried again
+GROUP_MAX_ROWS = 2000  # appends committed in one transaction, at most
+REFUSAL_LOG_EVERY_S = 60.0
+# Entries held in memory are numbered from here: after every entry on disk (whose seqs
+# may also be negative: adopted entries go before the others).
+MEMORY_SEQ_START = 2**62
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
@@ -47,7 +86,16 @@ CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS counters (
+    name  TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
 """
+# Spools of earlier versions have no session_key column: added on open.
+_SESSION_INDEX = (
+    "CREATE INDEX IF NOT EXISTS entries_by_session ON entries (session_key, seq)"
+    " WHERE session_key IS NOT NULL"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,122 +104,368 @@ class Entry:
     kind: str
     payload: dict[str, Any]
     created_at_ms: int
+    session_key: str | None = None
+    in_memory: bool = False  # held in memory: the disk could not be written
+
+
+@dataclass(frozen=True, slots=True)
+class DeadEntry:
+    seq: int
+    kind: str
+    payload: str  # JSON, as stored
+    created_at_ms: int
+    error: str
+    failed_at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class SpoolStats:
+    pending: int  # on disk, every process's
+    dead: int
+    held_in_memory: int  # not on disk: it could not be written
+    refused: int  # by this process, since it started: full, or no disk and no memory left
+    oldest_created_at_ms: int | None
+    unwritable: str | None  # why the disk cannot be written, while it cannot
+
+
+class _Row(NamedTuple):
+    kind: str
+    payload: str
+    created_at_ms: int
+    session_key: str | None
+
+
+class _Append(NamedTuple):
+    rows: list[_Row]
+    done: Future[bool] | None
+
+
+class _Job(NamedTuple):
+    work: Callable[[sqlite3.Connection], Any]
+    done: Future[Any]
+
+
+_STOP = object()
+T = TypeVar("T")
 
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
+class SpoolUnavailableError(sqlite3.OperationalError):
+    """The spool file cannot be opened (its directory is unwritable, or the disk is full)."""
+
+
 class Spool:
-    def __init__(self, path: Path | str, *, max_entries: int = DEFAULT_MAX_ENTRIES) -> None:
-        self.path = path = Path(path)
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        max_entries: int = DEFAULT_MAX_ENTRIES,
+        memory_entries: int = DEFAULT_MEMORY_ENTRIES,
+        meta: Mapping[str, str] | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self._meta = dict(meta or {})  # recorded whenever the file is opened (once written, kept)
         self.max_entries = max_entries
-        self.rejected = 0  # entries refused because the spool was full (a metric)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._lock = threading.Lock()
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.execute("PRAGMA busy_timeout=5000")
-        self._conn.executescript(_SCHEMA)
+        self.memory_entries = memory_entries
+        self.refused = 0
+        self._pending = 0
+        self._dead = 0
+        self._oldest_ms: int | None = None
+        self._unwritable: str | None = None
+        self._queued = 0  # rows handed to the writer, not yet committed or held
+        self._queued_lock = threading.Lock()
+        self._held: deque[tuple[int, _Row]] = deque()  # (memory seq, row), oldest first
+        self._held_lock = threading.Lock()
+        self._memory_seq = itertools.count(MEMORY_SEQ_START)
+        self._shipped_unremoved: set[int] = set()  # shipped, but the disk refused the removal
+        self._shipped_lock = threading.Lock()
+        self._last_refusal_log = 0.0
+        self._last_disk_try = 0.0
+        self._conn: sqlite3.Connection | None = None  # the writer thread's
+        self._reader: sqlite3.Connection | None = None
+        self._reader_lock = threading.Lock()
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._closed = False
+        opened: Future[None] = Future()
+        self._thread = threading.Thread(target=self._run, args=(opened,), name="openclaw-spool", daemon=True)
+        self._thread.start()
+        opened.result()  # the first try to open the file (a failure is a state, see _open)
 
-    def append(self, kind: str, payload: dict[str, Any]) -> bool:
-        return self.append_many([(kind, payload)])
+    # ---- appending ------------------------------------------------------------------
 
-    def append_many(self, items: Sequence[tuple[str, dict[str, Any]]]) -> bool:
-        """Store entries durably, in order. False (and nothing stored) if the spool is full."""
-        rows = [
-            (kind, orjson.dumps(payload).decode(), _now_ms())  # orjson: this is on the turn path
-            for kind, payload in items
-        ]
-        with self._lock:
-            if self._pending_upper_bound() + len(rows) > self.max_entries:
-                self.rejected += len(rows)
-                return False
-            try:
-                self._conn.execute("BEGIN IMMEDIATE")
-                self._conn.executemany(
-                    "INSERT INTO entries (kind, payload, created_at_ms) VALUES (?, ?, ?)", rows
-                )
-                self._conn.execute("COMMIT")
-            except sqlite3.Error as exc:  # disk full, I/O error: refuse loudly, never crash the caller
-                if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
-                self.rejected += len(rows)
-                log.error("outbox: %d entries refused, the spool cannot be written: %s", len(rows), exc)
-                return False
+    def submit(self, kind: str, payload: dict[str, Any], *, session_key: str | None = None) -> bool:
+        """Hand an entry to the writer; never blocks. False if refused (the spool is full)."""
+        return self._enqueue([(kind, payload, session_key)], None)
+
+    async def put(self, kind: str, payload: dict[str, Any], *, session_key: str | None = None) -> bool:
+        """Store an entry; True once committed (or held in memory, see the module doc)."""
+        return await self.put_many([(kind, payload, session_key)])
+
+    async def put_many(self, items: Sequence[tuple[str, dict[str, Any], str | None]]) -> bool:
+        done: Future[bool] = Future()
+        if not self._enqueue(items, done):
+            return False
+        return await asyncio.wrap_future(done)
+
+    def append(self, kind: str, payload: dict[str, Any], *, session_key: str | None = None) -> bool:
+        """`put` for code that is not async: blocks until the entry is committed."""
+        return self.append_many([(kind, payload)], session_key=session_key)
+
+    def append_many(
+        self, items: Sequence[tuple[str, dict[str, Any]]], *, session_key: str | None = None
+    ) -> bool:
+        """Store entries, in order, all or none; blocks until committed. False if refused."""
+        done: Future[bool] = Future()
+        if not self._enqueue([(kind, payload, session_key) for kind, payload in items], done):
+            return False
+        return done.result()
+
+    def _enqueue(
+        self, items: Sequence[tuple[str, dict[str, Any], str | None]], done: Future[bool] | None
+    ) -> bool:
+        if self._closed:
+            raise RuntimeError("the spool is closed")
+        now = _now_ms()
+        # orjson: this is on the turn path
+        rows = [_Row(kind, orjson.dumps(payload).decode(), now, key) for kind, payload, key in items]
+        if self._pending + self._queued + len(self._held) + len(rows) > self.max_entries:
+            self._refuse(len(rows), f"the outbox is full ({self.max_entries} entries, outbox.max_entries)")
+            return False
+        with self._queued_lock:
+            self._queued += len(rows)
+        self._queue.put(_Append(rows, done))
         return True
 
-    def _pending_upper_bound(self) -> int:
-        # Two index probes instead of count(*): seq only grows, so the span bounds the count.
-        low, high = self._conn.execute("SELECT min(seq), max(seq) FROM entries").fetchone()
-        return 0 if low is None else high - low + 1
+    def _refuse(self, count: int, reason: str) -> None:
+        self.refused += count
+        now = time.monotonic()
+        if now - self._last_refusal_log >= REFUSAL_LOG_EVERY_S:  # not a line per entry
+            self._last_refusal_log = now
+            log.error("outbox: entries refused, %d so far: %s", self.refused, reason)
 
-    def peek(self, limit: int) -> list[Entry]:
-        """The oldest entries, in order."""
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT seq, kind, payload, created_at_ms FROM entries ORDER BY seq LIMIT ?", (limit,)
-            ).fetchall()
-        # One parse for the whole batch: much cheaper than a parse per entry.
-        payloads = orjson.loads("[" + ",".join(row[2] for row in rows) + "]") if rows else []
-        return [
-            Entry(seq, kind, payload, created)
-            for (seq, kind, _, created), payload in zip(rows, payloads, strict=True)
-        ]
+    # ---- reading (blocking: from a thread, or code that is not async) ----------------
 
-    def remove(self, seqs: Iterable[int]) -> None:
-        with self._lock:
-            self._conn.executemany("DELETE FROM entries WHERE seq = ?", [(s,) for s in seqs])
-
-    def remove_through(self, seq: int) -> None:
-        """Remove every entry up to `seq`: one statement for a whole shipped batch (the
-        flusher handles the oldest entries in order, so all of them are done)."""
-        with self._lock:
-            self._conn.execute("DELETE FROM entries WHERE seq <= ?", (seq,))
-
-    def bury(self, entry: Entry, error: str) -> None:
-        """Move an entry Postgres will never accept to the dead table."""
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            self._conn.execute(
-                "INSERT OR REPLACE INTO dead (seq, kind, payload, created_at_ms, error, failed_at_ms)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    entry.seq,
-                    entry.kind,
-                    orjson.dumps(entry.payload).decode(),
-                    entry.created_at_ms,
-                    error,
-                    _now_ms(),
-                ),
-            )
-            self._conn.execute("DELETE FROM entries WHERE seq = ?", (entry.seq,))
-            self._conn.execute("COMMIT")
+    def stats(self) -> SpoolStats:
+        """What the spool holds, from memory (no I/O)."""
+        return SpoolStats(
+            self._pending,
+            self._dead,
+            len(self._held),
+            self.refused,
+            self._oldest_ms,
+            self._unwritable,
+        )
 
     def pending(self) -> int:
-        with self._lock:
-            (count,) = self._conn.execute("SELECT count(*) FROM entries").fetchone()
-        return int(count)
+        """Entries waiting, on disk (every process's) and in memory. Reads the counter:
+        blocking but O(1); on the event loop, use `stats()`."""
+        self._read_counts()
+        return self._pending + len(self._held)
 
     def dead(self) -> int:
-        with self._lock:
-            (count,) = self._conn.execute("SELECT count(*) FROM dead").fetchone()
-        return int(count)
+        """Entries set aside (the counter, as `pending`)."""
+        self._read_counts()
+        return self._dead
+
+    def _read_counts(self) -> None:
+        reader = self._reader_connection()
+        if reader is None:
+            return
+        with contextlib.suppress(sqlite3.Error), self._reader_lock:
+            counts = dict(reader.execute("SELECT name, value FROM counters").fetchall())
+            self._pending = max(int(counts.get("pending", self._pending)), 0)
+            self._dead = max(int(counts.get("dead", self._dead)), 0)
+
+    @property
+    def rejected(self) -> int:  # the name of earlier versions
+        return self.refused
+
+    def peek(self, limit: int, *, after: int | None = None) -> list[Entry]:
+        """The oldest entries (after seq `after`), in order; then those held in memory.
+        Entries shipped but not yet removed are left out."""
+        rows: list[tuple[int, str, str, int, str | None]] = []
+        reader = self._reader_connection()
+        if reader is not None:
+            with self._reader_lock:
+                rows = reader.execute(
+                    "SELECT seq, kind, payload, created_at_ms, session_key FROM entries"
+                    " WHERE seq > ? ORDER BY seq LIMIT ?",
+                    (-(2**62) if after is None else after, limit + len(self._shipped_unremoved)),
+                ).fetchall()
+        with self._shipped_lock:
+            rows = [row for row in rows if row[0] not in self._shipped_unremoved][:limit]
+        # One parse for the whole batch: much cheaper than a parse per entry.
+        payloads = orjson.loads("[" + ",".join(row[2] for row in rows) + "]") if rows else []
+        entries = [
+            Entry(seq, kind, payload, created, key)
+            for (seq, kind, _, created, key), payload in zip(rows, payloads, strict=True)
+        ]
+        if len(entries) < limit:
+            with self._held_lock:
+                newer = (item for item in self._held if after is None or item[0] > after)
+                held = list(itertools.islice(newer, limit - len(entries)))
+            entries += [
+                Entry(seq, row.kind, orjson.loads(row.payload), row.created_at_ms, row.session_key, True)
+                for seq, row in held
+            ]
+        return entries
+
+    def has_pending(self, session_key: str) -> bool:
+        """Whether entries of this session wait (an index probe)."""
+        with self._held_lock:
+            if any(row.session_key == session_key for _, row in self._held):
+                return True
+        reader = self._reader_connection()
+        if reader is None:
+            return False
+        with self._reader_lock:
+            found = reader.execute(
+                "SELECT 1 FROM entries WHERE session_key = ? LIMIT 1", (session_key,)
+            ).fetchone()
+        return found is not None
+
+    def pending_sessions(self) -> set[str]:
+        """The sessions with entries waiting (a scan of the session index: at start only)."""
+        reader = self._reader_connection()
+        keys: set[str] = set()
+        if reader is not None:
+            with self._reader_lock:
+                keys = {
+                    row[0]
+                    for row in reader.execute(
+                        "SELECT DISTINCT session_key FROM entries WHERE session_key IS NOT NULL"
+                    )
+                }
+        with self._held_lock:
+            keys |= {row.session_key for _, row in self._held if row.session_key}
+        return keys
+
+    def dead_entries(self, *, kind: str | None = None, limit: int = 100) -> list[DeadEntry]:
+        reader = self._reader_connection()
+        if reader is None:
+            return []
+        with self._reader_lock:
+            rows = reader.execute(
+                "SELECT seq, kind, payload, created_at_ms, error, failed_at_ms FROM dead"
+                " WHERE ?1 IS NULL OR kind = ?1 ORDER BY seq LIMIT ?2",
+                (kind, limit),
+            ).fetchall()
+        return [DeadEntry(*row) for row in rows]
 
     def meta(self) -> dict[str, str]:
         """What the spool records about itself (e.g. the database its entries are for)."""
-        with self._lock:
-            rows = self._conn.execute("SELECT key, value FROM meta").fetchall()
-        return {str(k): str(v) for k, v in rows}
+        return self._call(lambda conn: dict(conn.execute("SELECT key, value FROM meta").fetchall()))
+
+    def _reader_connection(self) -> sqlite3.Connection | None:
+        if self._reader is None:
+            try:
+                self._reader = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+                self._reader.execute("PRAGMA busy_timeout=5000")
+            except sqlite3.Error:
+                return None  # no file yet: nothing on disk
+        return self._reader
+
+    # ---- writing through the writer thread (blocking) ---------------------------------
+
+    def _call(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        done: Future[T] = Future()
+        self._queue.put(_Job(work, done))
+        return done.result()
+
+    def remove(self, seqs: Iterable[int]) -> None:
+        """Forget shipped entries. One the disk cannot forget now (full) is remembered as
+        shipped, and forgotten when it can."""
+        seqs = list(seqs)
+        memory = {s for s in seqs if s >= MEMORY_SEQ_START}
+        if memory:
+            with self._held_lock:
+                self._held = deque(item for item in self._held if item[0] not in memory)
+        on_disk = [s for s in seqs if s < MEMORY_SEQ_START]
+        if on_disk:
+            with self._shipped_lock:
+                self._shipped_unremoved.update(on_disk)
+            try:
+                self._call(self._forget_shipped)
+            except sqlite3.Error as exc:  # a full disk: remembered, and forgotten later
+                log.warning("outbox: %d shipped entries cannot be removed yet: %s", len(on_disk), exc)
+
+    def _forget_shipped(self, conn: sqlite3.Connection) -> None:
+        with self._shipped_lock:
+            seqs = sorted(self._shipped_unremoved)
+        with _transaction(conn):
+            removed = 0
+            for low, high in _runs(seqs):  # a shipped batch is mostly one run of seqs
+                removed += conn.execute("DELETE FROM entries WHERE seq BETWEEN ? AND ?", (low, high)).rowcount
+            _add(conn, "pending", -removed)
+        with self._shipped_lock:
+            self._shipped_unremoved.difference_update(seqs)
+
+    def bury(self, entry: Entry, error: str) -> None:
+        """Move an entry Postgres will never accept to the dead table, with the reason."""
+        if entry.in_memory:  # nowhere to keep it: say so
+            log.error("outbox: %s entry refused by Postgres and lost (no disk): %s", entry.kind, error)
+            self.remove([entry.seq])
+            return
+
+        def work(conn: sqlite3.Connection) -> None:
+            with _transaction(conn):
+                cur = conn.execute(
+                    "INSERT OR REPLACE INTO dead (seq, kind, payload, created_at_ms, error, failed_at_ms)"
+                    " SELECT seq, kind, payload, created_at_ms, ?, ? FROM entries WHERE seq = ?",
+                    (error, _now_ms(), entry.seq),
+                )
+                conn.execute("DELETE FROM entries WHERE seq = ?", (entry.seq,))
+                _add(conn, "pending", -cur.rowcount)
+                _add(conn, "dead", cur.rowcount)
+
+        self._call(work)
+
+    def requeue(self, seqs: Iterable[int] | None = None, *, kind: str | None = None) -> int:
+        """Move dead entries back in line, at their old place (all of them, or of a kind,
+        or the given ones). Returns how many moved."""
+        chosen = None if seqs is None else list(seqs)
+
+        def work(conn: sqlite3.Connection) -> int:
+            where, params = _dead_selection(chosen, kind)
+            with _transaction(conn):
+                cur = conn.execute(
+                    "INSERT OR IGNORE INTO entries (seq, kind, payload, created_at_ms, session_key)"
+                    " SELECT seq, kind, payload, created_at_ms, json_extract(payload, '$.key')"
+                    f" FROM dead{where}",
+                    params,
+                )
+                moved = cur.rowcount
+                conn.execute(f"DELETE FROM dead{where}", params)
+                _add(conn, "pending", moved)
+                _add(conn, "dead", -moved)
+            return moved
+
+        return self._call(work)
+
+    def drop(self, seqs: Iterable[int] | None = None, *, kind: str | None = None) -> int:
+        """Delete dead entries for good. Returns how many."""
+        chosen = None if seqs is None else list(seqs)
+
+        def work(conn: sqlite3.Connection) -> int:
+            where, params = _dead_selection(chosen, kind)
+            with _transaction(conn):
+                dropped = conn.execute(f"DELETE FROM dead{where}", params).rowcount
+                _add(conn, "dead", -dropped)
+            return dropped
+
+        return self._call(work)
 
     def record_meta(self, values: Mapping[str, str]) -> dict[str, str]:
         """Record the values not recorded yet (a value once set is kept); return all."""
-        with self._lock:
-            self._conn.executemany(
-                "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", list(values.items())
-            )
-        return self.meta()
+
+        def work(conn: sqlite3.Connection) -> dict[str, str]:
+            conn.executemany("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", list(values.items()))
+            return dict(conn.execute("SELECT key, value FROM meta").fetchall())
+
+        return self._call(work)
 
     def prepend(
         self,
@@ -185,33 +479,254 @@ class Spool:
         error, failed_at_ms), whose seqs are at most `last_seq`, ahead of every entry of
         this spool, in the order of their seq, and set `meta`: one transaction. For entries
         adopted from another spool: they are older than the ones here and ship first."""
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                (low,) = self._conn.execute(
+        entries, dead = list(entries), list(dead)  # read here: they may come from a cursor of this thread
+
+        def work(conn: sqlite3.Connection) -> None:
+            with _transaction(conn):
+                (low,) = conn.execute(
                     "SELECT min(s) FROM (SELECT min(seq) AS s FROM entries"
                     " UNION ALL SELECT min(seq) FROM dead)"
                 ).fetchone()
                 # Shift the given seqs below every seq used here (seqs may go negative).
                 shift = min(1, 1 if low is None else low) - 1 - last_seq
-                self._conn.executemany(
-                    "INSERT INTO entries (seq, kind, payload, created_at_ms) VALUES (? + ?, ?, ?, ?)",
+                added = conn.executemany(
+                    "INSERT INTO entries (seq, kind, payload, created_at_ms, session_key)"
+                    " VALUES (? + ?, ?, ?, ?, json_extract(?4, '$.key'))",
                     ((seq, shift, *rest) for seq, *rest in entries),
-                )
-                self._conn.executemany(
+                ).rowcount
+                added_dead = conn.executemany(
                     "INSERT INTO dead (seq, kind, payload, created_at_ms, error, failed_at_ms)"
                     " VALUES (? + ?, ?, ?, ?, ?, ?)",
                     ((seq, shift, *rest) for seq, *rest in dead),
-                )
-                self._conn.executemany(
-                    "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", list(meta.items())
-                )
-                self._conn.execute("COMMIT")
-            except BaseException:
-                if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
-                raise
+                ).rowcount
+                conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", list(meta.items()))
+                _add(conn, "pending", max(added, 0))
+                _add(conn, "dead", max(added_dead, 0))
+
+        self._call(work)
+
+    def refresh(self) -> SpoolStats:
+        """Read the counters again (other processes append and flush too). Blocking."""
+        with contextlib.suppress(sqlite3.Error):  # the disk is gone: the last figures stand
+            self._call(self._read_counters)
+        return self.stats()
 
     def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+        """Commit what was handed over (or keep holding it), stop the writer thread."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(_STOP)
+        self._thread.join()
+        with self._reader_lock:
+            if self._reader is not None:
+                self._reader.close()
+        if self._held:
+            log.error(
+                "outbox: %d entries held in memory are lost: the spool %s could not be written (%s)",
+                len(self._held),
+                self.path,
+                self._unwritable,
+            )
+
+    # ---- the writer thread ------------------------------------------------------------
+
+    def _run(self, opened: Future[None]) -> None:
+        self._open()
+        opened.set_result(None)
+        while True:
+            try:
+                item = self._queue.get(
+                    timeout=RETRY_DISK_S if self._held or self._shipped_unremoved else None
+                )
+            except queue.Empty:  # try the disk again with what is held, and what is to forget
+                self._write([], force=True)
+                if self._shipped_unremoved and self._conn is not None:
+                    with contextlib.suppress(sqlite3.Error):
+                        self._forget_shipped(self._conn)
+                        self._read_counters(self._conn)
+                continue
+            appends: list[_Append] = []
+            while isinstance(item, _Append):
+                appends.append(item)
+                if sum(len(a.rows) for a in appends) >= GROUP_MAX_ROWS:
+                    item = None
+                    break
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    item = None
+            if appends:
+                self._write(appends)
+            if isinstance(item, _Job):
+                self._do(item)
+            elif item is _STOP:
+                self._write([], force=True)
+                if self._conn is not None:
+                    self._conn.close()
+                return
+
+    def _open(self) -> sqlite3.Connection | None:
+        if self._conn is not None:
+            return self._conn
+        self._last_disk_try = time.monotonic()
+        conn = None
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA busy_timeout=5000")
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.executescript(_SCHEMA)
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(entries)")}
+            if "session_key" not in columns:  # a spool of an earlier version: once
+                with _transaction(conn):
+                    conn.execute("ALTER TABLE entries ADD COLUMN session_key TEXT")
+                    conn.execute(
+                        "UPDATE entries SET session_key = json_extract(payload, '$.key')"
+                        " WHERE kind LIKE 'session.%' AND json_type(payload, '$.key') = 'text'"
+                    )
+            conn.execute(_SESSION_INDEX)
+            conn.executemany(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", list(self._meta.items())
+            )
+            self._ensure_counters(conn)
+            self._read_counters(conn)
+        except (OSError, sqlite3.Error) as exc:
+            if conn is not None:
+                conn.close()
+            self._set_unwritable(exc)
+            return None
+        self._conn = conn
+        return conn
+
+    @staticmethod
+    def _ensure_counters(conn: sqlite3.Connection) -> None:
+        # A spool of an earlier version: counted once (the only scan), then kept up to date.
+        with _transaction(conn):
+            known = {row[0] for row in conn.execute("SELECT name FROM counters")}
+            if "pending" not in known:
+                conn.execute("INSERT INTO counters SELECT 'pending', count(*) FROM entries")
+            if "dead" not in known:
+                conn.execute("INSERT INTO counters SELECT 'dead', count(*) FROM dead")
+
+    def _read_counters(self, conn: sqlite3.Connection) -> None:
+        counts = dict(conn.execute("SELECT name, value FROM counters").fetchall())
+        oldest = conn.execute(
+            "SELECT created_at_ms FROM entries WHERE seq = (SELECT min(seq) FROM entries)"
+        ).fetchone()
+        if oldest is None and counts.get("pending", 0) != 0:
+            # Written by an earlier openclaw that kept no counters: empty now, so zero.
+            conn.execute("UPDATE counters SET value = 0 WHERE name = 'pending'")
+            counts["pending"] = 0
+        self._pending = max(int(counts.get("pending", 0)), 0)
+        self._dead = max(int(counts.get("dead", 0)), 0)
+        self._oldest_ms = None if oldest is None else int(oldest[0])
+
+    def _set_unwritable(self, exc: BaseException) -> None:
+        reason = f"{self.path} cannot be written: {exc}"
+        if self._unwritable != reason:
+            log.error(
+                "outbox: %s; entries are held in memory (up to %d) and the disk is tried again every %.0f s",
+                reason,
+                self.memory_entries,
+                RETRY_DISK_S,
+            )
+        self._unwritable = reason
+
+    def _write(self, appends: list[_Append], *, force: bool = False) -> None:
+        """Commit the held rows and then these, in order, in one transaction; what the disk
+        refuses is held in memory, up to the bound."""
+        rows = [row for a in appends for row in a.rows]
+        with self._queued_lock:
+            self._queued -= len(rows)
+        try_disk = self._unwritable is None or force or time.monotonic() - self._last_disk_try >= RETRY_DISK_S
+        conn = self._open() if try_disk else None
+        if conn is not None and (rows or self._held):
+            self._last_disk_try = time.monotonic()
+            with self._held_lock:
+                held = list(self._held)
+            try:
+                with _transaction(conn):
+                    conn.executemany(
+                        "INSERT INTO entries (kind, payload, created_at_ms, session_key) VALUES (?, ?, ?, ?)",
+                        [row for _, row in held] + rows,
+                    )
+                    _add(conn, "pending", len(held) + len(rows))
+                self._read_counters(conn)
+            except sqlite3.Error as exc:
+                self._set_unwritable(exc)
+            else:
+                with self._held_lock:
+                    for _ in held:
+                        self._held.popleft()
+                if self._unwritable is not None:
+                    log.warning("outbox: %s can be written again", self.path)
+                self._unwritable = None
+                for a in appends:
+                    if a.done is not None:
+                        a.done.set_result(True)
+                return
+        if not rows:
+            return
+        # The disk refused: hold what fits in memory.
+        for a in appends:
+            with self._held_lock:
+                fits = len(self._held) + len(a.rows) <= self.memory_entries
+                if fits:
+                    self._held.extend((next(self._memory_seq), row) for row in a.rows)
+            if not fits:
+                self._refuse(len(a.rows), self._unwritable or "the spool cannot be written")
+            if a.done is not None:
+                a.done.set_result(fits)
+
+    def _do(self, job: _Job) -> None:
+        conn = self._open()
+        if conn is None:
+            job.done.set_exception(SpoolUnavailableError(self._unwritable or f"{self.path} cannot be opened"))
+            return
+        try:
+            result = job.work(conn)
+            self._read_counters(conn)
+        except BaseException as exc:  # handed back to the caller, in its thread
+            job.done.set_exception(exc)
+        else:
+            job.done.set_result(result)
+
+
+def _add(conn: sqlite3.Connection, counter: str, delta: int) -> None:
+    if delta:
+        conn.execute("UPDATE counters SET value = value + ? WHERE name = ?", (delta, counter))
+
+
+def _runs(seqs: list[int]) -> Iterator[tuple[int, int]]:
+    """Sorted seqs as (first, last) runs of consecutive numbers."""
+    for _, run in itertools.groupby(enumerate(seqs), key=lambda pair: pair[1] - pair[0]):
+        numbers = [seq for _, seq in run]
+        yield numbers[0], numbers[-1]
+
+
+def _dead_selection(seqs: list[int] | None, kind: str | None) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    if seqs is not None:
+        clauses.append(f"seq IN ({','.join('?' * len(seqs)) or 'NULL'})")
+        params += seqs
+    if kind is not None:
+        clauses.append("kind = ?")
+        params.append(kind)
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+@contextlib.contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on any error."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+        raise

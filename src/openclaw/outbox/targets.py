@@ -40,7 +40,7 @@ import os
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -52,7 +52,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from openclaw.db.target import DatabaseTarget
 from openclaw.errors import ConfigError, OpenclawError
 from openclaw.outbox.flusher import flush_lock_path
-from openclaw.outbox.spool import DEFAULT_MAX_ENTRIES, Spool
+from openclaw.outbox.spool import DEFAULT_MAX_ENTRIES, DEFAULT_MEMORY_ENTRIES, Spool
 
 log = logging.getLogger(__name__)
 
@@ -153,10 +153,28 @@ def _port(port: str) -> str:
     return str(int(port)) if port.isdigit() else port
 
 
-def open_spool(home: Path, target: DatabaseTarget, *, max_entries: int = DEFAULT_MAX_ENTRIES) -> Spool:
+def configured_limits(section: Mapping[str, object]) -> dict[str, int]:
+    """The `outbox` section of the gateway config: `max_entries` (on disk, default 1,000,000)
+    and `memory_entries` (held in memory while the disk cannot be written, default 10,000)."""
+    limits = {"max_entries": DEFAULT_MAX_ENTRIES, "memory_entries": DEFAULT_MEMORY_ENTRIES}
+    for name in limits:
+        value = section.get(name, limits[name])
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1_000_000_000:
+            raise ConfigError(f"outbox.{name} must be a whole number from 1 to 1000000000")
+        limits[name] = value
+    return limits
+
+
+def open_spool(
+    home: Path,
+    target: DatabaseTarget,
+    *,
+    max_entries: int = DEFAULT_MAX_ENTRIES,
+    memory_entries: int = DEFAULT_MEMORY_ENTRIES,
+) -> Spool:
     """The spool of `target`'s database, created on first use. Logs a warning for each
     other spool of the home with entries waiting for their own database."""
-    spool = _open_for(home, spool_target(target), max_entries)
+    spool = _open_for(home, spool_target(target), max_entries, memory_entries)
     try:
         _warn_about_others(home, target)
     except (OSError, sqlite3.Error) as exc:  # a warning must not stop the process
@@ -170,14 +188,23 @@ def _warn_about_others(home: Path, target: DatabaseTarget) -> None:
             log.warning("%s", other.describe())
 
 
-def _open_for(home: Path, wanted: SpoolTarget, max_entries: int) -> Spool:
-    spool = Spool(outbox_dir(home) / wanted.file_name, max_entries=max_entries)
+def _open_for(
+    home: Path, wanted: SpoolTarget, max_entries: int, memory_entries: int = DEFAULT_MEMORY_ENTRIES
+) -> Spool:
+    spool = Spool(
+        outbox_dir(home) / wanted.file_name,
+        max_entries=max_entries,
+        memory_entries=memory_entries,
+        meta={TARGET: wanted.identity, DESCRIPTION: wanted.description},
+    )
     try:
-        recorded = spool.record_meta({TARGET: wanted.identity, DESCRIPTION: wanted.description})
+        recorded = spool.meta()
+    except sqlite3.Error:
+        return spool  # the disk cannot be read or written now: the spool says so, and holds entries in memory
     except BaseException:
         spool.close()
         raise
-    if recorded[TARGET] != wanted.identity:  # a hash collision, or a file copied by hand
+    if recorded.get(TARGET, wanted.identity) != wanted.identity:  # a hash collision, a file copied by hand
         spool.close()
         raise OpenclawError(
             f"{spool.path} holds entries for {recorded.get(DESCRIPTION, 'another database')},"
@@ -319,8 +346,9 @@ def adopt_legacy_spool(home: Path, target: DatabaseTarget, *, wait_s: float = 30
                 )
             # 3. Forget them in spool.db.
             legacy.execute("BEGIN IMMEDIATE")
-            legacy.execute("DELETE FROM entries WHERE seq <= ?", (through,))
-            legacy.execute("DELETE FROM dead WHERE seq <= ?", (through,))
+            moved = legacy.execute("DELETE FROM entries WHERE seq <= ?", (through,)).rowcount
+            moved_dead = legacy.execute("DELETE FROM dead WHERE seq <= ?", (through,)).rowcount
+            _count_removed(legacy, moved, moved_dead)
             legacy.execute(
                 "DELETE FROM meta WHERE key IN (?, ?, ?, ?)",
                 (ADOPTING, ADOPTING_TARGET, ADOPTING_DESCRIPTION, ADOPTING_THROUGH),
@@ -339,6 +367,14 @@ def adopt_legacy_spool(home: Path, target: DatabaseTarget, *, wait_s: float = 30
         wanted.description,
     )
     return Adopted(int(pending), int(dead))
+
+
+def _count_removed(conn: sqlite3.Connection, pending: int, dead: int) -> None:
+    """Keep the counters of a spool (see `Spool`) true, if it has them."""
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'counters'").fetchone():
+        conn.executemany(
+            "UPDATE counters SET value = value - ? WHERE name = ?", [(pending, "pending"), (dead, "dead")]
+        )
 
 
 @contextlib.contextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -18,9 +19,9 @@ from psycopg_pool import PoolTimeout
 from openclaw.chat import Message, Role, parse_tool_calls
 from openclaw.db.database import Database
 from openclaw.db.sanitize import pg_json_text, pg_text
-from openclaw.errors import DatabaseError
+from openclaw.errors import DatabaseError, first_line
 from openclaw.outbox import Spool
-from openclaw.outbox.flusher import UNAVAILABLE
+from openclaw.outbox.classify import Verdict, classify, is_unavailable
 from openclaw.sessions.history import MAX_MESSAGES
 from openclaw.sessions.keys import like_prefix, parse_key
 from openclaw.sessions.mirror import CREATE, MESSAGES, TOKENS_ADD, messages_entry
@@ -96,13 +97,14 @@ class PostgresSessionStore(SessionStore):
         self.spool = spool
         self._recent: OrderedDict[str, deque[Message]] = OrderedDict()  # the last messages, per session
         self._spooled: set[str] = set()  # sessions with writes waiting in the outbox
-        self._behind_outbox = False  # the outbox holds writes of sessions this process cannot name
         self._down_until = 0.0  # after a failure, skip Postgres for a moment instead of waiting each time
 
-    def _connection(self, session_key: str | None = None) -> AbstractAsyncContextManager[AsyncConnection]:
+    async def _connection(
+        self, session_key: str | None = None
+    ) -> AbstractAsyncContextManager[AsyncConnection]:
         if self.spool is not None and time.monotonic() < self._down_until:
             raise _RecentlyDownError("Postgres was unreachable a moment ago")
-        if session_key is not None and self._from_memory(session_key):
+        if session_key is not None and await self._from_memory(session_key):
             # Earlier writes of this session still wait in the outbox: these go after them,
             # or the history would come back out of order.
             raise _BehindOutboxError("this session's earlier writes are still in the outbox")
@@ -117,11 +119,18 @@ class PostgresSessionStore(SessionStore):
         while len(self._recent) > REMEMBERED_SESSIONS:
             self._recent.popitem(last=False)
 
-    def _fallback(self, kind: str, payload: dict[str, Any], key: str, exc: BaseException) -> None:
-        if self.spool is None:
+    async def _fallback(self, kind: str, payload: dict[str, Any], key: str, exc: Exception) -> None:
+        """Spool a write Postgres could not take. Only for an outage: a row Postgres refuses
+        for what it holds (or a bug) is an error for this turn, not a reason to wait."""
+        verdict = classify(exc)
+        if verdict is Verdict.BAD_ROW:
+            raise DatabaseError(f"Postgres refused to store this message: {first_line(exc)}") from exc
+        if verdict is Verdict.BUG or self.spool is None:
             raise exc
-        if not self.spool.append(kind, payload):
-            raise DatabaseError("Postgres is unreachable and the outbox is full: this message was not stored")
+        if not await self.spool.put(kind, payload, session_key=key):
+            raise DatabaseError(
+                "Postgres is unreachable and the outbox cannot take more: this message was not stored"
+            ) from None
         self._spooled.add(key)
         if isinstance(exc, _BehindOutboxError | _RecentlyDownError):
             return
@@ -133,15 +142,15 @@ class PostgresSessionStore(SessionStore):
     async def create_session(self, session_key: str, agent: str, model: str = "") -> None:
         info = parse_key(session_key)
         try:
-            async with self._connection(session_key) as conn:
+            async with await self._connection(session_key) as conn:
                 await conn.execute(
                     """INSERT INTO sessions (session_key, agent_name, model, channel, user_id)
                        VALUES (%s, %s, %s, %s, %s) ON CONFLICT (session_key) DO NOTHING""",
                     (session_key, agent, model, info.channel, info.user_id),
                 )
-        except UNAVAILABLE as exc:
+        except Exception as exc:
             now = to_ms(datetime.now(UTC))
-            self._fallback(
+            await self._fallback(
                 CREATE,
                 {
                     "key": session_key,
@@ -159,10 +168,10 @@ class PostgresSessionStore(SessionStore):
         uids = [uuid.uuid4() for _ in messages]
         try:
             await self.append_with_uids(session_key, messages, uids)
-        except UNAVAILABLE as exc:
+        except Exception as exc:
             agent = parse_key(session_key).agent or self.agent
             entry = messages_entry(session_key, agent, messages, [str(u) for u in uids])
-            self._fallback(MESSAGES, entry, session_key, exc)
+            await self._fallback(MESSAGES, entry, session_key, exc)
         self._remember(session_key, messages)
 
     async def append_with_uids(
@@ -172,7 +181,7 @@ class PostgresSessionStore(SessionStore):
         if not messages:
             return
         info = parse_key(session_key)
-        async with self._connection(session_key) as conn:
+        async with await self._connection(session_key) as conn:
             await conn.execute(
                 _APPEND,
                 {
@@ -194,40 +203,44 @@ class PostgresSessionStore(SessionStore):
 
     async def add_tokens(self, session_key: str, tokens: int) -> None:
         try:
-            async with self._connection(session_key) as conn:
+            async with await self._connection(session_key) as conn:
                 await conn.execute(
                     "UPDATE sessions SET total_tokens = total_tokens + %s WHERE session_key = %s",
                     (tokens, session_key),
                 )
-        except UNAVAILABLE as exc:
+        except Exception as exc:
             entry = {"key": session_key, "add": tokens, "uid": str(uuid.uuid4())}
-            self._fallback(TOKENS_ADD, entry, session_key, exc)
+            await self._fallback(TOKENS_ADD, entry, session_key, exc)
 
-    def behind_outbox(self) -> None:
-        """The outbox holds writes from before this process (an earlier run, another process)
-        that could not be shipped at start: any session may have some, so every write queues
-        behind them until the outbox is empty, and history comes from memory meanwhile."""
-        self._behind_outbox = True
+    def behind_outbox(self, session_keys: set[str]) -> None:
+        """The outbox holds writes of these sessions from before this process (an earlier
+        run, another process) that could not be shipped at start: their new writes queue
+        behind them, and their history comes from memory, until those have shipped. Other
+        sessions are not held up."""
+        self._spooled |= session_keys
 
-    def _from_memory(self, session_key: str) -> bool:
-        """Whether Postgres lacks writes of this session that wait in the outbox."""
-        if (self._spooled or self._behind_outbox) and self.spool is not None and self.spool.pending() == 0:
-            self._spooled.clear()  # all shipped: Postgres is complete again
-            self._behind_outbox = False
-        return self._behind_outbox or session_key in self._spooled
+    async def _from_memory(self, session_key: str) -> bool:
+        """Whether Postgres lacks writes of this session that wait in the outbox (an index
+        probe of the spool, off the event loop, for the sessions that had some)."""
+        if session_key not in self._spooled:
+            return False
+        if self.spool is not None and not await asyncio.to_thread(self.spool.has_pending, session_key):
+            self._spooled.discard(session_key)  # all shipped: Postgres has this session whole again
+            return False
+        return True
 
     async def load_recent_messages(self, session_key: str, limit: int) -> list[Message]:
-        if not self._from_memory(session_key):
+        if not await self._from_memory(session_key):
             try:
-                async with self._connection() as conn:
+                async with await self._connection() as conn:
                     cur = await conn.execute(
                         _MESSAGE_SELECT + " ORDER BY m.id DESC LIMIT %s", (session_key, limit)
                     )
                     messages = [_message(row) for row in reversed(await cur.fetchall())]
                 self._remember(session_key, messages, replace=True)
                 return messages
-            except UNAVAILABLE:
-                if self.spool is None:
+            except Exception as exc:
+                if self.spool is None or not is_unavailable(exc):
                     raise
                 self._down_until = time.monotonic() + RETRY_AFTER_S
         return list(self._recent.get(session_key, ()))[-limit:]
@@ -265,17 +278,17 @@ class PostgresSessionStore(SessionStore):
         # while this chat's writes wait in the outbox) the sessions this process talked
         # in answer it, newest first.
         remembered = [k for k in reversed(self._recent) if k == prefix or k.startswith(prefix + ":")]
-        if not any(self._from_memory(k) for k in remembered):
+        if not [k for k in remembered if await self._from_memory(k)]:
             try:
                 rows = await self._sessions(
                     " WHERE s.session_key = %s OR s.session_key LIKE %s ESCAPE '\\'"
                     " ORDER BY s.updated_at DESC, s.id DESC LIMIT 1",
                     (prefix, like_prefix(prefix)),
-                    self._connection(),  # fails at once while Postgres is known to be down
+                    await self._connection(),  # fails at once while Postgres is known to be down
                 )
                 return rows[0] if rows else None
-            except UNAVAILABLE:
-                if self.spool is None:
+            except Exception as exc:
+                if self.spool is None or not is_unavailable(exc):
                     raise
                 self._down_until = time.monotonic() + RETRY_AFTER_S
         if not remembered:

@@ -1,0 +1,238 @@
+"""The spool under pressure (issue 11): a backlog of any size costs an append nothing more,
+no SQLite I/O runs on the caller's thread, a full or read-only disk is a state the spool
+rides out, and failures are sorted by SQLSTATE."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import subprocess
+import threading
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from openclaw.db import Database
+from openclaw.db.runtime import HANDLERS as RUNTIME_HANDLERS
+from openclaw.db.runtime import LLM_CALL, METRICS_SNAPSHOT, LlmCall, MetricsSnapshot, to_payload
+from openclaw.db.target import DatabaseTarget, TargetSource
+from openclaw.outbox import Flusher, Spool
+from openclaw.outbox.classify import Verdict, classify
+from tests.waiting import until, wait_for
+
+
+@pytest.fixture
+async def database(db_url: str) -> AsyncIterator[Database]:
+    db = await Database.open(DatabaseTarget(TargetSource.OPTION, url=db_url))
+    yield db
+    await db.close()
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 1 MB file system (tmpfs) that fills up: a full disk without filling the machine's."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def fill(disk: Path) -> Path:
+    """Take every free byte of the disk; return the file that holds them."""
+    filler = disk / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        for size in (65536, 512, 1):
+            with contextlib.suppress(OSError):
+                while True:
+                    os.write(fd, b"\0" * size)
+    finally:
+        os.close(fd)
+    return filler
+
+
+def llm_calls(n: int) -> list[tuple[str, dict[str, object]]]:
+    return [(LLM_CALL, to_payload(LlmCall(model="m", session_key=f"s{i}"))) for i in range(n)]
+
+
+async def count(database: Database, table: str) -> int:
+    async with database.connection() as conn:
+        cur = await conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table)))
+        row = await cur.fetchone()
+    return row[0] if row else 0
+
+
+def test_appends_and_counts_never_scan_the_backlog(tmp_path: Path) -> None:
+    """Finding 2: `SELECT min(seq), max(seq)` and `count(*)` scan every entry, so an
+    append cost 640 ms at 200k entries. Every statement an append or a count runs must be
+    answered from an index or a counter, whatever the backlog."""
+    spool = Spool(tmp_path / "spool.db")
+    spool.append_many(llm_calls(50))
+    statements: list[str] = []
+    assert spool._conn is not None
+    spool._conn.set_trace_callback(statements.append)
+    try:
+        assert spool.append(LLM_CALL, to_payload(LlmCall(model="m")), session_key="k")
+        assert spool.pending() == 51 and spool.dead() == 0 and spool.stats().pending == 51
+        assert spool.has_pending("k") and not spool.has_pending("other")
+    finally:
+        spool._conn.set_trace_callback(None)
+    assert statements
+    plans = sqlite3.connect(spool.path)
+    try:
+        for statement in statements:
+            if not statement.lstrip().upper().startswith(("SELECT", "INSERT", "UPDATE", "DELETE")):
+                continue
+            plan = " ".join(row[3] for row in plans.execute("EXPLAIN QUERY PLAN " + statement))
+            assert "SCAN entries" not in plan and "SCAN dead" not in plan, (statement, plan)
+    finally:
+        plans.close()
+        spool.close()
+
+
+async def test_no_sqlite_io_on_the_event_loop(tmp_path: Path) -> None:
+    """Finding 2: the spool ran SQLite on the event loop (with busy_timeout=5000). Now every
+    statement runs on the spool's writer thread (or a thread the caller chose for reads)."""
+    spool = Spool(tmp_path / "spool.db")
+    threads: set[str] = set()
+    assert spool._conn is not None
+    spool._conn.set_trace_callback(lambda _: threads.add(threading.current_thread().name))
+    try:
+        assert spool.submit(LLM_CALL, to_payload(LlmCall(model="m")))
+        assert await spool.put(METRICS_SNAPSHOT, to_payload(MetricsSnapshot(host="h", boot_id=uuid.uuid4())))
+        assert spool.stats().pending == 2  # stats() reads memory: no I/O at all
+    finally:
+        spool._conn.set_trace_callback(None)
+        spool.close()
+    assert threads == {"openclaw-spool"}
+
+
+async def test_a_bad_row_among_many_is_set_aside_and_the_rest_ship_in_one_go(
+    tmp_path: Path, database: Database
+) -> None:
+    """Finding 5: one refused row used to send the whole batch one entry at a time (a
+    connection each). The batch is halved in savepoints until the bad rows are found."""
+    spool = Spool(tmp_path / "spool.db")
+    items = llm_calls(1000)
+    for i in (17, 500, 998):  # violate a CHECK (class 23) and a range (class 22)
+        items[i] = (LLM_CALL, {**items[i][1], "provider_attempt": 0 if i != 500 else 40000})
+    spool.append_many(items)
+    flusher = Flusher(spool, database, RUNTIME_HANDLERS)
+    assert await flusher.drain(timeout_s=60)
+    assert await count(database, "llm_calls") == 997
+    assert spool.pending() == 0 and spool.dead() == 3
+    reasons = [d.error for d in spool.dead_entries()]
+    assert all("[23514]" in r or "[22003]" in r for r in reasons), reasons
+    # A person puts them back once Postgres would take them; they ship.
+    assert spool.requeue(kind=LLM_CALL) == 3 and spool.dead() == 0 and spool.pending() == 3
+    assert spool.drop() == 0
+    spool.close()
+
+
+async def test_a_read_only_standby_is_waited_for_not_buried(
+    tmp_path: Path, database: Database, db_url: str, pg_server_url: str
+) -> None:
+    """Finding 5: after a failover to a read-only standby (SQLSTATE 25006, which psycopg
+    calls an InternalError), every row was buried. It is an outage: wait for a primary."""
+    name = psycopg.conninfo.conninfo_to_dict(db_url)["dbname"]
+    admin = psycopg.connect(pg_server_url, autocommit=True)
+    ident = sql.Identifier(str(name))
+    admin.execute(sql.SQL("ALTER DATABASE {} SET default_transaction_read_only = on").format(ident))
+    try:
+        async with await Database.open(DatabaseTarget(TargetSource.OPTION, url=db_url)) as standby:
+            spool = Spool(tmp_path / "spool.db")
+            spool.append_many(llm_calls(3))
+            flusher = Flusher(spool, standby, RUNTIME_HANDLERS)
+            assert not await flusher.drain(timeout_s=10)
+            assert flusher.last_error is not None and "25006" in flusher.last_error
+            assert spool.pending() == 3 and spool.dead() == 0
+    finally:
+        admin.execute(sql.SQL("ALTER DATABASE {} RESET default_transaction_read_only").format(ident))
+        admin.close()
+    assert await Flusher(spool, database, RUNTIME_HANDLERS).drain(timeout_s=30)
+    assert spool.pending() == 0 and await count(database, "llm_calls") == 3
+    spool.close()
+
+
+def test_failures_are_classified_by_sqlstate() -> None:
+    assert classify(psycopg.errors.ReadOnlySqlTransaction()) is Verdict.RETRY
+    assert classify(psycopg.errors.SerializationFailure()) is Verdict.RETRY
+    assert classify(psycopg.errors.AdminShutdown()) is Verdict.RETRY
+    assert classify(psycopg.OperationalError("server closed the connection")) is Verdict.RETRY
+    assert classify(psycopg.errors.ProgramLimitExceeded()) is Verdict.BAD_ROW  # 54000, an OperationalError
+    assert classify(psycopg.errors.CheckViolation()) is Verdict.BAD_ROW
+    assert classify(psycopg.errors.InvalidTextRepresentation()) is Verdict.BAD_ROW
+    assert classify(psycopg.errors.SyntaxError()) is Verdict.BUG
+    assert classify(KeyError("host")) is Verdict.BUG
+
+
+def test_a_spool_that_cannot_be_opened_is_a_state_not_a_crash(small_disk: Path) -> None:
+    """Finding 3, at start: `database or disk is full` / `unable to open database file`
+    killed the gateway. The spool opens, says why it cannot write, and holds entries."""
+    fill(small_disk)
+    spool = Spool(small_disk / "outbox" / "spool.db", memory_entries=5)
+    try:
+        stats = spool.stats()
+        assert stats.unwritable is not None and "cannot be written" in stats.unwritable
+        assert spool.append_many(llm_calls(3))  # held in memory
+        assert not spool.append_many(llm_calls(3))  # beyond the memory bound: refused, counted
+        stats = spool.stats()
+        assert (stats.held_in_memory, stats.refused, spool.pending()) == (3, 3, 3)
+    finally:
+        spool.close()
+
+
+async def test_a_full_disk_at_run_time_loses_nothing_and_recovers(
+    small_disk: Path, database: Database
+) -> None:
+    """Finding 3, at run time: the batch was committed to Postgres, then its removal failed
+    for lack of space, so it was sent again forever and nothing newer ever shipped."""
+    spool = Spool(small_disk / "spool.db")
+    spool.append_many(llm_calls(20))  # on disk
+    filler = fill(small_disk)
+    held = [(LLM_CALL, to_payload(LlmCall(model="held", session_key="h"))) for _ in range(5)]
+    assert spool.append_many(held)  # the disk refuses: held in memory
+    assert spool.stats().held_in_memory == 5 and spool.stats().unwritable is not None
+    shipped: list[int] = []
+
+    async def counting(conn: psycopg.AsyncConnection, payloads: list[dict[str, object]]) -> None:
+        shipped.append(len(payloads))
+        await RUNTIME_HANDLERS[LLM_CALL](conn, payloads)
+
+    flusher = Flusher(spool, database, {LLM_CALL: counting})
+    assert await flusher.drain(timeout_s=30)
+    assert await count(database, "llm_calls") == 25 and sum(shipped) == 25
+    assert spool.stats().held_in_memory == 0
+    assert await flusher.drain(timeout_s=30)  # shipped, not removable yet: not shipped again
+    assert sum(shipped) == 25
+    filler.unlink()  # space again
+    spool.append_many(llm_calls(2))
+    assert await flusher.drain(timeout_s=30)
+    await until(lambda: spool.pending() == 0, what="the shipped entries to be removed")
+    assert await count(database, "llm_calls") == 27 and sum(shipped) == 27 and spool.dead() == 0
+    spool.close()
+
+
+def test_a_read_only_disk_holds_entries_until_it_is_writable(small_disk: Path) -> None:
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    try:
+        spool = Spool(small_disk / "spool.db")  # `unable to open database file` at start
+        assert spool.append_many(llm_calls(3))
+        assert spool.stats().held_in_memory == 3 and spool.stats().unwritable is not None
+    finally:
+        subprocess.run(["mount", "-o", "remount,rw", str(small_disk)], check=True)
+    assert spool.append_many(llm_calls(1))
+    wait_for(lambda: spool.stats().held_in_memory == 0, what="the held entries to reach the disk")
+    assert spool.stats().unwritable is None and spool.pending() == 4
+    assert [e.in_memory for e in spool.peek(10)] == [False] * 4  # all, in order
+    spool.close()
