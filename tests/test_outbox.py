@@ -267,3 +267,36 @@ async def test_entries_wait_for_a_database_without_the_schema(empty_db_url: str,
         async with await psycopg.AsyncConnection.connect(empty_db_url, autocommit=True) as conn:
             await migrate(conn)
         assert await flusher.drain(timeout_s=30) and spool.pending() == 0
+
+
+@pytest.mark.parametrize(
+    "poison_ddl",
+    [
+        pytest.param(
+            "ALTER TABLE messages ADD CONSTRAINT no_poison CHECK (content NOT LIKE 'poison%')", id="23514"
+        ),
+        # a btree entry over 2.7 KB: SQLSTATE 54000, which psycopg calls an OperationalError
+        pytest.param("CREATE INDEX poison_index ON messages (content)", id="54000"),
+    ],
+)
+async def test_a_row_postgres_refuses_is_an_error_for_that_turn_not_an_outage(
+    db_url: str, isolated_environment: Path, poison_ddl: str
+) -> None:
+    """Finding 5 (and 1): in postgres mode a data error was taken for an outage: the write
+    went to the outbox, which could never ship it, and the session's later writes queued
+    behind it for good. Now it is an error for that turn, and the next turn goes on."""
+    from openclaw.errors import DatabaseError
+
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute(poison_ddl)
+    poison = "poison " + " ".join(str(uuid.uuid4()) for _ in range(200))  # ~7 KB, incompressible
+    spool = Spool(isolated_environment / "outbox" / "spool.db")
+    async with await Database.open(DatabaseTarget(TargetSource.OPTION, url=db_url)) as database:
+        store = PostgresSessionStore(database, "main", spool)
+        key = "agent:main:webhook:poison"
+        with pytest.raises(DatabaseError, match="Postgres refused to store this message"):
+            await store.append_message(key, Message(Role.USER, content=poison))
+        assert spool.pending() == 0  # nothing spooled behind which the session would wait
+        await store.append_message(key, Message(Role.USER, content="fine"))
+        assert [m.content for m in await store.load_messages(key)] == ["fine"]
+    spool.close()
