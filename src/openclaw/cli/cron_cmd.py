@@ -1,4 +1,5 @@
-"""`openclaw cron`: the jobs of jobs.json, running one now, and their history."""
+"""`openclaw cron`: the jobs of jobs.json, running one now, their history, and which
+gateway runs each job's slots (the leases)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ from openclaw.errors import NotFoundError
 from openclaw.home import openclaw_home
 
 app = typer.Typer(
-    help="Cron jobs ($OPENCLAW_HOME/cron/jobs.json): list, run one now, history.", no_args_is_help=True
+    help="Cron jobs ($OPENCLAW_HOME/cron/jobs.json): list, run one now, history, leases.",
+    no_args_is_help=True,
 )
 
 
@@ -97,7 +99,6 @@ def run_command(ctx: typer.Context, name: str = typer.Argument(..., help="Job na
             runner.reload()
             target = next(j for j in runner.jobs() if j.id == job.id)
             execution = await runner.run(target)
-            assert execution is not None
             print(
                 f"{job.name}: {execution.status} in {execution.duration_ms} ms"
                 + (f": {execution.error}" if execution.error else "")
@@ -120,7 +121,8 @@ def history_command(
     async def query(conn: AsyncConnection) -> list[dict[str, Any]]:
         async with conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(
-                """SELECT job_name, status, started_at, duration_ms, tokens_used, model, host, error
+                """SELECT job_name, status, started_at, duration_ms, tokens_used, model, host,
+                          decided_by, scheduled_for, error
                    FROM cron_executions
                    WHERE %(name)s::text IS NULL OR job_name = %(name)s OR job_id = %(name)s
                    ORDER BY started_at DESC LIMIT %(limit)s""",
@@ -136,7 +138,7 @@ def history_command(
     else:
         print_table(
             None,
-            ["job", "status", "started", "ms", "tokens", "model", "host", "error"],
+            ["job", "status", "started", "ms", "tokens", "model", "host", "by", "error"],
             [
                 (
                     r["job_name"],
@@ -146,7 +148,43 @@ def history_command(
                     r["tokens_used"],
                     r["model"],
                     r["host"],
+                    r["decided_by"],
                     (r["error"] or "")[:80],
+                )
+                for r in rows
+            ],
+        )
+
+
+@app.command("leases")
+def leases_command(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
+    """Which gateway runs each job's slots (and, while Postgres is down, alone): the leases."""
+
+    async def query(conn: AsyncConnection) -> list[dict[str, Any]]:
+        async with conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(
+                """SELECT agent_name, job_id, holder, holder_boot_id, since, expires_at,
+                          expires_at > now() AS held
+                   FROM cron_leases ORDER BY agent_name, job_id"""
+            )
+            return await cur.fetchall()
+
+    rows = run_db(ctx, query)
+    if as_json:
+        print_json(rows)
+    elif not rows:
+        print("no cron leases yet (a gateway takes them when it runs its jobs)")
+    else:
+        print_table(
+            None,
+            ["agent", "job", "holder", "until", "state"],
+            [
+                (
+                    r["agent_name"],
+                    r["job_id"],
+                    r["holder"],
+                    when(r["expires_at"]),
+                    "held" if r["held"] else "free",
                 )
                 for r in rows
             ],

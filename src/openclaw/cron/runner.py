@@ -1,11 +1,18 @@
-"""Runs the cron jobs: each due job once, even with several gateways on one database.
+"""Runs the cron jobs: each scheduled slot once, even with several gateways on one
+database, and even while that database is down.
 
-A run is claimed in Postgres before it starts: its `cron_executions` row is inserted
-with a uid derived from the job and the scheduled time, and only the process whose
-insert went in runs the turn. (With Postgres down there is no one to agree with: the run
-goes ahead and its rows wait in the outbox.) The row says `running`, then `success`,
-`error` or `cancelled` with duration and tokens; the job's state in jobs.json is written
-back atomically. A jobs.json that stops parsing leaves the last good set running.
+Who runs a slot is decided by the job's lease (`openclaw.cron.lease`): while Postgres
+answers, the lease's holder claims the slot by inserting its `cron_executions` row (a uid
+derived from the job and the slot) and runs it; while Postgres does not answer, the holder
+runs it on its own word as long as its view of the lease lasts, its rows wait in the
+outbox, and every other gateway skips the slot with one line in the log. The rows say how
+each run was decided (`decided_by`: claim, lease or manual) and which slot it was
+(`scheduled_for`); a run decided without Postgres has a uid of its own process, so if a
+slot ever ran twice, two rows would show it.
+
+A row says `running`, then `success`, `error` or `cancelled` with duration and tokens; the
+job's state in jobs.json is written back atomically. A jobs.json that stops parsing leaves
+the last good set running.
 """
 
 from __future__ import annotations
@@ -21,15 +28,17 @@ from pathlib import Path
 
 from openclaw.agent.loop import Agent
 from openclaw.cron.jobs import Job, JobFile, load_jobs, record_run, save_state
+from openclaw.cron.lease import DEFAULT_LEASE_S, CronLease, Monotonic
 from openclaw.db.database import Database
-from openclaw.db.runtime import CRON_EXECUTION, CronExecution, to_payload
+from openclaw.db.runtime import CRON_EXECUTION, CronExecution, to_payload, write_cron_executions
 from openclaw.errors import ConfigError, NotFoundError, OpenclawError
 from openclaw.outbox import Spool
-from openclaw.outbox.flusher import UNAVAILABLE
+from openclaw.outbox.classify import is_unavailable
 
 log = logging.getLogger(__name__)
 
 RUN_NAMESPACE = uuid.UUID("6f70656e-636c-6177-2d63-726f6e2d7275")
+DB_WAIT_S = 2.0  # how long a decision waits for a pooled connection before going without
 Deliver = Callable[[Job, str], Awaitable[None]]
 Clock = Callable[[], datetime]
 
@@ -37,6 +46,17 @@ Clock = Callable[[], datetime]
 def run_uid(job: Job, due: datetime) -> uuid.UUID:
     """The same scheduled run gets the same uid in every gateway: the claim's key."""
     return uuid.uuid5(RUN_NAMESPACE, f"{job.id}@{due.astimezone(UTC).isoformat()}")
+
+
+def lease_run_uid(job: Job, due: datetime, host: str, boot_id: uuid.UUID) -> uuid.UUID:
+    """The uid of a slot run without a claim: its own process's, so that it can never merge
+    with another run of the same slot."""
+    return uuid.uuid5(RUN_NAMESPACE, f"{job.id}@{due.astimezone(UTC).isoformat()}#lease:{host}:{boot_id}")
+
+
+def _postgres_unreachable(exc: BaseException) -> bool:
+    """Whether a failed decision means "go on without Postgres" (rather than a bug)."""
+    return is_unavailable(exc)
 
 
 class CronRunner:
@@ -50,6 +70,9 @@ class CronRunner:
         host: str,
         deliver: Deliver | None = None,
         clock: Clock = lambda: datetime.now(UTC),
+        lease_s: float = DEFAULT_LEASE_S,
+        db_wait_s: float = DB_WAIT_S,
+        monotonic: Monotonic = time.monotonic,
     ) -> None:
         self.path = path
         self.agent = agent
@@ -58,6 +81,11 @@ class CronRunner:
         self.host = host
         self.deliver = deliver
         self.clock = clock
+        self.db_wait_s = db_wait_s
+        self.boot_id = uuid.uuid4()  # this process, as a lease holder
+        self.lease = CronLease(
+            agent_name=agent.name, host=host, boot_id=self.boot_id, lease_s=lease_s, monotonic=monotonic
+        )
         self.file: JobFile | None = None
         self._mtime: float | None = None
         self._due: dict[str, datetime] = {}
@@ -95,63 +123,107 @@ class CronRunner:
         return job
 
     async def tick(self) -> list[CronExecution]:
-        """Run every job that is due now; return the runs this process made."""
+        """Run every job that is due now and is this process's to run; return the runs made."""
         self.reload()
         now = self.clock()
-        ran = []
-        for job in self.jobs():
-            if not job.enabled:
-                continue
+        enabled = [job for job in self.jobs() if job.enabled]
+        slots: list[tuple[Job, datetime]] = []
+        for job in enabled:
             due = self._due.setdefault(job.id, job.schedule.next_after(now))  # first sight: from now on
             if due <= now:
                 self._due[job.id] = job.schedule.next_after(now)
-                execution = await self.run(job, due)
-                if execution is not None:
-                    ran.append(execution)
+                slots.append((job, due))
+        job_ids = [job.id for job in enabled]
+        if not slots and self.lease.renewal_due():
+            await self._renew(job_ids)
+        ran = []
+        postgres_answers = True  # once it did not in this tick, the tick's other slots don't wait for it
+        for job, due in slots:
+            execution = self._execution(job, due)
+            claimed: bool | None = None  # None: Postgres could not say
+            if postgres_answers:
+                try:
+                    claimed = await self._claim(execution, job_ids, due)
+                except Exception as exc:
+                    if not _postgres_unreachable(exc):
+                        raise
+                    postgres_answers = False
+            if claimed is False:
+                log.info("cron: %s at %s runs elsewhere", job.name, due)
+            elif claimed or await self._decide_alone(job, due, execution):
+                ran.append(await self._perform(job, execution))
         return ran
 
-    async def _claim(self, execution: CronExecution) -> bool:
+    async def run(self, job: Job) -> CronExecution:
+        """Run `job` now, once, outside its schedule (`openclaw cron run`), recorded like a
+        scheduled run."""
+        execution = self._execution(job, None)
         try:
-            async with self.database.connection(wait_s=2) as conn:
-                cur = await conn.execute(
-                    """INSERT INTO cron_executions
-                           (uid, job_id, job_name, agent_name, model, host, session_key, started_at, status)
-                       VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 'running')
-                       ON CONFLICT (uid) DO NOTHING RETURNING id""",
-                    (
-                        execution.uid,
-                        execution.job_id,
-                        execution.job_name,
-                        execution.agent_name,
-                        execution.model,
-                        execution.host,
-                        execution.session_key,
-                        execution.started_at,
-                    ),
-                )
-                return await cur.fetchone() is not None
-        except UNAVAILABLE:
-            self.spool.append(CRON_EXECUTION, to_payload(execution))
-            return True
+            async with self.database.connection(wait_s=self.db_wait_s) as conn:
+                await write_cron_executions(conn, [execution])
+        except Exception as exc:
+            if not _postgres_unreachable(exc):
+                raise
+            await self._keep(execution)
+        return await self._perform(job, execution)
 
-    async def run(self, job: Job, due: datetime | None = None) -> CronExecution | None:
-        """One run of `job`: None if another gateway claimed this scheduled run."""
-        started = self.clock()
-        key = f"cron:{self.agent.name}:{uuid.uuid4()}"
+    def _execution(self, job: Job, due: datetime | None) -> CronExecution:
         model = job.model or self.agent.router.config.default_model
-        execution = CronExecution(
+        return CronExecution(
             job_name=job.name,
             agent_name=self.agent.name,
             uid=run_uid(job, due) if due else uuid.uuid4(),
-            started_at=started,
+            started_at=self.clock(),
             job_id=job.id,
             model=str(model) if model else None,
             host=self.host,
-            session_key=key,
+            session_key=f"cron:{self.agent.name}:{uuid.uuid4()}",
+            decided_by="claim" if due else "manual",
+            scheduled_for=due,
         )
-        if not await self._claim(execution):
-            log.info("cron: %s at %s runs elsewhere", job.name, due)
-            return None
+
+    async def _renew(self, job_ids: list[str]) -> None:
+        try:
+            async with self.database.connection(wait_s=self.db_wait_s) as conn:
+                renewal = await self.lease.renew(conn, job_ids)
+        except Exception as exc:
+            if not _postgres_unreachable(exc):
+                raise
+            return  # the lease as last renewed stands, and runs out on its own
+        self.lease.apply(renewal)
+
+    async def _claim(self, execution: CronExecution, job_ids: list[str], due: datetime) -> bool:
+        """The slot's claim, in one transaction with the renewal of this process's leases
+        (which also takes a lease that expired: a dead holder's slots pass on promptly)."""
+        async with self.database.connection(wait_s=self.db_wait_s) as conn:
+            renewal = await self.lease.renew(conn, job_ids)
+            claimed = await self.lease.claim(conn, execution, due)
+        self.lease.apply(renewal)
+        return claimed
+
+    async def _decide_alone(self, job: Job, due: datetime, execution: CronExecution) -> bool:
+        """Postgres is unreachable: run the slot if this process holds the job's lease (and
+        the slot is within it), else leave it to the holder."""
+        why_not = self.lease.why_not_alone(job.id, due)
+        if why_not is not None:
+            log.warning(
+                "cron: Postgres is unreachable and %s: %s at %s is left to the lease holder",
+                why_not,
+                job.name,
+                due.isoformat(),
+            )
+            return False
+        execution.uid = lease_run_uid(job, due, self.host, self.boot_id)
+        execution.decided_by = "lease"
+        self.lease.ran_alone(due)
+        await self._keep(execution)
+        log.info("cron: Postgres is unreachable; %s at %s runs here, on this gateway's lease", job.name, due)
+        return True
+
+    async def _perform(self, job: Job, execution: CronExecution) -> CronExecution:
+        """The run itself, once it is this process's: the turn, the final row, the state."""
+        key = execution.session_key
+        assert key is not None  # every run gets a session of its own (_execution)
         began = time.perf_counter()
         reply = None
         try:
@@ -172,14 +244,19 @@ class CronRunner:
             execution.status, execution.error = "error", f"{type(exc).__name__}: {exc}"
         finally:
             execution.duration_ms = round((time.perf_counter() - began) * 1000)
-            self.spool.append(CRON_EXECUTION, to_payload(execution))
-            self._save(job, started, execution)
+            await self._keep(execution)
+            self._save(job, execution.started_at, execution)
         if reply is not None and self.deliver is not None:
             try:
                 await self.deliver(job, reply)
             except Exception as exc:  # delivery is best effort: the run itself succeeded
                 log.error("cron: %s ran, but its result was not delivered: %s", job.name, exc)
         return execution
+
+    async def _keep(self, execution: CronExecution) -> None:
+        """The run's row, through the outbox. Handed to the spool's writer before the first
+        await: a second cancellation while waiting for the commit does not lose it."""
+        await self.spool.put(CRON_EXECUTION, to_payload(execution))
 
     def _save(self, job: Job, started: datetime, execution: CronExecution) -> None:
         if self.file is None or job not in self.file.jobs:
@@ -198,10 +275,21 @@ class CronRunner:
             log.error("cron: could not write the state of %s: %s", job.name, exc)
 
     async def loop(self, stop: asyncio.Event, interval_s: float = 1.0) -> None:
-        while not stop.is_set():
-            try:
-                await self.tick()
-            except Exception:  # a bug in one tick must not end cron for the process
-                log.exception("cron: tick failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), interval_s)
+        try:
+            while not stop.is_set():
+                try:
+                    await self.tick()
+                except Exception:  # a bug in one tick must not end cron for the process
+                    log.exception("cron: tick failed")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), interval_s)
+        finally:
+            await self.release()
+
+    async def release(self) -> None:
+        """Let go of this process's leases (a clean stop), so that another gateway runs the
+        next slots at once rather than when the leases expire. Best effort."""
+        try:
+            await self.lease.release(self.database, wait_s=self.db_wait_s)
+        except Exception as exc:  # unreleased, they expire: the cost is a wait, not a double run
+            log.warning("cron: leases not released (%s); they expire on their own", type(exc).__name__)

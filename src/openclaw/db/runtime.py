@@ -7,6 +7,7 @@ batch; they are called by the outbox flusher, never on a user's request path.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
@@ -18,6 +19,8 @@ from psycopg import AsyncConnection
 
 from openclaw.db.batch_insert import insert_batch
 from openclaw.db.sanitize import INT16, INT32, clamp, pg_row, pg_value
+
+log = logging.getLogger(__name__)
 
 
 def _now() -> datetime:
@@ -85,6 +88,10 @@ class MetricsSnapshot:
 
 
 CRON_STATUSES = ("running", "success", "error", "cancelled")
+# How a run was decided (openclaw.cron.runner): its slot claimed in Postgres, run on the
+# lease while Postgres was unreachable, or asked for by a person. None: recorded by an
+# openclaw from before migration 0008.
+CRON_DECISIONS = ("claim", "lease", "manual")
 
 
 @dataclass(slots=True)
@@ -103,10 +110,14 @@ class CronExecution:
     duration_ms: int | None = None
     error: str | None = None
     tokens_used: int = 0
+    decided_by: str | None = None  # migration 0008
+    scheduled_for: datetime | None = None  # the slot; None for a manual run
 
     def __post_init__(self) -> None:
         if self.status not in CRON_STATUSES:
             raise ValueError(f"unknown cron status {self.status!r}; expected one of {CRON_STATUSES}")
+        if self.decided_by is not None and self.decided_by not in CRON_DECISIONS:
+            raise ValueError(f"unknown cron decision {self.decided_by!r}; expected one of {CRON_DECISIONS}")
 
 
 def _columns(record_type: type) -> list[str]:
@@ -177,12 +188,22 @@ async def write_metrics_snapshots(conn: AsyncConnection, snapshots: Sequence[Met
     )
 
 
-# A finished run never goes back to `running`, whatever order the outbox replays in.
+# A finished run never goes back to `running`, whatever order the outbox replays in. Rows
+# merge on uid only, and the uid of a run decided without Postgres names its process: a
+# second run of the same slot stays a second row (the truth), never an update of the first.
 _CRON_MERGE = """(uid) DO UPDATE SET
     status = EXCLUDED.status, duration_ms = EXCLUDED.duration_ms, error = EXCLUDED.error,
     tokens_used = EXCLUDED.tokens_used, model = EXCLUDED.model,
     session_key = COALESCE(EXCLUDED.session_key, cron_executions.session_key)
     WHERE cron_executions.status = 'running' AND EXCLUDED.status <> 'running'"""
+
+# The slots of `runs` that have more than one row: a slot that ran twice.
+_CRON_SLOTS_RUN_TWICE = """
+    SELECT job_name, scheduled_for,
+           string_agg(format('%%s (%%s)', coalesce(host, '?'), coalesce(decided_by, '?')), ', ' ORDER BY id)
+      FROM cron_executions
+     WHERE (job_id, scheduled_for) IN (SELECT * FROM unnest(%s::text[], %s::timestamptz[]))
+     GROUP BY job_id, job_name, scheduled_for HAVING count(*) > 1"""
 
 
 async def write_cron_executions(conn: AsyncConnection, runs: Sequence[CronExecution]) -> int:
@@ -193,13 +214,26 @@ async def write_cron_executions(conn: AsyncConnection, runs: Sequence[CronExecut
     for run in runs:
         if run.uid not in latest or latest[run.uid].status == "running":
             latest[run.uid] = run
-    return await insert_batch(
+    written = await insert_batch(
         conn,
         "cron_executions",
         _columns(CronExecution),
         [_CRON_ROW(r) for r in latest.values()],
         on_conflict=_CRON_MERGE,
     )
+    await _warn_of_slots_run_twice(conn, [r for r in latest.values() if r.decided_by == "lease"])
+    return written
+
+
+async def _warn_of_slots_run_twice(conn: AsyncConnection, lease_runs: Sequence[CronExecution]) -> None:
+    """Runs decided without Postgres arrive late: say so if one's slot had run elsewhere too
+    (it should never happen; both rows stay)."""
+    slots = [(r.job_id, r.scheduled_for) for r in lease_runs if r.job_id and r.scheduled_for]
+    if not slots:
+        return
+    cur = await conn.execute(_CRON_SLOTS_RUN_TWICE, ([j for j, _ in slots], [s for _, s in slots]))
+    for job_name, scheduled_for, runs in await cur.fetchall():
+        log.error("cron: %s at %s ran more than once: %s", job_name, scheduled_for.isoformat(), runs)
 
 
 # ---- outbox entries ---------------------------------------------------------------------
@@ -210,7 +244,7 @@ METRICS_SNAPSHOT = "metrics_snapshot"
 CRON_EXECUTION = "cron_execution"
 
 _UUID_FIELDS = frozenset({"id", "uid", "boot_id"})
-_TIME_FIELDS = frozenset({"created_at", "snapshot_at", "started_at"})
+_TIME_FIELDS = frozenset({"created_at", "snapshot_at", "started_at", "scheduled_for"})
 
 
 def to_payload(record: LlmCall | MetricsSnapshot | CronExecution) -> dict[str, Any]:
@@ -239,7 +273,8 @@ def from_payload(record_type: type[R], payload: dict[str, Any]) -> R:
         if values[name] is not None:
             values[name] = uuid.UUID(values[name])
     for name in _TIME_FIELDS & values.keys():
-        values[name] = datetime.fromisoformat(values[name])
+        if values[name] is not None:
+            values[name] = datetime.fromisoformat(values[name])
     return record_type(**values)
 
 
