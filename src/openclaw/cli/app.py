@@ -66,6 +66,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         " answer.",
     ),
     "db": ("openclaw.cli.db_cmd", "app", "Migrate the schema, show its status, print the database URL."),
+    "outbox": (
+        "openclaw.cli.outbox_cmd",
+        "app",
+        "The outbox, rows on their way to Postgres: what waits, what Postgres refused (dead), requeue, drop.",
+    ),
     "deploy": ("openclaw.cli.deploy_cmd", "app", "Record what is deployed where, and list it."),
     "config": (
         "openclaw.cli.config_cmd",
@@ -101,7 +106,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "cron": (
         "openclaw.cli.cron_cmd",
         "app",
-        "Cron jobs ($OPENCLAW_HOME/cron/jobs.json): list, run one now, history.",
+        "Cron jobs ($OPENCLAW_HOME/cron/jobs.json): list, run one now, history, leases.",
     ),
     "mcp": ("openclaw.cli.mcp_cmd", "app", "The MCP server your coding assistant reads openclaw through."),
 }

@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
 
 from openclaw.db.runtime import METRICS_SNAPSHOT, MetricsSnapshot, to_payload
-from openclaw.outbox import Spool
+from openclaw.outbox import Flusher, Spool
 
 
 @dataclass
@@ -86,11 +86,100 @@ class Process:
             )  # the peak, where statm is missing
 
 
+@dataclass(frozen=True, slots=True)
+class OutboxFigures:
+    """The outbox of this process, for /health and /metrics: read from memory, never from
+    the spool's tables (they may hold a million rows, or sit on a disk that is gone)."""
+
+    pending: int
+    dead: int
+    held_in_memory: int
+    refused: int
+    oldest_age_s: float | None
+    unwritable: str | None  # why the spool's disk cannot be written
+    halted: dict[str, str]  # kinds not shipped, and why (a bug, a kind with no handler)
+    last_error: str | None  # why Postgres cannot take entries now
+    shipped: int
+    moved_to_dead: int
+    max_entries: int
+
+    @classmethod
+    def of(cls, spool: Spool, flusher: Flusher) -> OutboxFigures:
+        stats = spool.stats()
+        oldest = stats.oldest_created_at_ms
+        return cls(
+            pending=stats.pending + stats.held_in_memory,
+            dead=stats.dead,
+            held_in_memory=stats.held_in_memory,
+            refused=stats.refused,
+            oldest_age_s=None if oldest is None else max(time.time() - oldest / 1000, 0.0),
+            unwritable=stats.unwritable,
+            halted=dict(flusher.halted),
+            last_error=flusher.last_error,
+            shipped=flusher.shipped,
+            moved_to_dead=flusher.buried,
+            max_entries=spool.max_entries,
+        )
+
+    @property
+    def problems(self) -> list[str]:
+        """What a person must look at (the gateway still serves)."""
+        found = [f"outbox_halted:{kind}" for kind in sorted(self.halted)]
+        if self.unwritable:
+            found.append("outbox_unwritable")
+        if self.pending >= self.max_entries:
+            found.append("outbox_full")
+        return found
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "pending": self.pending,
+            "dead": self.dead,
+            "held_in_memory": self.held_in_memory,
+            "refused": self.refused,
+            "oldest_age_seconds": None if self.oldest_age_s is None else round(self.oldest_age_s, 1),
+            "max_entries": self.max_entries,
+            "writable": self.unwritable is None,
+            "unwritable_reason": self.unwritable,
+            "halted_kinds": self.halted,
+            "last_error": self.last_error,
+            "shipped": self.shipped,
+            "moved_to_dead": self.moved_to_dead,
+        }
+
+
+def _outbox_metrics(o: OutboxFigures) -> Iterator[Metric]:
+    for name, value, text in (
+        ("pending", o.pending, "Entries waiting to reach Postgres (on disk and in memory)"),
+        ("dead", o.dead, "Entries Postgres refused, set aside (openclaw outbox dead)"),
+        ("held_in_memory", o.held_in_memory, "Entries held in memory: the spool's disk cannot be written"),
+        ("max_entries", o.max_entries, "The bound of the spool (outbox.max_entries)"),
+        ("writable", int(o.unwritable is None), "1 if the spool's disk can be written"),
+        ("halted_kinds", len(o.halted), "Kinds of entries not shipped because of a bug"),
+    ):
+        yield GaugeMetricFamily(f"openclaw_outbox_{name}", text, value=value)
+    age = GaugeMetricFamily(
+        "openclaw_outbox_oldest_entry_age_seconds", "Age of the oldest entry waiting (0 when none)"
+    )
+    age.add_metric([], o.oldest_age_s or 0.0)
+    yield age
+    for name, value, text in (
+        ("refused", o.refused, "Entries refused: the outbox was full, or no disk and no memory left"),
+        ("shipped", o.shipped, "Entries shipped to Postgres by this process"),
+        ("moved_to_dead", o.moved_to_dead, "Entries this process set aside as refused by Postgres"),
+    ):
+        yield CounterMetricFamily(f"openclaw_outbox_{name}_total", text, value=value)
+
+
 class _Collector:
-    def __init__(self, counters: Counters, process: Process, version: str) -> None:
-        self.counters, self.process, self.version = counters, process, version
+    def __init__(
+        self, counters: Counters, process: Process, version: str, outbox: OutboxFigures | None
+    ) -> None:
+        self.counters, self.process, self.version, self.outbox = counters, process, version, outbox
 
     def collect(self) -> Iterator[Metric]:
+        if self.outbox is not None:
+            yield from _outbox_metrics(self.outbox)
         c = self.counters
         requests = CounterMetricFamily(
             "openclaw_gateway_requests_total", "Requests per channel", labels=["channel"]
@@ -136,9 +225,11 @@ class _Collector:
         yield InfoMetricFamily("openclaw_gateway", "Gateway version", value={"version": self.version})
 
 
-def prometheus_text(counters: Counters, process: Process, version: str) -> bytes:
+def prometheus_text(
+    counters: Counters, process: Process, version: str, outbox: OutboxFigures | None = None
+) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Collector(counters, process, version))
+    registry.register(_Collector(counters, process, version, outbox))
     return generate_latest(registry)
 
 

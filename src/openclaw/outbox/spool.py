@@ -355,6 +355,46 @@ class Spool:
             ).fetchall()
         return [DeadEntry(*row) for row in rows]
 
+    # For a person (`openclaw outbox`): reads a command makes once, never the turn path's.
+
+    def dead_by_kind(self) -> dict[str, int]:
+        """Dead entries per kind, on disk (a GROUP BY over `dead`, which stays small)."""
+        return self._count_by_kind("dead")
+
+    def pending_by_kind(self) -> dict[str, int]:
+        """Entries waiting per kind, on disk (not those held in memory). A GROUP BY that
+        scans the whole backlog, about a second per million entries: for `openclaw outbox
+        status`, not for /health or the turn path (`stats()` is O(1))."""
+        return self._count_by_kind("entries")
+
+    def _count_by_kind(self, table: str) -> dict[str, int]:
+        reader = self._reader_connection()
+        if reader is None:
+            return {}
+        with self._reader_lock:
+            rows = reader.execute(
+                f"SELECT kind, count(*) FROM {table} GROUP BY kind ORDER BY kind"
+            ).fetchall()
+        return {str(kind): int(count) for kind, count in rows}
+
+    def dead_seqs(self, seqs: Iterable[int]) -> set[int]:
+        """Which of these seqs are dead entries (a primary-key probe each)."""
+        wanted = sorted(set(seqs))
+        reader = self._reader_connection()
+        if reader is None or not wanted:
+            return set()
+        found: set[int] = set()
+        with self._reader_lock:
+            for start in range(0, len(wanted), 500):  # within SQLite's limit of parameters
+                chunk = wanted[start : start + 500]
+                found.update(
+                    int(row[0])
+                    for row in reader.execute(
+                        f"SELECT seq FROM dead WHERE seq IN ({','.join('?' * len(chunk))})", chunk
+                    )
+                )
+        return found
+
     def meta(self) -> dict[str, str]:
         """What the spool records about itself (e.g. the database its entries are for)."""
         return self._call(lambda conn: dict(conn.execute("SELECT key, value FROM meta").fetchall()))
@@ -433,7 +473,8 @@ class Spool:
             with _transaction(conn):
                 cur = conn.execute(
                     "INSERT OR IGNORE INTO entries (seq, kind, payload, created_at_ms, session_key)"
-                    " SELECT seq, kind, payload, created_at_ms, json_extract(payload, '$.key')"
+                    " SELECT seq, kind, payload, created_at_ms,"
+                    " CASE WHEN kind LIKE 'session.%' THEN json_extract(payload, '$.key') END"
                     f" FROM dead{where}",
                     params,
                 )
@@ -491,7 +532,8 @@ class Spool:
                 shift = min(1, 1 if low is None else low) - 1 - last_seq
                 added = conn.executemany(
                     "INSERT INTO entries (seq, kind, payload, created_at_ms, session_key)"
-                    " VALUES (? + ?, ?, ?, ?, json_extract(?4, '$.key'))",
+                    " VALUES (?1 + ?2, ?3, ?4, ?5,"
+                    " CASE WHEN ?3 LIKE 'session.%' THEN json_extract(?4, '$.key') END)",
                     ((seq, shift, *rest) for seq, *rest in entries),
                 ).rowcount
                 added_dead = conn.executemany(
