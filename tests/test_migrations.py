@@ -145,3 +145,51 @@ def test_upgrade_from_the_plans_own_schema(capsys: pytest.CaptureFixture[str], e
         text = conn.execute("SELECT config_json::text FROM config_snapshots").fetchone()
     assert text is not None and "sk-plain-secret" not in text[0] and "[redacted:" in text[0]
     assert "old critical" in cli("issues", "list").stdout
+
+
+async def test_0007_migrates_a_database_with_a_key_over_the_new_limit(empty_db_url: str) -> None:
+    """A key longer than 0007 allows (its index took up to about 2,700 bytes) stays; the
+    constraint is added NOT VALID, so new rows obey it and the migration still succeeds.
+    Messages written before get their words from the new column, through the index."""
+    long_key = "webhook:main:" + "k" * 2000
+    before = [m for m in load_migrations() if m.version < 7]
+    async with await _connect(empty_db_url) as conn:
+        await migrate(conn, before)
+        await conn.execute("INSERT INTO sessions (session_key, agent_name) VALUES (%s, 'main')", (long_key,))
+        await conn.execute(
+            "INSERT INTO messages (session_id, role, content)"
+            " SELECT id, 'user', 'the zebra release' FROM sessions"
+        )
+        applied = await migrate(conn)
+        assert "0007_text_limits.sql" in [m.filename for m in applied]
+        kept = await (await conn.execute("SELECT session_key FROM sessions")).fetchall()
+        assert kept == [(long_key,)]
+        validated = await (
+            await conn.execute(
+                "SELECT convalidated FROM pg_constraint WHERE conname = 'sessions_session_key_length_check'"
+            )
+        ).fetchall()
+        assert validated == [(False,)]  # NOT VALID: the old row breaks it
+        with pytest.raises(psycopg.errors.CheckViolation):
+            await conn.execute(
+                "INSERT INTO sessions (session_key, agent_name) VALUES (%s, 'main')", (long_key + "2",)
+            )
+        await conn.execute("SET enable_seqscan = off")
+        search = "SELECT id FROM reader.message_words WHERE words @@ plainto_tsquery('simple', 'zebra')"
+        found = await (
+            await conn.execute(f"SELECT m.content FROM messages m WHERE m.id IN ({search})")
+        ).fetchall()
+        plan = await (await conn.execute(f"EXPLAIN {search}")).fetchall()
+    assert found == [("the zebra release",)]
+    assert "idx_messages_fts" in "\n".join(line for (line,) in plan)
+
+
+async def test_0007_validates_the_key_limit_on_a_database_that_obeys_it(db_url: str) -> None:
+    async with await _connect(db_url) as conn:
+        rows = await (
+            await conn.execute(
+                "SELECT conrelid::regclass::text, convalidated FROM pg_constraint"
+                " WHERE conname LIKE '%session_key_length_check' ORDER BY 1"
+            )
+        ).fetchall()
+    assert rows == [("llm_calls", True), ("sessions", True)]

@@ -5,6 +5,11 @@ message of the turn (assistant with tool calls, tool results, the final answer),
 the tokens. A turn that fails (timeout, cancellation, every model down) keeps the user's
 text and stores nothing half-done, so the history never holds a tool call without its
 result.
+
+A turn checks what it is given before it writes anything, whoever calls it (the webhook,
+a channel, the CLI, cron): a session key Postgres could not index, or text that is not
+valid Unicode (a lone surrogate, which UTF-8 cannot encode), is refused with a usage error,
+and no session row is left behind.
 """
 
 from __future__ import annotations
@@ -14,10 +19,11 @@ from dataclasses import dataclass, field
 
 from openclaw.agent.tools import ToolRegistry
 from openclaw.chat import Message, Role
-from openclaw.errors import OpenclawError
+from openclaw.errors import OpenclawError, UsageError
 from openclaw.llm.config import ModelRef
 from openclaw.llm.router import OnRestart, Router
 from openclaw.llm.types import OnDelta
+from openclaw.sessions.keys import agent_name_problem, check_session_key
 from openclaw.sessions.store import SessionStore
 
 DEFAULT_MAX_ROUNDS = 10
@@ -32,6 +38,29 @@ def default_system_prompt(agent: str) -> str:
 
 class TurnTimeoutError(OpenclawError):
     pass
+
+
+class InvalidMessageError(UsageError):
+    """A turn's text that cannot be stored (a usage error of whoever sent it)."""
+
+
+def message_problem(text: str) -> str | None:
+    """Why `text` cannot be a message, or None. NUL characters are fine: the stores keep
+    them as U+FFFD. A lone surrogate is not: no encoding can store it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = f"U+{ord(text[exc.start]):04X} at position {exc.start + 1}"
+        return f"the message is not valid Unicode text: a lone surrogate, {bad}"
+    return None
+
+
+def check_turn_input(session_key: str, text: str) -> None:
+    """InvalidSessionKeyError or InvalidMessageError for what a turn cannot store."""
+    check_session_key(session_key)
+    problem = message_problem(text)
+    if problem is not None:
+        raise InvalidMessageError(problem)
 
 
 @dataclass(slots=True)
@@ -56,6 +85,9 @@ class Agent:
         max_rounds: int = DEFAULT_MAX_ROUNDS,
         turn_timeout_s: float = 300.0,
     ) -> None:
+        problem = agent_name_problem(name)
+        if problem is not None:
+            raise UsageError(problem)
         self.router = router
         self.store = store
         self.tools = tools
@@ -73,6 +105,7 @@ class Agent:
         on_delta: OnDelta | None = None,
         on_restart: OnRestart | None = None,
     ) -> TurnResult:
+        check_turn_input(session_key, text)  # before the first write
         try:
             async with asyncio.timeout(self.turn_timeout_s):
                 return await self._turn(session_key, text, model, on_delta, on_restart)

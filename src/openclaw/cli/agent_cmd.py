@@ -15,7 +15,7 @@ import typer
 from psycopg import AsyncConnection
 from psycopg.rows import class_row
 
-from openclaw.agent.loop import TurnResult
+from openclaw.agent.loop import TurnResult, message_problem
 from openclaw.agent.runtime import AgentRuntime, open_runtime
 from openclaw.cli.common import JSON_OPTION, note, print_json, print_table, run_db, state, when
 from openclaw.db.runtime import LlmCall
@@ -24,7 +24,7 @@ from openclaw.durations import parse_duration
 from openclaw.errors import ConfigError, NotFoundError, OpenclawError, UsageError
 from openclaw.home import openclaw_home
 from openclaw.llm.config import ModelRef, load_llm_config
-from openclaw.sessions.keys import new_cli_key
+from openclaw.sessions.keys import agent_name_problem, new_cli_key, session_key_problem
 
 AGENT_OPTION = typer.Option("main", "--agent", help="Agent name (sessions live under it).")
 MODEL_OPTION = typer.Option(
@@ -48,6 +48,20 @@ def _model(text: str | None) -> ModelRef | None:
     if problem is not None:
         raise UsageError(f"--model: {problem}")
     return ref
+
+
+def _session_key(agent: str, session: str | None) -> str:
+    """The key of the turns: --session, else a new CLI session of --agent. A key or a name
+    that Postgres could not store is a usage error now, before anything is written."""
+    problem = agent_name_problem(agent)
+    if problem is not None:
+        raise UsageError(f"--agent: {problem}")
+    if session is None:
+        return new_cli_key(agent)
+    problem = session_key_problem(session)
+    if problem is not None:
+        raise UsageError(f"--session: {problem}")
+    return session
 
 
 def _use_fallback() -> bool:
@@ -117,10 +131,14 @@ def agent_command(
     the interrupted call is logged as cancelled, with what it had said."""
     if not message.strip():
         raise UsageError("the message is empty")
+    problem = message_problem(message)
+    if problem is not None:
+        raise UsageError(f"--message: {problem}")
+    key = _session_key(agent, session)
     ref = _model(model)
 
     async def work(runtime: AgentRuntime) -> None:
-        await _turn(runtime, session or new_cli_key(agent), message, ref)
+        await _turn(runtime, key, message, ref)
 
     asyncio.run(_with_runtime(ctx, agent, work))
 
@@ -155,8 +173,8 @@ def chat_command(
 ) -> None:
     """Talk with the agent; /exit or Ctrl-D ends, /help lists the commands. A new session
     unless --session. Ctrl-C stops the answer being written and the chat goes on."""
+    key = _session_key(agent, session)
     ref = _model(model)
-    key = session or new_cli_key(agent)
 
     async def work(runtime: AgentRuntime) -> None:
         note(f"session {key} · /help for commands, /exit to leave")

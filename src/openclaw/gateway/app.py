@@ -22,14 +22,17 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from psycopg.rows import class_row
+from starlette.requests import ClientDisconnect
 
 from openclaw import __version__
-from openclaw.agent.loop import TurnTimeoutError
+from openclaw.agent.loop import InvalidMessageError, TurnTimeoutError, message_problem
 from openclaw.agent.runtime import AgentRuntime
 from openclaw.db.runtime import LlmCall
+from openclaw.errors import first_line
 from openclaw.gateway.config import GatewayConfig
 from openclaw.gateway.metrics import Counters, Process, prometheus_text
 from openclaw.llm.router import AllModelsFailedError, ProviderInitError
+from openclaw.sessions.keys import InvalidSessionKeyError
 
 PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -71,8 +74,71 @@ def _entry(call: LlmCall) -> dict[str, Any]:
     return entry
 
 
-def _error(request_id: str, status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"request_id": request_id, "error": message, "error_code": code}, status_code=status)
+def _error(request_id: str, status: int, code: str, message: str, *, close: bool = False) -> JSONResponse:
+    """The webhook's error answer. `close`: the body was not read to its end, so the
+    connection cannot carry another request; the server closes it after this answer."""
+    headers = {"connection": "close"} if close else None
+    return JSONResponse(
+        {"request_id": request_id, "error": message, "error_code": code}, status_code=status, headers=headers
+    )
+
+
+class _BodyTooLargeError(Exception):
+    pass
+
+
+async def _read_body(request: Request, max_bytes: int, timeout_s: float) -> bytes:
+    """The request's body, whole. _BodyTooLargeError past `max_bytes`; TimeoutError when
+    it has not all arrived within `timeout_s` (a client that sends slowly, or less than its
+    Content-Length, must not hold a connection); ClientDisconnect when the client left."""
+    body = bytearray()  # appended to in place: a body sent a byte at a time costs O(n)
+    async with asyncio.timeout(timeout_s):
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > max_bytes:
+                raise _BodyTooLargeError
+    return bytes(body)
+
+
+# Python's own default limit, whatever this process's setting: int() of a longer string
+# costs time quadratic in its length.
+_MAX_INT_DIGITS = 4300
+
+
+def _json_int(text: str) -> int:
+    if len(text.lstrip("-")) > _MAX_INT_DIGITS:
+        raise ValueError(f"a number of {len(text)} digits (at most {_MAX_INT_DIGITS})")
+    return int(text)
+
+
+@dataclass(frozen=True, slots=True)
+class _Refusal:
+    code: str
+    message: str
+
+
+def _webhook_input(body: bytes, config: GatewayConfig) -> tuple[str, str | None] | _Refusal:
+    """The message and the session key (None: a new session) of a webhook body, or why
+    they are refused. Every malformed body is refused here, before anything is written."""
+    try:
+        payload = json.loads(body or b"null", parse_int=_json_int)
+    except RecursionError:  # nesting deeper than the parser's stack
+        return _Refusal("INVALID_JSON", "the body is not valid JSON: nested too deeply")
+    except ValueError as exc:  # not JSON, not UTF-8, or an integer of thousands of digits
+        return _Refusal("INVALID_JSON", f"the body is not valid JSON: {first_line(exc)}")
+    message = payload.get("message") if isinstance(payload, dict) else None
+    if not isinstance(message, str) or not message.strip():
+        return _Refusal("MISSING_MESSAGE", 'the body needs a non-empty "message"')
+    problem = message_problem(message)
+    if problem is not None:
+        return _Refusal("INVALID_MESSAGE", f'"message": {problem}')
+    key = payload.get("session_key")
+    if key is not None and (not isinstance(key, str) or not key.strip()):
+        return _Refusal("INVALID_SESSION_KEY", '"session_key" must be a non-empty string')
+    problem = config.webhook_key_problem(key) if key is not None else None
+    if problem is not None:
+        return _Refusal("INVALID_SESSION_KEY", problem)
+    return message, key
 
 
 def create_app(gw: Gateway) -> FastAPI:
@@ -279,26 +345,24 @@ def create_app(gw: Gateway) -> FastAPI:
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > gw.config.max_body_bytes:
             return _error(request_id, 413, "PAYLOAD_TOO_LARGE", f"body over {gw.config.max_body_bytes} bytes")
-        body = b""
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > gw.config.max_body_bytes:
-                return _error(
-                    request_id, 413, "PAYLOAD_TOO_LARGE", f"body over {gw.config.max_body_bytes} bytes"
-                )
         try:
-            payload = json.loads(body or b"null")
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            return _error(request_id, 400, "INVALID_JSON", "the body is not valid JSON")
-        message = payload.get("message") if isinstance(payload, dict) else None
-        if not isinstance(message, str) or not message.strip():
-            return _error(request_id, 400, "MISSING_MESSAGE", 'the body needs a non-empty "message"')
-        key = payload.get("session_key")
-        if key is not None and (not isinstance(key, str) or not key.strip()):
-            return _error(request_id, 400, "INVALID_SESSION_KEY", '"session_key" must be a non-empty string')
-        problem = gw.config.webhook_key_problem(key) if key is not None else None
-        if problem is not None:
-            return _error(request_id, 400, "INVALID_SESSION_KEY", problem)
+            body = await _read_body(request, gw.config.max_body_bytes, gw.config.webhook_body_timeout_s)
+        except _BodyTooLargeError:
+            too_large = f"body over {gw.config.max_body_bytes} bytes"
+            return _error(request_id, 413, "PAYLOAD_TOO_LARGE", too_large, close=True)
+        except TimeoutError:
+            timeout_s = gw.config.webhook_body_timeout_s
+            return _error(
+                request_id, 408, "BODY_TIMEOUT", f"the body did not arrive within {timeout_s:g} s", close=True
+            )
+        except ClientDisconnect:
+            # Nobody reads this answer; a client that left is not the gateway's error.
+            log.debug("webhook: the client disconnected before its body arrived")
+            return _error(request_id, 400, "CLIENT_DISCONNECTED", "the client disconnected", close=True)
+        parsed = _webhook_input(body, gw.config)
+        if isinstance(parsed, _Refusal):
+            return _error(request_id, 400, parsed.code, parsed.message)
+        message, key = parsed
         if gw.draining:
             return _error(request_id, 503, "SHUTTING_DOWN", "the gateway is shutting down")
         if gw.active_turns >= gw.config.sandbox.max_concurrent:
@@ -315,6 +379,10 @@ def create_app(gw: Gateway) -> FastAPI:
 
         try:
             result = await runtime.agent.turn(session_key, message, model=gw.config.model)
+        except InvalidSessionKeyError as exc:  # checked above; the turn checks again before it writes
+            return _error(request_id, 400, "INVALID_SESSION_KEY", str(exc))
+        except InvalidMessageError as exc:
+            return _error(request_id, 400, "INVALID_MESSAGE", str(exc))
         except TurnTimeoutError as exc:
             gw.counters.agent_timeouts += 1
             return failed("AGENT_TURN_FAILED", str(exc))

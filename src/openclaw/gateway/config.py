@@ -4,8 +4,12 @@
     {"telegram": {"bot_token": "...", "allowed_user_ids": [123], "api_base": "https://api.telegram.org"},
      "discord":  {"bot_token": "...", "allowed_user_ids": [456], "api_base": "https://discord.com/api/v10"},
      "agent": {"name": "main", "fallback": true, "model": null, "sandbox": {...}},
-     "webhook": {"token": "...", "allowed_session_prefixes": ["webhook:"]},
+     "webhook": {"token": "...", "allowed_session_prefixes": ["webhook:"], "body_timeout_s": 10},
      "metrics": {"snapshot_interval_secs": 60}, "llm_log": {"capacity": 256}}
+
+A webhook request's body must arrive within `webhook.body_timeout_s` seconds of its
+headers (408 and the connection closed otherwise): a client that sends slowly, or less than
+it announced, does not hold a connection.
 
 A channel without an allowlist is open to anyone who finds the bot: its turns get no
 `exec`, and `read_file`/`list_dir` only under `agent.sandbox.root` (default
@@ -29,12 +33,13 @@ from openclaw.agent.tools import SandboxSettings, sandbox_from
 from openclaw.errors import ConfigError
 from openclaw.home import gateway_config_path, manual_config_path
 from openclaw.llm.config import ModelRef
+from openclaw.sessions.keys import MAX_SESSION_KEY_CHARS, agent_name_problem, session_key_problem
 from openclaw.settings import read_gateway_config, read_json_object
 
 DEFAULT_PORT = 3100
 DEFAULT_BIND = "127.0.0.1"
 MAX_WEBHOOK_BODY_BYTES = 1_000_000
-MAX_SESSION_KEY_CHARS = 256
+WEBHOOK_BODY_TIMEOUT_S = 10.0
 WEBHOOK_SESSION_PREFIXES = ("webhook:",)  # openclaw-rs's webhook keys: webhook:{agent}:{uuid}
 TELEGRAM_API_BASE = "https://api.telegram.org"
 DISCORD_API_BASE = "https://discord.com/api/v10"
@@ -73,6 +78,7 @@ class GatewayConfig:
     port: int = DEFAULT_PORT
     snapshot_interval_s: float = 60.0
     max_body_bytes: int = MAX_WEBHOOK_BODY_BYTES
+    webhook_body_timeout_s: float = WEBHOOK_BODY_TIMEOUT_S
     webhook_session_prefixes: tuple[str, ...] = WEBHOOK_SESSION_PREFIXES
 
     def tokens(self) -> tuple[str, ...]:
@@ -83,7 +89,7 @@ class GatewayConfig:
         """Why the webhook may not write to session `key`, or None when it may: a webhook
         caller must not write into a Telegram or Discord user's conversation."""
         fits = any(key.startswith(p) and len(key) > len(p) for p in self.webhook_session_prefixes)
-        if fits and len(key) <= MAX_SESSION_KEY_CHARS and key.isprintable():
+        if fits and session_key_problem(key) is None:
             return None
         return (
             f'"session_key" must start with {", ".join(self.webhook_session_prefixes)} '
@@ -182,9 +188,15 @@ def load_gateway_config() -> GatewayConfig:
     interval = metrics.get("snapshot_interval_secs", 60)
     if isinstance(interval, bool) or not isinstance(interval, int | float) or interval <= 0:
         raise ConfigError("metrics.snapshot_interval_secs must be a positive number")
+    problem = agent_name_problem(str(name))
+    if problem is not None:
+        raise ConfigError(f"agent.name (or AGENT_NAME): {problem}")
     webhook = document.get("webhook") or {}
     if not isinstance(webhook, dict):
         raise ConfigError(f'"webhook" in {path} must be an object')
+    body_timeout = webhook.get("body_timeout_s", WEBHOOK_BODY_TIMEOUT_S)
+    if isinstance(body_timeout, bool) or not isinstance(body_timeout, int | float) or not body_timeout > 0:
+        raise ConfigError("webhook.body_timeout_s must be a positive number of seconds")
     return GatewayConfig(
         agent_name=str(name),
         use_fallback=bool(fallback),
@@ -194,6 +206,7 @@ def load_gateway_config() -> GatewayConfig:
         discord=_channel(document.get("discord") or {}, "discord", "DISCORD", DISCORD_API_BASE),
         webhook_token=webhook.get("token") or None,
         webhook_session_prefixes=_prefixes(webhook),
+        webhook_body_timeout_s=float(body_timeout),
         api_token=_manual_auth_token(),
         bind=os.environ.get("HTTP_BIND", DEFAULT_BIND),
         port=port,

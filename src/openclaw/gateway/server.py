@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE_S = 30.0
 LISTEN_BACKLOG = 2048  # uvicorn's default
+# An idle kept-alive connection is closed after this. (uvicorn's default, said here: a slow
+# request's body has its own deadline, webhook.body_timeout_s.)
+KEEP_ALIVE_S = 5
 
 
 class ListenError(OpenclawError):
@@ -178,6 +181,7 @@ async def _serve(target: DatabaseTarget, config: GatewayConfig, sock: socket.soc
             log_level="warning",
             lifespan="off",
             timeout_graceful_shutdown=int(SHUTDOWN_GRACE_S),
+            timeout_keep_alive=KEEP_ALIVE_S,
         )
     )
     log.warning(

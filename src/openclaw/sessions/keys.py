@@ -8,12 +8,75 @@
 | cron     | cron:{agent}:{uuid4}                  |
 | webhook  | webhook:{agent}:{uuid4} (or the request's own key) |
 | subagent | subagent:{agent}:{uuid4}              |
+
+A key is at most MAX_SESSION_KEY_CHARS printable characters, wherever it comes from (the
+webhook, `--session`, a channel): a longer one once failed in Postgres's index on the key
+(SQLSTATE 54000, taken for an outage), and migration 0007 adds the same bound as a CHECK.
+Keys built from ids always fit: the agent name is at most MAX_AGENT_NAME_CHARS, and the
+longest built key, a Telegram chat's after /new, is `tg:{agent}:{user}:{chat}:{uuid4}` with
+two 64-bit ids: 82 characters and the name.
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+
+from openclaw.errors import UsageError
+
+MAX_SESSION_KEY_CHARS = 256
+# What the Postgres CHECK allows (octet_length): any key within the character limit, in
+# UTF-8, and far below what a btree index row holds (about 2,700 bytes).
+MAX_SESSION_KEY_BYTES = 4 * MAX_SESSION_KEY_CHARS
+MAX_AGENT_NAME_CHARS = 64
+
+
+class InvalidSessionKeyError(UsageError):
+    """A session key that is empty, too long, or holds a character a key may not (a usage
+    error of whoever gave it: exit code 2 on the command line, 400 from the webhook)."""
+
+
+def _unprintable(text: str) -> str | None:
+    """The first character of `text` that is not printable (a control character, a NUL, a
+    lone surrogate that UTF-8 cannot encode...), described, or None."""
+    for index, char in enumerate(text):
+        if not char.isprintable():
+            return f"U+{ord(char):04X} at position {index + 1}"
+    return None
+
+
+def session_key_problem(key: str) -> str | None:
+    """Why `key` cannot be a session key, in a few words; None when it can."""
+    if not key.strip():
+        return "a session key may not be empty"
+    if len(key) > MAX_SESSION_KEY_CHARS:
+        return f"a session key has at most {MAX_SESSION_KEY_CHARS} characters, not {len(key)}"
+    bad = _unprintable(key)
+    if bad is not None:
+        return f"a session key holds printable characters only, not {bad}"
+    return None
+
+
+def check_session_key(key: str) -> str:
+    """`key`, or InvalidSessionKeyError saying what is wrong with it."""
+    problem = session_key_problem(key)
+    if problem is not None:
+        raise InvalidSessionKeyError(problem)
+    return key
+
+
+def agent_name_problem(name: str) -> str | None:
+    """Why `name` cannot name an agent (it is part of every key the agent's sessions get);
+    None when it can."""
+    if not name.strip():
+        return "an agent name may not be empty"
+    if len(name) > MAX_AGENT_NAME_CHARS:
+        return f"an agent name has at most {MAX_AGENT_NAME_CHARS} characters, not {len(name)}"
+    bad = _unprintable(name)
+    if bad is not None:
+        return f"an agent name holds printable characters only, not {bad}"
+    return None
+
 
 _CHANNELS = {"tg": "telegram", "dc": "discord", "cron": "cron", "webhook": "webhook", "subagent": "subagent"}
 
