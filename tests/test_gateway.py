@@ -387,3 +387,43 @@ async def test_without_models_the_gateway_serves_and_says_why(
         assert reply.status_code == 500 and reply.json()["error_code"] == "PROVIDER_INIT_FAILED"
         assert "model config not found" in reply.json()["error"]
     await runtime.close()
+
+
+async def test_the_outbox_shows_in_health_ready_and_metrics(
+    api: tuple[httpx.AsyncClient, Gateway], fake: FakeLlm, db_url: str
+) -> None:
+    """Issue 11: the bound, pending, dead, refused and the oldest entry's age are /metrics
+    series; a kind the outbox cannot ship, or a spool disk that cannot be written, makes
+    /health degraded and is named by /ready (which still serves)."""
+    client, gateway = api
+    runtime = gateway.runtime
+    assert runtime.spool.append("kind.from.a.newer.openclaw", {"x": 1})
+    await runtime.flusher.drain(timeout_s=10)
+    health = (await client.get("/health")).json()
+    assert health["status"] == "degraded"
+    assert health["problems"] == ["outbox_halted:kind.from.a.newer.openclaw"]
+    outbox = health["outbox"]
+    assert outbox["pending"] == 1 and outbox["writable"] is True and outbox["max_entries"] == 1_000_000
+    assert outbox["oldest_age_seconds"] is not None
+    ready = await client.get("/ready")
+    assert ready.status_code == 200 and ready.json()["degraded"] == health["problems"]
+    metrics = (await client.get("/metrics")).text
+    for series in (
+        "openclaw_outbox_pending 1.0",
+        "openclaw_outbox_dead 0.0",
+        "openclaw_outbox_halted_kinds 1.0",
+        "openclaw_outbox_writable 1.0",
+        "openclaw_outbox_refused_total 0.0",
+        "openclaw_outbox_max_entries 1e+06",
+    ):
+        assert series in metrics, series
+    assert "openclaw_outbox_oldest_entry_age_seconds" in metrics
+
+    # A row Postgres refuses for what it holds: an error for that turn (4xx), not an outage.
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("ALTER TABLE messages ADD CONSTRAINT no_poison CHECK (content NOT LIKE 'poison%')")
+    reply = await client.post(
+        "/webhook", json={"message": "poison pill", "session_key": "webhook:main:p"}, headers=AUTH
+    )
+    assert reply.status_code == 422 and reply.json()["error_code"] == "MESSAGE_NOT_STORED"
+    assert runtime.spool.pending() == 1  # nothing spooled for it

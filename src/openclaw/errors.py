@@ -53,5 +53,15 @@ class DatabaseError(OpenclawError):
     """The database cannot be reached, or refused what we asked."""
 
 
+class NotStoredError(DatabaseError):
+    """A session write that could not be kept: Postgres refused the row for what it holds
+    (`retryable` False: sending it again will not help), or Postgres is unreachable and the
+    outbox cannot take more (`retryable` True)."""
+
+    def __init__(self, message: str, *, retryable: bool) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
 class MigrationError(DatabaseError):
     """The schema cannot be brought up to date (an edited migration, a failed statement)."""

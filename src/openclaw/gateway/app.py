@@ -28,9 +28,9 @@ from openclaw import __version__
 from openclaw.agent.loop import InvalidMessageError, TurnTimeoutError, message_problem
 from openclaw.agent.runtime import AgentRuntime
 from openclaw.db.runtime import LlmCall
-from openclaw.errors import first_line
+from openclaw.errors import NotStoredError, first_line
 from openclaw.gateway.config import GatewayConfig
-from openclaw.gateway.metrics import Counters, Process, prometheus_text
+from openclaw.gateway.metrics import Counters, OutboxFigures, Process, prometheus_text
 from openclaw.llm.router import AllModelsFailedError, ProviderInitError
 from openclaw.sessions.keys import InvalidSessionKeyError
 
@@ -191,11 +191,16 @@ def create_app(gw: Gateway) -> FastAPI:
             "llm_errors": stats.errors,
         }
 
+    def outbox() -> OutboxFigures:
+        return OutboxFigures.of(runtime.spool, runtime.flusher)
+
     @app.get("/health")
     async def health() -> dict[str, Any]:
         rss = gw.process.rss_bytes
+        figures = outbox()
         return {
-            "status": "draining" if gw.draining else "ok",
+            "status": "draining" if gw.draining else "degraded" if figures.problems else "ok",
+            "problems": figures.problems,
             "version": __version__,
             "agent": gw.config.agent_name,
             "uptime": _uptime(gw.process.uptime_s),
@@ -210,13 +215,7 @@ def create_app(gw: Gateway) -> FastAPI:
             "fallback_chain": [str(m) for m in runtime.config.fallbacks],
             "llm_log": llm_stats(),
             "sessions": await session_totals(),
-            "outbox": {
-                "pending": runtime.spool.pending(),
-                "dead": runtime.spool.dead(),
-                "refused": runtime.spool.rejected,
-                "not_persisted_llm_calls": runtime.llm_log.not_persisted,
-                "last_error": runtime.flusher.last_error,
-            },
+            "outbox": {**figures.as_dict(), "not_persisted_llm_calls": runtime.llm_log.not_persisted},
         }
 
     @app.get("/version")
@@ -241,19 +240,24 @@ def create_app(gw: Gateway) -> FastAPI:
             checks["database"] = True
         except Exception:
             checks["database"] = False
-        checks["outbox_not_full"] = runtime.spool.pending() < runtime.spool.max_entries
+        figures = outbox()
+        checks["outbox_not_full"] = figures.pending < figures.max_entries
         failed = [name for name, ok in checks.items() if not ok]
         body = {
             "ready": not failed,
             "checks_total": len(checks),
             "checks_passed": len(checks) - len(failed),
             "failed": failed,
+            # Serving, but a person must look: a kind the outbox cannot ship (a bug), a spool
+            # disk that cannot be written (entries held in memory).
+            "degraded": figures.problems,
         }
         return JSONResponse(body, status_code=200 if not failed else 503)
 
     @app.get("/metrics")
     async def metrics() -> Response:
-        return Response(prometheus_text(gw.counters, gw.process, __version__), media_type=PROMETHEUS)
+        text = prometheus_text(gw.counters, gw.process, __version__, outbox())
+        return Response(text, media_type=PROMETHEUS)
 
     @app.get("/metrics/json")
     async def metrics_json() -> dict[str, Any]:
@@ -390,6 +394,12 @@ def create_app(gw: Gateway) -> FastAPI:
             return failed("PROVIDER_INIT_FAILED", str(exc))
         except AllModelsFailedError as exc:
             return failed("AGENT_TURN_FAILED", str(exc))
+        except NotStoredError as exc:  # nothing of the turn is kept: say so, no traceback
+            log.error("webhook: %s: %s", session_key, exc)
+            gw.counters.webhook_errors += 1
+            if exc.retryable:
+                return _error(request_id, 503, "OUTBOX_FULL", str(exc))
+            return _error(request_id, 422, "MESSAGE_NOT_STORED", str(exc))
         except asyncio.CancelledError:
             gw.counters.tasks_cancelled += 1
             raise

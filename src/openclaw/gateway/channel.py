@@ -19,12 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from openclaw.agent.loop import Agent, TurnTimeoutError
+from openclaw.agent.loop import Agent, InvalidMessageError, TurnTimeoutError
 from openclaw.cron.runner import CronRunner
-from openclaw.errors import NotFoundError
+from openclaw.errors import NotFoundError, NotStoredError
 from openclaw.gateway.app import Gateway
 from openclaw.gateway.config import ChannelConfig
 from openclaw.llm.router import AllModelsFailedError, ProviderInitError
+from openclaw.sessions.keys import InvalidSessionKeyError
 
 log = logging.getLogger(__name__)
 
@@ -230,6 +231,15 @@ class ChannelCore:
         except AllModelsFailedError:
             self._count("errors")
             await reply.send("Sorry, no model could answer just now. Try again in a moment.")
+            return
+        except (InvalidMessageError, InvalidSessionKeyError):
+            self._count("errors")
+            await reply.send("That message could not be read (it is not valid text).")
+            return
+        except NotStoredError as exc:  # one line in the log: not a bug
+            log.error("%s: chat %s: %s", self.channel, msg.chat_id, exc)
+            self._count("errors")
+            await reply.send("Sorry, that message could not be stored, so it was not answered.")
             return
         except Exception:  # unforeseen: the user hears of it, the log has the details, the bot serves on
             log.exception("%s: the answer to chat %s failed", self.channel, msg.chat_id)

@@ -5,7 +5,8 @@
      "discord":  {"bot_token": "...", "allowed_user_ids": [456], "api_base": "https://discord.com/api/v10"},
      "agent": {"name": "main", "fallback": true, "model": null, "sandbox": {...}},
      "webhook": {"token": "...", "allowed_session_prefixes": ["webhook:"], "body_timeout_s": 10},
-     "metrics": {"snapshot_interval_secs": 60}, "llm_log": {"capacity": 256}}
+     "metrics": {"snapshot_interval_secs": 60}, "llm_log": {"capacity": 256},
+     "cron": {"lease_s": 120}, "outbox": {"max_entries": 1000000, "memory_entries": 10000}}
 
 A webhook request's body must arrive within `webhook.body_timeout_s` seconds of its
 headers (408 and the connection closed otherwise): a client that sends slowly, or less than
@@ -30,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from openclaw.agent.tools import SandboxSettings, sandbox_from
+from openclaw.cron.lease import DEFAULT_LEASE_S, lease_seconds
 from openclaw.errors import ConfigError
 from openclaw.home import gateway_config_path, manual_config_path
 from openclaw.llm.config import ModelRef
@@ -80,6 +82,7 @@ class GatewayConfig:
     max_body_bytes: int = MAX_WEBHOOK_BODY_BYTES
     webhook_body_timeout_s: float = WEBHOOK_BODY_TIMEOUT_S
     webhook_session_prefixes: tuple[str, ...] = WEBHOOK_SESSION_PREFIXES
+    cron_lease_s: float = DEFAULT_LEASE_S
 
     def tokens(self) -> tuple[str, ...]:
         """Tokens that open /logs, /status and the webhook."""
@@ -197,7 +200,11 @@ def load_gateway_config() -> GatewayConfig:
     body_timeout = webhook.get("body_timeout_s", WEBHOOK_BODY_TIMEOUT_S)
     if isinstance(body_timeout, bool) or not isinstance(body_timeout, int | float) or not body_timeout > 0:
         raise ConfigError("webhook.body_timeout_s must be a positive number of seconds")
+    cron = document.get("cron") or {}
+    if not isinstance(cron, dict):
+        raise ConfigError(f'"cron" in {path} must be an object')
     return GatewayConfig(
+        cron_lease_s=lease_seconds(cron),
         agent_name=str(name),
         use_fallback=bool(fallback),
         model=ModelRef.parse(model) if model else None,

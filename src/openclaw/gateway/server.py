@@ -145,6 +145,7 @@ async def _serve(target: DatabaseTarget, config: GatewayConfig, sock: socket.soc
         runtime.database,
         host=gateway.host,
         deliver=telegram_delivery(config.telegram, runtime.client),
+        lease_s=config.cron_lease_s,
     )
     cron_loop = asyncio.create_task(cron.loop(stop))
     telegram = None

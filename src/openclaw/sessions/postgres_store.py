@@ -19,7 +19,7 @@ from psycopg_pool import PoolTimeout
 from openclaw.chat import Message, Role, parse_tool_calls
 from openclaw.db.database import Database
 from openclaw.db.sanitize import pg_json_text, pg_text
-from openclaw.errors import DatabaseError, first_line
+from openclaw.errors import NotStoredError, first_line
 from openclaw.outbox import Spool
 from openclaw.outbox.classify import Verdict, classify, is_unavailable
 from openclaw.sessions.history import MAX_MESSAGES
@@ -124,12 +124,15 @@ class PostgresSessionStore(SessionStore):
         for what it holds (or a bug) is an error for this turn, not a reason to wait."""
         verdict = classify(exc)
         if verdict is Verdict.BAD_ROW:
-            raise DatabaseError(f"Postgres refused to store this message: {first_line(exc)}") from exc
+            raise NotStoredError(
+                f"Postgres refused to store this message: {first_line(exc)}", retryable=False
+            ) from exc
         if verdict is Verdict.BUG or self.spool is None:
             raise exc
         if not await self.spool.put(kind, payload, session_key=key):
-            raise DatabaseError(
-                "Postgres is unreachable and the outbox cannot take more: this message was not stored"
+            raise NotStoredError(
+                "Postgres is unreachable and the outbox cannot take more: this message was not stored",
+                retryable=True,
             ) from None
         self._spooled.add(key)
         if isinstance(exc, _BehindOutboxError | _RecentlyDownError):
