@@ -46,6 +46,7 @@ class PrivateCluster:
         try:
             subprocess.run(
                 [str(PG_BIN / program), *args],
+                cwd=self.root,  # the postgres user may not read the caller's directory
                 check=True,
                 capture_output=True,
                 timeout=120,

@@ -13,7 +13,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from openclaw.db.embedded import _pgserver, stop_embedded
+from openclaw.db.embedded import _pgserver, start_embedded, stop_embedded
 from openclaw.db.migrate import load_migrations
 
 pytestmark = [pytest.mark.embedded, pytest.mark.slow]
@@ -74,6 +74,19 @@ def test_embedded_server_starts_on_demand_and_is_shared(home: Path) -> None:
     assert run(home, "db", "stop").stdout.strip() == "the embedded server is not running"
     # Data survives the stop, and the next command starts the server again.
     assert "first" in run(home, "issues", "list").stdout
+
+
+def test_a_process_starts_its_server_again_once_another_stopped_it(home: Path) -> None:
+    """pgserver starts a server once per process and hands back that one, stopped or not:
+    a gateway's watchdog (openclaw.db.embedded_watchdog) needs start_embedded to start it
+    again in the process that started it first."""
+    pgdata = home / "pgdata"
+    url = start_embedded(pgdata)
+    assert run(home, "db", "stop").stdout.strip() == "stopped the embedded server"
+
+    assert start_embedded(pgdata) == url
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)
 
 
 @pytest.mark.parametrize("version", [16, 18])

@@ -59,12 +59,12 @@ class AgentRuntime:
         Postgres was not ready at the start)."""
 
         async def migrate_then_flush() -> None:
-            delay = 2.0
+            # A try a second (a connection attempt, no load on a down server): the outbox
+            # ships soon after Postgres answers, not after a back-off grown in an outage.
             while not self.postgres_ready and not self._stop.is_set():
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), delay)
-                self.postgres_ready = await _ensure_schema(self.database)
-                delay = min(delay * 2, 60.0)
+                    await asyncio.wait_for(self._stop.wait(), 1.0)
+                self.postgres_ready = await _ensure_schema(self.database, quiet=True)
             await self.flusher.run(self._stop)
 
         self._flushing = asyncio.create_task(migrate_then_flush())
@@ -87,8 +87,9 @@ class AgentRuntime:
         return waiting
 
 
-async def _ensure_schema(database: Database) -> bool:
-    """Migrate if Postgres answers; if it does not, the outbox waits for it."""
+async def _ensure_schema(database: Database, *, quiet: bool = False) -> bool:
+    """Migrate if Postgres answers; if it does not, the outbox waits for it (said once, at
+    start: `quiet` for the tries after)."""
     try:
         async with database.connection(wait_s=2) as conn:
             pending = (await migration_status(conn)).pending
@@ -96,7 +97,8 @@ async def _ensure_schema(database: Database) -> bool:
             async with await psycopg.AsyncConnection.connect(database.url, autocommit=True) as conn:
                 await migrate(conn)
     except Exception as exc:  # unreachable, or no rights to migrate: say so, chat anyway
-        log.warning("Postgres not ready (%s); chats go on, and their writes wait in the outbox", exc)
+        if not quiet:
+            log.warning("Postgres not ready (%s); chats go on, and their writes wait in the outbox", exc)
         return False
     return True
 

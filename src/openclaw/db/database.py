@@ -1,4 +1,12 @@
-"""The connection pool every openclaw component shares."""
+"""The connection pool every openclaw component shares.
+
+During and after an outage (openclaw.db.pool has the details): a request waits for a
+connection up to its `wait_s` and then raises PoolTimeout; meanwhile the pool tries to
+connect again every RETRY_MIN_S to RETRY_MAX_S seconds (0.5 to 1 s), for as long as the
+outage lasts, never giving up. Once Postgres answers, the next attempt succeeds and
+serves the requests waiting, and no connection the old server closed is handed out: a
+request made after Postgres answers gets a working connection within about a second.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +17,9 @@ from typing import Any, Self
 
 import psycopg
 from psycopg import AsyncConnection
-from psycopg_pool import AsyncConnectionPool
 
 from openclaw.db.embedded import start_embedded
+from openclaw.db.pool import RecoveringPool, open_pool
 from openclaw.db.target import DatabaseTarget, redact_url
 from openclaw.errors import DatabaseError, first_line
 
@@ -21,7 +29,7 @@ CONNECT_TIMEOUT_S = 10
 class Database:
     """An open pool on a resolved target. Use `Database.open()` or `async with`."""
 
-    def __init__(self, target: DatabaseTarget, url: str, pool: AsyncConnectionPool) -> None:
+    def __init__(self, target: DatabaseTarget, url: str, pool: RecoveringPool) -> None:
         self.target = target
         self.url = url
         self.pool = pool
@@ -58,14 +66,15 @@ class Database:
             except psycopg.Error as exc:
                 raise DatabaseError(f"cannot connect to {redact_url(url)}: {first_line(exc)}") from None
             await probe.close()
-        pool: AsyncConnectionPool = AsyncConnectionPool(
-            url, min_size=min_size, max_size=max_size, kwargs=kwargs, open=False, timeout=pool_wait_s
+        pool = await open_pool(
+            url,
+            kwargs=kwargs,
+            min_size=min_size,
+            max_size=max_size,
+            wait_s=pool_wait_s,
+            wait_for_min_size=wait,
+            open_timeout_s=CONNECT_TIMEOUT_S,
         )
-        try:
-            await pool.open(wait=wait, timeout=CONNECT_TIMEOUT_S)
-        except BaseException:  # cancelled while waiting: the pool's workers must not outlive it
-            await pool.close()
-            raise
         return cls(target, url, pool)
 
     @asynccontextmanager

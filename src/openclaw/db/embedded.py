@@ -4,18 +4,21 @@
 `initdb` on first use and starts the server listening on a Unix socket only. Several
 openclaw processes share one server: the first starts it, the others attach. The server
 keeps running after the process that started it exits, so a CLI command does not pay a
-start-up; `openclaw db stop` stops it.
+start-up; `openclaw db stop` stops it. A running gateway starts it again whenever it is
+gone, `openclaw db stop` included (openclaw.db.embedded_watchdog).
 """
 
 from __future__ import annotations
 
 import fcntl
+import os
 import re
 import shutil
 import subprocess
 import warnings
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -46,7 +49,17 @@ def start_embedded(pgdata: Path) -> str:
         with open(pgdata.parent / f".{pgdata.name}.lock", "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             server = pgserver.get_server(pgdata, cleanup_mode=None)
+            # pgserver starts a server once per process: asked again, it hands back the one it
+            # started, running or not. One that has gone since (killed, stopped by another
+            # process) is started again here, or attached to if another process did so.
+            live = live_postmaster_pid(pgdata)
+            if live is None or _started_pid(server) != live:
+                server.start()
         admin_url: str = server.get_uri()
+    except AssertionError:  # pgserver's way of saying that the server it found is not ready
+        raise DatabaseError(
+            f"the embedded PostgreSQL in {pgdata} is not ready (starting or stopping); try again"
+        ) from None
     except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
         log = pgdata / "log"  # only there once initdb ran: don't send anyone to a missing file
         where = f" (server log: {log})" if log.is_file() else ""
@@ -56,6 +69,38 @@ def start_embedded(pgdata: Path) -> str:
     _ensure_database(admin_url, DATABASE_NAME)
     url: str = server.get_uri(database=DATABASE_NAME)
     return url
+
+
+def _started_pid(server: Any) -> int | None:
+    """The postmaster pid pgserver holds for `server`; None if its start failed half-way."""
+    try:
+        pid: int | None = server.get_pid()
+    except AssertionError:
+        return None
+    return pid
+
+
+def live_postmaster_pid(pgdata: Path) -> int | None:
+    """The pid in `pgdata`'s postmaster.pid if that process exists; None if there is no
+    such file (stopped), the process is gone (killed), or the file is being written."""
+    try:
+        pid = int((pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
+    except (OSError, ValueError):
+        return None
+    return pid if process_exists(pid) else None
+
+
+def process_exists(pid: int) -> bool:
+    """Whether there is a process `pid`. One that exited and is not reaped yet (a zombie:
+    a container's init may take seconds to reap the postmaster pg_ctl left to it) counts,
+    as it does for PostgreSQL, which refuses to start while the old postmaster's pid exists."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's (pgserver's, when we are root): it exists
+        pass
+    return True
 
 
 def running_embedded_url(pgdata: Path) -> str | None:

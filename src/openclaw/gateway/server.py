@@ -26,6 +26,7 @@ from openclaw.agent.runtime import AgentRuntime, open_runtime
 from openclaw.context.deployments import NewDeployment, log_deployment, mark_stopped
 from openclaw.cron.jobs import jobs_path
 from openclaw.cron.runner import CronRunner
+from openclaw.db.embedded_watchdog import watch_embedded
 from openclaw.db.target import DatabaseTarget
 from openclaw.errors import OpenclawError
 from openclaw.gateway.app import Gateway, create_app
@@ -70,6 +71,9 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+RETRY_S = 1.0  # while Postgres is down: a try a second, so the row is written soon after it answers
+
+
 async def _record_deployment(runtime: AgentRuntime, stop: asyncio.Event) -> int | None:
     """This process's deployment row; retried in the background while Postgres is down."""
     new = NewDeployment(
@@ -81,16 +85,17 @@ async def _record_deployment(runtime: AgentRuntime, stop: asyncio.Event) -> int 
         git_commit=hostinfo.git_head(),
         pid=os.getpid(),
     )
-    delay = 2.0
+    warned = False
     while not stop.is_set():
         try:
             async with runtime.database.connection(wait_s=5) as conn:
                 return (await log_deployment(conn, new)).id
         except Exception as exc:
-            log.warning("deployment not recorded yet (%s); retrying", type(exc).__name__)
+            if not warned:  # once, not once a second
+                log.warning("deployment not recorded yet (%s); retrying", type(exc).__name__)
+                warned = True
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay)
-            delay = min(delay * 2, 60.0)
+                await asyncio.wait_for(stop.wait(), RETRY_S)
     return None
 
 
@@ -123,6 +128,12 @@ async def _serve(target: DatabaseTarget, config: GatewayConfig, sock: socket.soc
     gateway = Gateway(config, runtime, hostinfo.hostname())
     stop = asyncio.Event()
     runtime.start_flusher()
+    # The embedded server this gateway depends on is started again whenever it is gone.
+    watchdog = (
+        asyncio.create_task(watch_embedded(target.pgdata, stop))
+        if target.is_embedded and target.pgdata is not None
+        else None
+    )
     snapshots = asyncio.create_task(
         snapshot_loop(
             gateway.counters,
@@ -217,6 +228,8 @@ async def _serve(target: DatabaseTarget, config: GatewayConfig, sock: socket.soc
             with contextlib.suppress(Exception):
                 async with runtime.database.connection(wait_s=3) as conn:
                     await mark_stopped(conn, deployment_id)
+        if watchdog is not None:
+            await watchdog  # it ends within a look once `stop` is set
         waiting = await runtime.close(drain_timeout_s=10)
         if waiting:
             log.warning("%d rows wait in the outbox; the next start ships them", waiting)

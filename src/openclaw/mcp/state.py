@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import AsyncConnection
-from psycopg_pool import AsyncConnectionPool
 
 from openclaw.db import Database, DatabaseTarget, migrate
+from openclaw.db.pool import RecoveringPool, open_pool
 from openclaw.db.reader import (
     ROLE,
     SCHEMA,
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
 @dataclass(slots=True)
 class ServerState:
-    reader: AsyncConnectionPool
+    reader: RecoveringPool  # serves again as soon as Postgres answers after an outage
     functions: FunctionPolicy
     writer: Database | None = None  # None: read-only server
     timeout_ms: int = DEFAULT_TIMEOUT_MS
@@ -66,7 +66,7 @@ async def prepare_reader(db: Database, home: Path) -> str:
     return saved or reader_url(db.url, None)
 
 
-async def open_reader_pool(url: str) -> AsyncConnectionPool:
+async def open_reader_pool(url: str) -> RecoveringPool:
     kwargs: dict[str, Any] = {
         "application_name": "openclaw-mcp",
         "connect_timeout": 10,
@@ -80,15 +80,16 @@ async def open_reader_pool(url: str) -> AsyncConnectionPool:
             " (printed by `openclaw db reader-url`) or run `openclaw db grant-reader --new-password`"
         ) from None
     await probe.close()
-    pool: AsyncConnectionPool = AsyncConnectionPool(
-        url, min_size=1, max_size=4, kwargs=kwargs, open=False, reset=_reset_session
+    return await open_pool(
+        url,
+        kwargs=kwargs,
+        min_size=1,
+        max_size=4,
+        wait_s=30.0,
+        reset=_reset_session,
+        wait_for_min_size=True,
+        open_timeout_s=10,
     )
-    try:
-        await pool.open(wait=True, timeout=10)
-    except BaseException:  # cancelled (the server is ending): its workers must not outlive it
-        await pool.close()
-        raise
-    return pool
 
 
 async def _reset_session(conn: AsyncConnection) -> None:

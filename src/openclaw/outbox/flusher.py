@@ -227,7 +227,7 @@ class Flusher:
 
         self._after = None  # from the first entry
         try:
-            await asyncio.wait_for(until_done(), timeout_s)
+            await asyncio.wait_for(self._synced_then(until_done()), timeout_s)
         except TimeoutError:
             self.last_error = self.last_error or "time ran out"
             return False
@@ -237,6 +237,10 @@ class Flusher:
             self.last_error = describe(exc)
             return False
         return True
+
+    async def _synced_then(self, work: Awaitable[None]) -> None:
+        await asyncio.to_thread(self.spool.sync)  # what was handed over just before is in
+        await work
 
     async def run(self, stop: asyncio.Event) -> None:
         """Flush until `stop` is set. While Postgres cannot take the entries, try again
