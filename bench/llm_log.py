@@ -163,7 +163,7 @@ async def main_async(url: str, args: argparse.Namespace, tmp: Path) -> None:
         before = await count_calls(url)
         spool = Spool(tmp / "outage.db")
         async with await Database.open(DatabaseTarget(TargetSource.OPTION, url=proxied), wait=False) as db:
-            flusher = Flusher(spool, db, HANDLERS, interval_s=0.2, max_backoff_s=2, connect_timeout_s=1)
+            flusher = Flusher(spool, db, HANDLERS, connect_timeout_s=1)  # the gateway's back-off
             stop = asyncio.Event()
             running = asyncio.create_task(flusher.run(stop))
             proxy.cut()
