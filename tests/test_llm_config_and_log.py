@@ -123,6 +123,7 @@ async def test_log_ring_buffer_and_persistence(tmp_path: Path, database: Databas
     assert llm_log.get(calls[0].id) is None and llm_log.get(calls[4].id) is calls[4]
     stats = llm_log.stats()
     assert (stats.total_recorded, stats.buffered, stats.errors, stats.avg_latency_ms) == (5, 3, 1, 300.0)
+    spool.sync()  # record() hands calls to the spool's writer thread, which commits them shortly
     assert spool.pending() == 5  # every call, not only the buffered ones, is on its way
     assert await Flusher(spool, database, HANDLERS).drain(timeout_s=30)
     async with database.connection() as conn:
