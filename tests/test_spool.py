@@ -236,3 +236,26 @@ def test_a_read_only_disk_holds_entries_until_it_is_writable(small_disk: Path) -
     assert spool.stats().unwritable is None and spool.pending() == 4
     assert [e.in_memory for e in spool.peek(10)] == [False] * 4  # all, in order
     spool.close()
+
+
+async def test_a_row_refused_while_held_in_memory_is_set_aside_not_lost(
+    small_disk: Path, database: Database
+) -> None:
+    """A row Postgres refuses for what it holds goes to `dead` with its reason, even when
+    the disk was full as it was written (held in memory): there once the disk has room."""
+    spool = Spool(small_disk / "spool.db")
+    spool.append_many(llm_calls(1))  # the file exists
+    filler = fill(small_disk)
+    bad = to_payload(LlmCall(model="m", provider_attempt=0))  # violates a CHECK
+    assert spool.append_many([(LLM_CALL, bad), *llm_calls(2)])
+    assert spool.stats().held_in_memory == 3
+    flusher = Flusher(spool, database, RUNTIME_HANDLERS)
+    assert await flusher.drain(timeout_s=30)
+    assert await count(database, "llm_calls") == 3 and spool.stats().held_in_memory == 0
+    assert spool.dead() == 1 and spool.stats().dead == 1  # counted while in memory
+    filler.unlink()
+    wait_for(lambda: spool.dead_entries(), what="the set-aside row to reach the disk")
+    [dead] = spool.dead_entries()
+    assert "[23514]" in dead.error and dead.kind == LLM_CALL
+    assert spool.dead() == 1 and spool.requeue() == 1
+    spool.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import typer
 
@@ -20,4 +21,8 @@ def gateway_command(ctx: typer.Context) -> None:
     $OPENCLAW_HOME/openclaw-manual.json, as openclaw-rs is.
     """
     config = load_gateway_config()
+    # A service's log is where an outage and its end are told (once each, not per try):
+    # the one-shot commands keep these quiet, the gateway does not.
+    for name in ("openclaw.outbox.flusher", "openclaw.sessions.postgres_store"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     asyncio.run(serve(resolve_target(state(ctx).database_url), config))

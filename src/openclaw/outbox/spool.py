@@ -178,6 +178,7 @@ class Spool:
         self._queued = 0  # rows handed to the writer, not yet committed or held
         self._queued_lock = threading.Lock()
         self._held: deque[tuple[int, _Row]] = deque()  # (memory seq, row), oldest first
+        self._held_dead: list[tuple[_Row, str, int]] = []  # refused by Postgres: (row, error, failed at)
         self._held_lock = threading.Lock()
         self._memory_seq = itertools.count(MEMORY_SEQ_START)
         self._shipped_unremoved: set[int] = set()  # shipped, but the disk refused the removal
@@ -252,7 +253,7 @@ class Spool:
         """What the spool holds, from memory (no I/O)."""
         return SpoolStats(
             self._pending,
-            self._dead,
+            self._dead + len(self._held_dead),
             len(self._held),
             self.refused,
             self._oldest_ms,
@@ -268,7 +269,7 @@ class Spool:
     def dead(self) -> int:
         """Entries set aside (the counter, as `pending`)."""
         self._read_counts()
-        return self._dead
+        return self._dead + len(self._held_dead)
 
     def _read_counts(self) -> None:
         reader = self._reader_connection()
@@ -445,9 +446,16 @@ class Spool:
 
     def bury(self, entry: Entry, error: str) -> None:
         """Move an entry Postgres will never accept to the dead table, with the reason."""
-        if entry.in_memory:  # nowhere to keep it: say so
-            log.error("outbox: %s entry refused by Postgres and lost (no disk): %s", entry.kind, error)
-            self.remove([entry.seq])
+        if entry.in_memory:  # set aside in memory, and on disk with the rest once it can be written
+            with self._held_lock:
+                row = next((r for s, r in self._held if s == entry.seq), None)
+                self._held = deque(item for item in self._held if item[0] != entry.seq)
+                if row is not None and len(self._held_dead) < self.memory_entries:
+                    self._held_dead.append((row, error, _now_ms()))
+                    return
+            log.error(
+                "outbox: a %s entry refused by Postgres is lost (no disk, no memory): %s", entry.kind, error
+            )
             return
 
         def work(conn: sqlite3.Connection) -> None:
@@ -583,9 +591,8 @@ class Spool:
         opened.set_result(None)
         while True:
             try:
-                item = self._queue.get(
-                    timeout=RETRY_DISK_S if self._held or self._shipped_unremoved else None
-                )
+                waiting = self._held or self._held_dead or self._shipped_unremoved
+                item = self._queue.get(timeout=RETRY_DISK_S if waiting else None)
             except queue.Empty:  # try the disk again with what is held, and what is to forget
                 self._write([], force=True)
                 if self._shipped_unremoved and self._conn is not None:
@@ -689,12 +696,24 @@ class Spool:
             self._queued -= len(rows)
         try_disk = self._unwritable is None or force or time.monotonic() - self._last_disk_try >= RETRY_DISK_S
         conn = self._open() if try_disk else None
-        if conn is not None and (rows or self._held):
+        if conn is not None and (rows or self._held or self._held_dead):
             self._last_disk_try = time.monotonic()
             with self._held_lock:
-                held = list(self._held)
+                held, held_dead = list(self._held), list(self._held_dead)
             try:
                 with _transaction(conn):
+                    for row, error, failed_at_ms in held_dead:  # a seq of the entries' sequence
+                        seq = conn.execute(
+                            "INSERT INTO entries (kind, payload, created_at_ms) VALUES (?, ?, ?)",
+                            row[:3],
+                        ).lastrowid
+                        conn.execute(
+                            "INSERT INTO dead (seq, kind, payload, created_at_ms, error, failed_at_ms)"
+                            " SELECT seq, kind, payload, created_at_ms, ?, ? FROM entries WHERE seq = ?",
+                            (error, failed_at_ms, seq),
+                        )
+                        conn.execute("DELETE FROM entries WHERE seq = ?", (seq,))
+                    _add(conn, "dead", len(held_dead))
                     conn.executemany(
                         "INSERT INTO entries (kind, payload, created_at_ms, session_key) VALUES (?, ?, ?, ?)",
                         [row for _, row in held] + rows,
@@ -704,9 +723,10 @@ class Spool:
             except sqlite3.Error as exc:
                 self._set_unwritable(exc)
             else:
-                with self._held_lock:
-                    for _ in held:
-                        self._held.popleft()
+                written = {seq for seq, _ in held}
+                with self._held_lock:  # (the flusher may have shipped and removed some meanwhile)
+                    self._held = deque(item for item in self._held if item[0] not in written)
+                    del self._held_dead[: len(held_dead)]
                 if self._unwritable is not None:
                     log.warning("outbox: %s can be written again", self.path)
                 self._unwritable = None
