@@ -1,14 +1,20 @@
-"""Helpers for the session tests: Rust-format fixtures, a cuttable TCP proxy."""
+"""Helpers for the session tests: Rust-format fixtures, a cuttable TCP proxy, a process
+that file permissions apply to."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
+import os
+import shlex
+import shutil
 import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+import pytest
 
 from openclaw.chat import Message, Role, ToolCall
 from openclaw.sessions.sqlite_store import SCHEMA
@@ -57,6 +63,17 @@ def write_rust_db(
     )
     conn.commit()
     conn.close()
+
+
+def as_a_normal_user(argv: Sequence[str]) -> list[str]:
+    """`argv`, run so that file permissions apply to it. Root ignores them unless it drops
+    the capabilities that override them (with capsh; the test is skipped without it)."""
+    if os.geteuid() != 0:
+        return list(argv)
+    capsh = shutil.which("capsh")
+    if capsh is None:
+        pytest.skip("needs capsh to act, as root, as a user that file permissions apply to")
+    return [capsh, "--drop=cap_dac_override,cap_dac_read_search,cap_fowner", "--", "-c", shlex.join(argv)]
 
 
 class TcpProxy:

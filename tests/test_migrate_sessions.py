@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import sqlite3
@@ -123,7 +124,23 @@ async def test_round_trip_preserves_every_field_and_time(
     assert verified.ok, verified.differences
 
 
+def rust_tables(path: Path) -> dict[str, list[tuple[object, ...]]]:
+    """What openclaw-rs has in a file: its tables' rows and the schema version."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return {
+            "user_version": conn.execute("PRAGMA user_version").fetchall(),
+            "sessions": conn.execute("SELECT * FROM sessions ORDER BY session_key").fetchall(),
+            "messages": conn.execute("SELECT * FROM messages ORDER BY id").fetchall(),
+            "sqlite_sequence": conn.execute("SELECT * FROM sqlite_sequence").fetchall(),
+        }
+    finally:
+        conn.close()
+
+
 async def test_source_is_never_modified(database: Database, isolated_environment: Path) -> None:
+    """openclaw-rs's tables are never touched. The first import adds openclaw's identity
+    table (the file's id, which its messages' uids derive from); later ones write nothing."""
     path = make_home_file(isolated_environment)
     # A live writer keeps un-checkpointed rows in the WAL, as a running openclaw-rs would.
     writer = sqlite3.connect(path)
@@ -134,12 +151,25 @@ async def test_source_is_never_modified(database: Database, isolated_environment
         (MS + 6000,),
     )
     writer.commit()
-    before = file_hashes(path)
-    assert before["-wal"] is not None
+    before = rust_tables(path)
+    assert file_hashes(path)["-wal"] is not None
     report = await import_file(database, path)
     assert report.ok and report.messages_inserted == 11  # the WAL's row too
-    assert file_hashes(path) == before
+    assert rust_tables(path) == before
+    hashes = file_hashes(path)
+    again = await import_file(database, path)
+    assert again.ok and (again.messages_inserted, again.messages_present) == (0, 11)
+    assert file_hashes(path) == hashes  # from now on the id is only read
+    # openclaw-rs goes on as before beside the extra table
+    writer.execute(
+        "INSERT INTO messages (session_key, role, content, timestamp_ms) VALUES ('tg:main:42:100',"
+        " 'assistant', 'after the import', ?)",
+        (MS + 7000,),
+    )
+    writer.commit()
     writer.close()
+    third = await import_file(database, path)
+    assert (third.messages_inserted, third.messages_present) == (1, 11)
 
 
 async def test_dual_write_then_import_duplicates_nothing(
@@ -175,11 +205,30 @@ async def test_verify_finds_deleted_and_altered_messages(
     report = await verify_file(database, path)
     problems = {d.session_key: d.problem for d in report.differences}
     assert problems == {
-        "tg:main:42:100": "message 3 differs (role, content, tool_call_id, time)",
+        "tg:main:42:100": "message 3 missing in Postgres",
         "tg:main:0:777": "message 1 differs (content)",
         "agent:main:cli:empty": "missing in Postgres",
     }
     assert not report.ok
+
+
+async def test_verify_checks_order_and_counts_what_is_not_the_files(
+    database: Database, isolated_environment: Path
+) -> None:
+    path = make_home_file(isolated_environment)
+    await import_file(database, path)
+    pg = PostgresSessionStore(database, "main")
+    await pg.append_message("tg:main:42:100", Message(Role.USER, content="written in Postgres since"))
+    report = await verify_file(database, path)
+    assert report.ok and report.messages_only_in_postgres == 1
+    async with database.connection() as conn:  # the first two messages of the session swap places
+        await conn.execute(
+            """UPDATE messages SET id = CASE WHEN content = 'hello 👋 ünïcode' THEN -1 ELSE -2 END
+               WHERE content = 'hello 👋 ünïcode' OR reasoning_content = 'thinking…'"""
+        )
+    report = await verify_file(database, path)
+    problems = {d.session_key: d.problem for d in report.differences}
+    assert problems == {"tg:main:42:100": "message 2 is out of order in Postgres"}
 
 
 async def test_conflicting_agent_is_reported_and_skipped(
@@ -195,10 +244,14 @@ async def test_conflicting_agent_is_reported_and_skipped(
 
 
 async def test_dry_run_writes_nothing(database: Database, isolated_environment: Path) -> None:
-    report = await import_file(database, make_home_file(isolated_environment), dry_run=True)
+    path = make_home_file(isolated_environment)
+    report = await import_file(database, path, dry_run=True)
     assert report.ok and report.messages_inserted == 10
     async with database.connection() as conn:
         assert await (await conn.execute("SELECT count(*) FROM sessions")).fetchone() == (0,)
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        tables = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    assert ("openclaw_file_identity",) not in tables  # not even the file's id
 
 
 @pytest.mark.parametrize(

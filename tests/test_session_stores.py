@@ -145,6 +145,21 @@ async def test_sqlite_file_is_the_rust_format(isolated_environment: Path) -> Non
     assert json.loads(rows[1][2])[0]["function"]["arguments"] == json.dumps({"command": "ls -la ~/données"})
     assert rows[2][3] == "call_1" and rows[0][4] == int(at(0).timestamp() * 1000)
     assert conn.execute("SELECT model, created_at_ms > 0 FROM sessions").fetchone() == ("kimi-k2", 1)
+    # One addition, which openclaw-rs never reads: the file's id (its messages' uids derive from it)
+    tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert tables == {"sessions", "messages", "sqlite_sequence", "openclaw_file_identity"}
+    conn.close()
+
+
+async def test_a_file_gets_one_id_that_stays(isolated_environment: Path) -> None:
+    path = isolated_environment / "agents" / "main" / "sessions.db"
+    first = SqliteSessionStore(path, "main")
+    await first.append_messages("tg:main:1:2", sample_turn())
+    second = SqliteSessionStore(path, "main")  # another process, or the next start
+    assert second.identity == first.identity and len(first.identity.segments) == 1
+    assert first.identity.legacy_rowid_max == 0  # a new file: no row from before the id
+    await first.close()
+    await second.close()
 
 
 async def test_a_replayed_token_increment_adds_once(conn: psycopg.AsyncConnection) -> None:

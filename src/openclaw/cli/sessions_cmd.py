@@ -84,9 +84,11 @@ def migrate_sessions_command(
 ) -> None:
     """Import openclaw-rs sessions.db files into Postgres, keeping the original timestamps.
 
-    The files are only read. Safe to run again: what is already in Postgres (from an
-    earlier run, or from dual-write) is not imported twice. Then run 'openclaw sessions
-    verify' before switching sessions.backend to postgres.
+    openclaw-rs's tables are only read; the first import adds a small table of openclaw's
+    own to a file (its id: the uids of its messages derive from it, so two machines' files
+    never collide). Safe to run again: what is already in Postgres (from an earlier run,
+    or from dual-write) is not imported twice. Then run 'openclaw sessions verify' before
+    switching sessions.backend to postgres.
     """
     paths = _session_files(files, agents_dir)
     if not paths:
@@ -166,6 +168,8 @@ def _print_import(reports: list[FileReport], dry_run: bool) -> None:
             )
         if r.skipped_messages:
             notes.append(f"{r.skipped_messages} messages skipped")
+        if r.rekeyed_messages:
+            notes.append(f"{r.rekeyed_messages} messages re-keyed from the uids an older openclaw gave them")
         if notes:
             print(f"{r.path}: {'; '.join(notes)}")
     inserted = sum(r.messages_inserted for r in reports)
@@ -183,7 +187,7 @@ def verify_command(
     agent: str | None = typer.Option(None, help="Agent of the given files (default: from agents/{agent}/)."),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Compare each SQLite file with Postgres, session by session (counts and content).
+    """Compare each SQLite file with Postgres, message by message (by uid: content and order).
 
     Exit code 0 when Postgres holds everything; 1 and a list of differences otherwise.
     """
@@ -220,6 +224,11 @@ def verify_command(
                 print(f"{r.agent}: {d.session_key}: {d.problem}")
             if len(r.differences) > 50:
                 print(f"{r.agent}: ... and {len(r.differences) - 50} more")
+            if r.messages_only_in_postgres:
+                print(
+                    f"{r.path}: {r.messages_only_in_postgres} messages of its sessions in Postgres are not"
+                    " from this file (another machine's, or written in Postgres since)"
+                )
         if all(r.ok for r in reports):
             print("verified: Postgres holds every session and message of these files")
     if not all(r.ok for r in reports):

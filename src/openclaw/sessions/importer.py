@@ -1,12 +1,20 @@
 """`openclaw migrate-sessions`: openclaw-rs `sessions.db` files into Postgres.
 
-The source is opened read-only and never modified (not its database file, not its WAL).
+The source is read through a read-only connection. Its own tables are never modified;
+the one write is openclaw's identity table (`file_identity`), added the first time a
+file is imported (or opened by the sqlite or dual store), then only read. A file that
+cannot be written is imported all the same, without it; one on read-only media, where
+SQLite cannot make its shared-memory file, is read as immutable (unless a write-ahead
+log beside it holds rows that this would miss).
+
 Sessions go in chunks, each in one Postgres transaction: messages of sessions that this
 import creates are COPYed straight into `messages`; messages of sessions Postgres already
-has go through a staging table and `ON CONFLICT (uid) DO NOTHING`. A message's uid is
-derived from its agent and SQLite row id, the same uid the dual-mode mirror gives it,
-so a re-run, or a run after dual-write, inserts nothing twice. Rows stream through; the
-import's memory does not grow with the file.
+has go through a staging table and `ON CONFLICT (uid) DO NOTHING`. A message's uid names
+the file and the row (`message_uids`), the same uid the dual-mode mirror gives it, so a
+re-run, or a run after dual-write, inserts nothing twice, and a second machine's file
+never collides with the first's. Messages that an older openclaw stored under uids
+naming only the agent and the row are re-keyed first, in the same transaction, when they
+are the same message. Rows stream through; the import's memory does not grow with the file.
 """
 
 from __future__ import annotations
@@ -27,8 +35,10 @@ from openclaw.db.batch_insert import insert_batch
 from openclaw.db.database import Database
 from openclaw.db.sanitize import pg_json_text, pg_text
 from openclaw.sessions.binary_copy import MESSAGE_TYPES, register_message_dumpers
+from openclaw.sessions.file_identity import FileIdentity, claim_identity, is_read_only, read_identity
 from openclaw.sessions.keys import rewrite_legacy_key
-from openclaw.sessions.pg_writes import MESSAGE_COLUMNS, SessionRow, sqlite_message_uid_bytes, upsert_sessions
+from openclaw.sessions.message_uids import MessageUids
+from openclaw.sessions.pg_writes import MESSAGE_COLUMNS, Rekey, SessionRow, rekey_messages, upsert_sessions
 from openclaw.sessions.sqlite_store import from_ms
 
 ROLES = frozenset({"system", "user", "assistant", "tool"})
@@ -56,6 +66,7 @@ class FileReport:
     legacy_keys: int = 0  # 3-part keys rewritten to {p}:{agent}:0:{chat}
     repaired_values: int = 0  # invalid tool_calls JSON kept as a JSON string, NUL characters replaced
     skipped_messages: int = 0  # unknown role, or their session conflicts
+    rekeyed_messages: int = 0  # stored by an older openclaw under uids naming only agent and row
     conflicts: list[str] = field(default_factory=list)
     error: str | None = None
 
@@ -79,6 +90,45 @@ def agent_of(path: Path) -> str | None:
 # ---- the source -----------------------------------------------------------------------------
 
 
+def _connect(path: Path, mode: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(
+        f"file:{quote(str(path.resolve()))}?mode={mode}",
+        uri=True,
+        timeout=BUSY_TIMEOUT_MS / 1000,
+        isolation_level=None,
+    )
+    conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    return conn
+
+
+def _table_names(conn: sqlite3.Connection) -> set[str]:
+    return {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+
+def _open_tables(path: Path) -> tuple[sqlite3.Connection, set[str]]:
+    conn = _connect(path, "ro")
+    try:
+        return conn, _table_names(conn)
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        if not is_read_only(exc):
+            raise
+        wal = Path(f"{path}-wal")
+        if wal.exists() and wal.stat().st_size > 0:
+            raise SourceError(
+                f"cannot be read where it is ({exc}): its write-ahead log needs a writable directory;"
+                " copy the file and its -wal file to one"
+            ) from None
+    # Read-only media: SQLite cannot make the -shm file that reading in WAL mode needs.
+    # Nothing can write the file there, and no WAL holds rows: it is immutable.
+    conn = _connect(path, "ro&immutable=1")
+    try:
+        return conn, _table_names(conn)
+    except sqlite3.DatabaseError:
+        conn.close()
+        raise
+
+
 def open_source(path: Path) -> sqlite3.Connection:
     """Open a sessions.db read-only, and check it is one."""
     if not path.is_file():
@@ -86,11 +136,7 @@ def open_source(path: Path) -> sqlite3.Connection:
     if path.stat().st_size == 0:
         raise SourceError("empty file (0 bytes): not an openclaw sessions database")
     try:
-        conn = sqlite3.connect(
-            f"file:{quote(str(path.resolve()))}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000
-        )
-        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        conn, tables = _open_tables(path)
     except sqlite3.DatabaseError as exc:
         raise SourceError(_describe(exc)) from None
     missing = {"sessions", "messages"} - tables
@@ -127,6 +173,28 @@ def _describe(exc: sqlite3.Error) -> str:
     if "not a database" in text or "malformed" in text:
         return f"corrupt or not a SQLite database ({text})"
     return text
+
+
+def identity_for_import(path: Path, source: sqlite3.Connection) -> FileIdentity:
+    """The file's identity, given to it now if it has none or is a copy (`file_identity`).
+    A file that cannot be written keeps what it has (see there what that means)."""
+    identity = read_identity(source)
+    if identity.is_current(path):
+        return identity  # the usual case: nothing to write, the file is not even opened for it
+    try:
+        conn = _connect(path, "rw")
+    except sqlite3.Error as exc:
+        if is_read_only(exc):
+            return identity
+        raise
+    try:
+        return claim_identity(conn, path)
+    except sqlite3.Error as exc:
+        if is_read_only(exc):
+            return identity
+        raise
+    finally:
+        conn.close()
 
 
 @dataclass(slots=True)
@@ -210,15 +278,16 @@ def _tool_calls_json(text: str | None, report: FileReport) -> str | None:
 
 def _message_rows(
     rows: Iterable[tuple[Any, ...]],
-    agent: str,
+    uids: MessageUids,
     keys: dict[str, str],
     targets: dict[str, _Target],
     report: FileReport,
     progress: Progress | None,
-) -> Iterator[tuple[Any, ...]]:
-    """Rows for `messages`: (uid bytes, session id, role, content, reasoning, tool-call JSON
-    text, tool call id, epoch ms); the binary COPY takes them as they are."""
+) -> Iterator[tuple[int, tuple[Any, ...]]]:
+    """(row id, row for `messages`): the row is (uid bytes, session id, role, content,
+    reasoning, tool-call JSON text, tool call id, epoch ms); the binary COPY takes it as it is."""
     handled = 0
+    uid_of = uids.uid
     for rowid, original_key, role, content, reasoning, tool_calls, tool_call_id, ms in rows:
         handled += 1
         if progress and handled % 1000 == 0:
@@ -233,15 +302,19 @@ def _message_rows(
         ):
             content, reasoning, tool_call_id = pg_text(content), pg_text(reasoning), pg_text(tool_call_id)
             report.repaired_values += 1
+        key = keys[original_key]
         yield (
-            sqlite_message_uid_bytes(agent, rowid),
-            targets[keys[original_key]].session_id,
-            role,
-            content,
-            reasoning,
-            _tool_calls_json(tool_calls, report),
-            tool_call_id,
-            ms,
+            rowid,
+            (
+                uid_of(rowid, key, ms),
+                targets[key].session_id,
+                role,
+                content,
+                reasoning,
+                _tool_calls_json(tool_calls, report),
+                tool_call_id,
+                ms,
+            ),
         )
     if progress and handled % 1000:
         progress(handled % 1000)
@@ -250,7 +323,7 @@ def _message_rows(
 async def _import_chunk(
     pg: AsyncConnection,
     source: sqlite3.Connection,
-    agent: str,
+    uids: MessageUids,
     chunk: Sequence[SourceSession],
     report: FileReport,
     progress: Progress | None,
@@ -308,27 +381,54 @@ async def _import_chunk(
             register_message_dumpers(cur)
             async with cur.copy(copy_sql) as copy:
                 copy.set_types(MESSAGE_TYPES)
-                for row in _message_rows(
-                    _stream_messages(source, new), agent, key_of, targets, report, progress
+                for _, row in _message_rows(
+                    _stream_messages(source, new), uids, key_of, targets, report, progress
                 ):
                     await copy.write_row(row)
                     report.messages_inserted += 1
     if old:  # sessions Postgres already had (a re-run, dual-write): only the missing messages
-        batch: list[tuple[Any, ...]] = []
-        rows = _message_rows(_stream_messages(source, old), agent, key_of, targets, report, progress)
-        for uid, *values, ms in rows:  # the merge takes ordinary values
-            batch.append((uuid.UUID(bytes=uid), *values, from_ms(ms)))
-            if len(batch) >= 5000:
-                await _merge(pg, batch, report)
-        await _merge(pg, batch, report)
+        merge = _Merge(pg, report)
+        for rowid, row in _message_rows(
+            _stream_messages(source, old), uids, key_of, targets, report, progress
+        ):
+            await merge.add(row, uids.earlier_uid(rowid))
+        await merge.flush()
 
 
-async def _merge(pg: AsyncConnection, batch: list[tuple[Any, ...]], report: FileReport) -> None:
-    if batch:
-        inserted = await insert_batch(pg, "messages", MESSAGE_COLUMNS, batch, on_conflict="(uid) DO NOTHING")
-        report.messages_inserted += inserted
-        report.messages_present += len(batch) - inserted
-        batch.clear()
+class _Merge:
+    """Messages of sessions Postgres has, in batches: those an older openclaw stored under
+    their earlier uid are re-keyed, then all go in with ON CONFLICT (uid) DO NOTHING."""
+
+    BATCH = 5000
+
+    def __init__(self, pg: AsyncConnection, report: FileReport) -> None:
+        self.pg = pg
+        self.report = report
+        self.rows: list[tuple[Any, ...]] = []
+        self.rekeys: list[Rekey] = []
+
+    async def add(self, row: tuple[Any, ...], earlier_uid: bytes | None) -> None:
+        uid, session_id, role, content, reasoning, tool_calls, tool_call_id, ms = row
+        new_uid, created_at = uuid.UUID(bytes=uid), from_ms(ms)  # the merge takes ordinary values
+        self.rows.append(
+            (new_uid, session_id, role, content, reasoning, tool_calls, tool_call_id, created_at)
+        )
+        if earlier_uid is not None:
+            self.rekeys.append(Rekey(earlier_uid, new_uid, session_id, role, content, created_at))
+        if len(self.rows) >= self.BATCH:
+            await self.flush()
+
+    async def flush(self) -> None:
+        if self.rekeys:
+            self.report.rekeyed_messages += await rekey_messages(self.pg, self.rekeys)
+            self.rekeys.clear()
+        if self.rows:
+            inserted = await insert_batch(
+                self.pg, "messages", MESSAGE_COLUMNS, self.rows, on_conflict="(uid) DO NOTHING"
+            )
+            self.report.messages_inserted += inserted
+            self.report.messages_present += len(self.rows) - inserted
+            self.rows.clear()
 
 
 async def import_file(
@@ -339,7 +439,8 @@ async def import_file(
     dry_run: bool = False,
     progress: Progress | None = None,
 ) -> FileReport:
-    """Import one sessions.db. Never raises for a bad file: the report says what went wrong."""
+    """Import one sessions.db. Never raises for a bad file: the report says what went wrong.
+    A dry run does not give the file its identity either (it writes nothing anywhere)."""
     report = FileReport(str(path))
     try:
         source = open_source(path)
@@ -348,13 +449,15 @@ async def import_file(
         return report
     try:
         agent = report.agent = file_agent(path, source, agent)
+        identity = read_identity(source) if dry_run else identity_for_import(path, source)
+        uids = MessageUids(identity, agent)
         sessions = read_sessions(source, agent, report)
         report.sessions_found = len(sessions)
         report.messages_found = sum(s.messages for s in sessions)
         for start in range(0, len(sessions), CHUNK_SESSIONS):
             chunk = sessions[start : start + CHUNK_SESSIONS]
             async with database.connection() as pg:
-                await _import_chunk(pg, source, agent, chunk, report, progress)
+                await _import_chunk(pg, source, uids, chunk, report, progress)
                 if dry_run:
                     await pg.rollback()
     except sqlite3.DatabaseError as exc:

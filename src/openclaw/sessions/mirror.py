@@ -13,14 +13,9 @@ from psycopg import AsyncConnection
 
 from openclaw.chat import Message
 from openclaw.outbox import Handler, Spool
+from openclaw.sessions.message_uids import MessageUids, uid_text
 from openclaw.sessions.models import SessionInfo, SessionStats
-from openclaw.sessions.pg_writes import (
-    MessageRow,
-    SessionRow,
-    insert_messages,
-    sqlite_message_uid,
-    upsert_sessions,
-)
+from openclaw.sessions.pg_writes import MessageRow, SessionRow, insert_messages, upsert_sessions
 from openclaw.sessions.sqlite_store import SqliteSessionStore, from_ms, to_ms
 from openclaw.sessions.store import SessionStore
 
@@ -60,15 +55,19 @@ class DualSessionStore(SessionStore):
         self.sqlite = sqlite
         self.spool = spool
         self.agent = sqlite.agent
+        # The uids the importer gives the same rows: they name this file (its identity),
+        # so another machine's file with the same agent never collides with this one.
+        self.uids = MessageUids(sqlite.identity, self.agent)
 
-    def _mirror(self, kind: str, payload: dict[str, Any]) -> None:
-        # The SQLite write has happened: a full spool loses only the mirror, which
-        # `openclaw migrate-sessions` can redo later; say so rather than fail the turn.
-        if not self.spool.append(kind, payload):
+    async def _mirror(self, kind: str, payload: dict[str, Any]) -> None:
+        # The SQLite write has happened: an outbox that cannot take the mirror loses only
+        # the mirror, which `openclaw migrate-sessions` can redo later; say so rather than
+        # fail the turn (the spool logs why: full, or no disk and no memory left).
+        key = payload.get("key")
+        if not await self.spool.put(kind, payload, session_key=key if isinstance(key, str) else None):
             log.error(
-                "outbox full (%d entries): a %s mirror entry was dropped; run 'openclaw migrate-sessions'"
-                " after the outage",
-                self.spool.max_entries,
+                "outbox: a %s mirror entry was dropped; run 'openclaw migrate-sessions' once the outbox"
+                " has room again",
                 kind,
             )
 
@@ -76,7 +75,7 @@ class DualSessionStore(SessionStore):
         await self.sqlite.create_session(session_key, agent, model)
         info = await self.sqlite.get_session(session_key)
         if info is not None:
-            self._mirror(
+            await self._mirror(
                 CREATE,
                 {
                     "key": session_key,
@@ -90,23 +89,26 @@ class DualSessionStore(SessionStore):
     async def append_messages(self, session_key: str, messages: Sequence[Message]) -> None:
         ids = await self.sqlite.append_returning_ids(session_key, messages)
         if ids:
-            uids = [sqlite_message_uid(self.agent, rowid) for rowid in ids]
-            self._mirror(MESSAGES, messages_entry(session_key, self.agent, messages, uids))
+            uids = [
+                uid_text(self.uids.uid(rowid, session_key, to_ms(m.timestamp)))
+                for rowid, m in zip(ids, messages, strict=True)
+            ]
+            await self._mirror(MESSAGES, messages_entry(session_key, self.agent, messages, uids))
 
     async def add_tokens(self, session_key: str, tokens: int) -> None:
         total = await self.sqlite.add_tokens_returning_total(session_key, tokens)
         if total is not None:
-            self._mirror(TOKENS, {"key": session_key, "total": total})
+            await self._mirror(TOKENS, {"key": session_key, "total": total})
 
     async def delete_session(self, session_key: str) -> bool:
         deleted = await self.sqlite.delete_session(session_key)
-        self._mirror(DELETE, {"keys": [session_key]})
+        await self._mirror(DELETE, {"keys": [session_key]})
         return deleted
 
     async def prune(self, older_than: timedelta, agent: str | None = None) -> int:
         keys = await self.sqlite.prune_returning_keys(older_than, agent)
         if keys:
-            self._mirror(DELETE, {"keys": keys})
+            await self._mirror(DELETE, {"keys": keys})
         return len(keys)
 
     async def load_messages(self, session_key: str) -> list[Message]:

@@ -1,39 +1,20 @@
 """Writes of sessions and messages into Postgres, shared by the Postgres store, the
 dual-mode mirror and the SQLite importer. Every write is idempotent: sessions merge on
-their key, messages on their uid."""
+their key, messages on their uid (see `message_uids`)."""
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from psycopg import AsyncConnection
 
 from openclaw.db.batch_insert import insert_batch
 from openclaw.db.sanitize import pg_json_text
 from openclaw.sessions.keys import parse_key
-
-
-@functools.lru_cache(maxsize=64)
-def _agent_uid_high(agent: str) -> int:
-    high = int.from_bytes(hashlib.sha256(f"openclaw/sqlite/{agent}".encode()).digest()[:8], "big")
-    return (high & ~0xF000) | 0x8000  # UUID version 8: a custom layout
-
-
-def sqlite_message_uid_bytes(agent: str, rowid: int) -> bytes:
-    """The uid of a message that lives in an openclaw-rs SQLite file: 64 bits naming the
-    agent, the RFC 9562 variant bits, 62 bits of row id. The importer and the dual-mode
-    mirror derive the same uid for the same row, so neither duplicates the other."""
-    return _agent_uid_high(agent).to_bytes(8, "big") + ((0b10 << 62) | rowid).to_bytes(8, "big")
-
-
-def sqlite_message_uid(agent: str, rowid: int) -> str:
-    """`sqlite_message_uid_bytes` as UUID text."""
-    return str(uuid.UUID(bytes=sqlite_message_uid_bytes(agent, rowid)))
 
 
 @dataclass(slots=True)
@@ -148,3 +129,50 @@ async def insert_messages(
         ],
         on_conflict="(uid) DO NOTHING",
     )
+
+
+class Rekey(NamedTuple):  # a tuple: the importer makes one for every legacy row it merges
+    """A message that may be stored under the uid an older openclaw gave it (`earlier`)."""
+
+    earlier: bytes
+    uid: uuid.UUID
+    session_id: int
+    role: str
+    content: str | None
+    created_at: datetime
+
+
+async def rekey_messages(conn: AsyncConnection, rows: Sequence[Rekey]) -> int:
+    """Give the stored messages their new uids: a message stored under `earlier` takes
+    `uid` if it is the same message (same session, role, time and content) and nothing
+    holds `uid` yet. Another machine's message under the same old uid (row 1 of machine B
+    when this is row 1 of machine A) is left alone. Call it in the transaction that then
+    inserts the rows (ON CONFLICT (uid) DO NOTHING). Returns the messages re-keyed."""
+    if not rows:
+        return 0
+    # Most re-runs find no earlier uid at all (re-keyed already, or never stored): ask with
+    # the uids alone first, and send the contents only for the messages that need them.
+    cur = await conn.execute(
+        "SELECT uid FROM messages WHERE uid = ANY(%s::uuid[])", ([r.earlier.hex() for r in rows],)
+    )
+    stored = {row[0].bytes for row in await cur.fetchall()}
+    rows = [r for r in rows if r.earlier in stored]
+    if not rows:
+        return 0
+    cur = await conn.execute(
+        """UPDATE messages m SET uid = x.uid
+           FROM unnest(%s::uuid[], %s::uuid[], %s::bigint[], %s::text[], %s::text[], %s::timestamptz[])
+                AS x(earlier, uid, session_id, role, content, created_at)
+           WHERE m.uid = x.earlier AND m.session_id = x.session_id AND m.role = x.role
+             AND m.created_at = x.created_at AND m.content IS NOT DISTINCT FROM x.content
+             AND NOT EXISTS (SELECT 1 FROM messages n WHERE n.uid = x.uid)""",
+        (
+            [uuid.UUID(bytes=r.earlier) for r in rows],
+            [r.uid for r in rows],
+            [r.session_id for r in rows],
+            [r.role for r in rows],
+            [r.content for r in rows],
+            [r.created_at for r in rows],
+        ),
+    )
+    return cur.rowcount

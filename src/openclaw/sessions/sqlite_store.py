@@ -3,7 +3,9 @@
 Same file format as the Rust gateway (reference §1), so a file written by either program
 is readable by the other: WAL mode, busy_timeout 5000, `PRAGMA user_version = 1`, times
 in epoch milliseconds, `tool_calls_json` as a JSON array. sqlite3 calls run in a worker
-thread so a busy file never stalls the event loop.
+thread so a busy file never stalls the event loop. The one addition is a table of
+openclaw's own, the file's identity (`file_identity`), made when the store first opens
+the file: its messages' uids in Postgres derive from it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any, TypeVar
 
 from openclaw.chat import Message, Role, parse_tool_calls
 from openclaw.errors import ConfigError
+from openclaw.sessions.file_identity import FileIdentity, claim_identity, is_read_only, read_identity
 from openclaw.sessions.keys import like_prefix, parse_key
 from openclaw.sessions.models import SessionInfo, SessionStats
 from openclaw.sessions.store import SessionStore
@@ -112,8 +115,19 @@ class SqliteSessionStore(SessionStore):
             if version < SCHEMA_VERSION:
                 self._conn.executescript(SCHEMA)
                 self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            self.identity = self._claim_identity()
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError(f"cannot open session store {path}: {exc}") from None
+
+    def _claim_identity(self) -> FileIdentity:
+        """The file's id, given to it now if it has none (see `file_identity`); a file that
+        cannot be written (only read here) keeps what it has."""
+        try:
+            return claim_identity(self._conn, self.path)
+        except sqlite3.Error as exc:
+            if not is_read_only(exc):
+                raise
+            return read_identity(self._conn)
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         def locked() -> T:

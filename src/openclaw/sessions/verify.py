@@ -1,22 +1,30 @@
 """`openclaw sessions verify`: does Postgres hold what each SQLite file holds? The cutover check.
 
-For every session of a file: the number of messages and a checksum of their content
-(role, texts, tool calls as parsed JSON, tool call id, time to the millisecond) on both
-sides, in order. Where they differ, the first differing message is named.
+Every message of a file is looked up in Postgres by its uid, the one the importer and the
+dual-mode mirror give it (`message_uids`; a message an older openclaw stored under the
+uid that named only agent and row counts when it is the same message, as the importer
+would re-key it). It must be there, in its session, with the same content (role, texts,
+tool calls as parsed JSON, tool call id, time to the millisecond), and a session's
+messages must be in the file's order. The first problem of a session is named.
+
+Messages of these sessions that Postgres has and the file has not (another machine's,
+sharing a session key; ones written in postgres mode after the cutover) are counted,
+not held against the file. Nothing is written: not Postgres, not the file (a file that
+has no identity yet is checked against the uids its first import would give it).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from openclaw.db.database import Database
 from openclaw.db.sanitize import pg_text
+from openclaw.sessions.file_identity import read_identity
 from openclaw.sessions.importer import (
     CHUNK_SESSIONS,
     FileReport,
@@ -25,6 +33,7 @@ from openclaw.sessions.importer import (
     open_source,
     read_sessions,
 )
+from openclaw.sessions.message_uids import MessageUids
 from openclaw.sessions.sqlite_store import to_ms
 
 Normalised = tuple[Any, ...]
@@ -44,6 +53,7 @@ class VerifyReport:
     messages_checked: int = 0
     differences: list[SessionDifference] = field(default_factory=list)
     only_in_postgres: int = 0  # sessions of this agent that Postgres has and the file has not
+    messages_only_in_postgres: int = 0  # in this file's sessions: another machine's, or later ones
     error: str | None = None
 
     @property
@@ -71,34 +81,56 @@ def _pg_message(row: Sequence[Any]) -> Normalised:
     return (role, content, reasoning, _tool_calls(tool_calls), tool_call_id, to_ms(created_at))
 
 
-def _digest(messages: Iterable[Normalised]) -> tuple[int, str]:
-    h = hashlib.sha256()
-    count = 0
-    for message in messages:
-        h.update(json.dumps(message, sort_keys=True, ensure_ascii=False).encode())
-        h.update(b"\n")
-        count += 1
-    return count, h.hexdigest()
+FIELDS = ("role", "content", "reasoning_content", "tool_calls", "tool_call_id", "time")
 
 
-def _first_difference(a: Sequence[Normalised], b: Sequence[Normalised]) -> str:
-    for i, (x, y) in enumerate(zip(a, b, strict=False)):
-        if x != y:
-            fields = ("role", "content", "reasoning_content", "tool_calls", "tool_call_id", "time")
-            which = [name for name, u, v in zip(fields, x, y, strict=True) if u != v]
-            return f"message {i + 1} differs ({', '.join(which)})"
-    return f"{len(a)} messages in SQLite, {len(b)} in Postgres"
+def _same_message(local: Normalised, stored: Normalised) -> bool:
+    """What the importer requires to re-key a message from its earlier uid: the same role,
+    content and time (the session is the same: only its messages are looked at)."""
+    return (local[0], local[1], local[5]) == (stored[0], stored[1], stored[5])
+
+
+Stored = dict[bytes, tuple[int, Normalised]]  # a session's messages in Postgres: uid -> (id, message)
+
+
+def _session_problem(
+    uids: MessageUids, session_key: str, local: Sequence[tuple[int, Normalised]], stored: Stored
+) -> tuple[str | None, int]:
+    """The first problem of a session (None if none), and how many of its messages in
+    Postgres are not the file's. `local`: (row id, message) in the file's order."""
+    matched: set[bytes] = set()
+    problem = None
+    last_id: int | None = None  # of the file's previous message found in Postgres
+    for i, (rowid, message) in enumerate(local, start=1):
+        uid = uids.uid(rowid, session_key, message[5])
+        found = stored.get(uid)
+        if found is None and (earlier := uids.earlier_uid(rowid)) is not None:
+            candidate = stored.get(earlier)
+            if candidate is not None and _same_message(message, candidate[1]):
+                found, uid = candidate, earlier
+        if found is None:
+            problem = problem or f"message {i} missing in Postgres"
+            continue
+        matched.add(uid)
+        pg_id, theirs = found
+        if theirs != message:
+            which = [name for name, a, b in zip(FIELDS, message, theirs, strict=True) if a != b]
+            problem = problem or f"message {i} differs ({', '.join(which)})"
+        elif last_id is not None and pg_id < last_id:
+            problem = problem or f"message {i} is out of order in Postgres"
+        last_id = pg_id if last_id is None else max(last_id, pg_id)
+    return problem, len(stored) - len(matched)
 
 
 _SQLITE_MESSAGES = (
-    "SELECT role, content, reasoning_content, tool_calls_json, tool_call_id, timestamp_ms"
+    "SELECT id, role, content, reasoning_content, tool_calls_json, tool_call_id, timestamp_ms"
     " FROM messages WHERE session_key = ? ORDER BY id"
 )
 _PG_MESSAGES = """
-    SELECT s.session_key, m.role, m.content, m.reasoning_content, m.tool_calls_json::text, m.tool_call_id,
-           m.created_at
+    SELECT s.session_key, m.id, m.uid, m.role, m.content, m.reasoning_content, m.tool_calls_json::text,
+           m.tool_call_id, m.created_at
     FROM messages m JOIN sessions s ON s.id = m.session_id
-    WHERE s.session_key = ANY(%s) ORDER BY s.session_key, m.id
+    WHERE s.session_key = ANY(%s)
 """
 
 
@@ -111,10 +143,11 @@ async def verify_file(database: Database, path: Path, *, agent: str | None = Non
         return report
     try:
         agent = report.agent = file_agent(path, source, agent)
+        uids = MessageUids(read_identity(source), agent)
         sessions = read_sessions(source, agent, FileReport(str(path)))
         for start in range(0, len(sessions), CHUNK_SESSIONS):
             chunk = sessions[start : start + CHUNK_SESSIONS]
-            pg_side: dict[str, list[Normalised]] = {s.session_key: [] for s in chunk}
+            pg_side: dict[str, Stored] = {s.session_key: {} for s in chunk}
             async with database.connection() as pg:
                 keys = list(pg_side)
                 present = {
@@ -125,20 +158,22 @@ async def verify_file(database: Database, path: Path, *, agent: str | None = Non
                         )
                     ).fetchall()
                 }
-                for row in await (await pg.execute(_PG_MESSAGES, (keys,))).fetchall():
-                    pg_side[row[0]].append(_pg_message(row[1:]))
+                for key, pg_id, uid, *values in await (await pg.execute(_PG_MESSAGES, (keys,))).fetchall():
+                    pg_side[key][uid.bytes] = (pg_id, _pg_message(values))
             for session in chunk:
                 rows = source.execute(_SQLITE_MESSAGES, (session.original_key,))
-                local = [_sqlite_message(r) for r in rows]
+                local = [(r[0], _sqlite_message(r[1:])) for r in rows]
                 report.sessions_checked += 1
                 report.messages_checked += len(local)
-                remote = pg_side[session.session_key]
                 if session.session_key not in present:
                     report.differences.append(SessionDifference(session.session_key, "missing in Postgres"))
-                elif _digest(local) != _digest(remote):
-                    report.differences.append(
-                        SessionDifference(session.session_key, _first_difference(local, remote))
-                    )
+                    continue
+                problem, foreign = _session_problem(
+                    uids, session.session_key, local, pg_side[session.session_key]
+                )
+                report.messages_only_in_postgres += foreign
+                if problem:
+                    report.differences.append(SessionDifference(session.session_key, problem))
         async with database.connection() as pg:
             extra = await (
                 await pg.execute(
