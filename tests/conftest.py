@@ -22,7 +22,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from openclaw.cli.app import main
-from openclaw.db import migrate
+from openclaw.db import Database, DatabaseTarget, TargetSource, migrate
 from openclaw.db.embedded import _pgserver, stop_embedded
 
 
@@ -118,6 +118,14 @@ def db_url(pg_server_url: str, fresh_databases: FreshDatabases) -> Iterator[str]
     name = fresh_databases.take()
     yield database_url(pg_server_url, name)
     fresh_databases.give_back(name)
+
+
+@pytest.fixture
+async def database(db_url: str) -> AsyncIterator[Database]:
+    """An open pool on a fresh, migrated database."""
+    db = await Database.open(DatabaseTarget(TargetSource.OPTION, url=db_url))
+    yield db
+    await db.close()
 
 
 @pytest.fixture

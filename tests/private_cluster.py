@@ -3,6 +3,7 @@ without touching the machine's shared server."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import pwd
 import socket
@@ -14,6 +15,8 @@ from pathlib import Path
 import psycopg
 import pytest
 from psycopg import sql
+
+from openclaw.db import migrate
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
@@ -90,6 +93,17 @@ class PrivateCluster:
         with psycopg.connect(self.url(), autocommit=True) as conn:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         return self.url(name)
+
+    def migrated_database(self, name: str) -> str:
+        """A new database with openclaw's schema; its URL (not from a running event loop)."""
+        url = self.create_database(name)
+        asyncio.run(_migrate(url))
+        return url
+
+
+async def _migrate(url: str) -> None:
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        await migrate(conn)
 
 
 @pytest.fixture

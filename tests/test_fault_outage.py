@@ -14,7 +14,6 @@ What it proves, once both outboxes are empty:
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
@@ -31,12 +30,11 @@ import httpx
 import psycopg
 import pytest
 
-from openclaw.db import migrate
+from tests.disks import fill, tmpfs
 from tests.fake_llm import FakeLlm, serve
 from tests.private_cluster import PrivateCluster, private_cluster  # noqa: F401  (a fixture)
 from tests.test_gateway import free_socket
 from tests.test_gateway_outage import Answers
-from tests.test_spool import fill
 from tests.waiting import wait_for, wait_for_http
 
 TOKEN = "fault-test-token"
@@ -178,27 +176,13 @@ def homes(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
     """A's and B's homes; B's outbox directory is a real 4 MB file system (tmpfs) to fill."""
     home_a, home_b = tmp_path / "a" / "home", tmp_path / "b" / "home"
     home_a.mkdir(parents=True)
-    (home_b / "outbox").mkdir(parents=True)
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(home_b / "outbox")], capture_output=True
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
-    try:
+    with tmpfs(home_b / "outbox", "4m"):
         yield home_a, home_b
-    finally:
-        subprocess.run(["umount", "-l", str(home_b / "outbox")], check=False)
-
-
-async def _migrate(url: str) -> None:
-    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
-        await migrate(conn)
 
 
 def migrated_database_with_a_poison(cluster: PrivateCluster) -> str:
     """A migrated database whose `messages` refuses any text that starts with "poison"."""
-    url = cluster.create_database("openclaw")
-    asyncio.run(_migrate(url))
+    url = cluster.migrated_database("openclaw")
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("ALTER TABLE messages ADD CONSTRAINT no_poison CHECK (content NOT LIKE 'poison%')")
     return url

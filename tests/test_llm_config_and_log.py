@@ -1,14 +1,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from openclaw.db import Database
 from openclaw.db.runtime import HANDLERS, LlmCall
-from openclaw.db.target import DatabaseTarget, TargetSource
 from openclaw.errors import ConfigError
 from openclaw.llm.config import Api, ModelRef, load_llm_config
 from openclaw.llm.log import LlmLog
@@ -102,13 +100,6 @@ def test_missing_and_invalid_file(tmp_path: Path) -> None:
     (tmp_path / "bad.json").write_text("{")
     with pytest.raises(ConfigError, match="invalid JSON"):
         load_llm_config(tmp_path / "bad.json")
-
-
-@pytest.fixture
-async def database(db_url: str) -> AsyncIterator[Database]:
-    db = await Database.open(DatabaseTarget(TargetSource.OPTION, url=db_url))
-    yield db
-    await db.close()
 
 
 async def test_log_ring_buffer_and_persistence(tmp_path: Path, database: Database) -> None:

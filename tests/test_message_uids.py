@@ -18,15 +18,12 @@ import sqlite3
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import psycopg
-import pytest
 
 from openclaw.chat import Message, Role
 from openclaw.db import Database
-from openclaw.db.target import DatabaseTarget, TargetSource
 from openclaw.outbox import Flusher, Spool
 from openclaw.sessions.file_identity import FileIdentity, Segment
 from openclaw.sessions.importer import FileReport, file_agent, import_file, open_source, read_sessions
@@ -40,13 +37,6 @@ from tests.sessions_support import as_a_normal_user, at, write_rust_db
 
 MS = 1_760_000_000_000
 SHARED_CHAT = "tg:main:42:42"  # the same Telegram user writes to the bot on both machines
-
-
-@pytest.fixture
-async def database(db_url: str) -> AsyncIterator[Database]:
-    db = await Database.open(DatabaseTarget(TargetSource.OPTION, url=db_url))
-    yield db
-    await db.close()
 
 
 def machine_file(root: Path, machine: str, count: int) -> Path:

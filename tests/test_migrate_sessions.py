@@ -6,7 +6,6 @@ import contextlib
 import hashlib
 import json
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import psycopg
@@ -14,7 +13,6 @@ import pytest
 
 from openclaw.chat import Message, Role
 from openclaw.db import Database
-from openclaw.db.target import DatabaseTarget, TargetSource
 from openclaw.outbox import Flusher, Spool
 from openclaw.sessions import importer
 from openclaw.sessions.importer import import_file
@@ -62,13 +60,6 @@ def make_home_file(home: Path, agent: str = "main") -> Path:
     messages = [(key.replace(":main:", f":{agent}:"), *rest) for key, *rest in MESSAGES]
     write_rust_db(path, sessions, messages)
     return path
-
-
-@pytest.fixture
-async def database(db_url: str) -> AsyncIterator[Database]:
-    db = await Database.open(DatabaseTarget(TargetSource.OPTION, url=db_url))
-    yield db
-    await db.close()
 
 
 def file_hashes(path: Path) -> dict[str, str | None]:

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import textwrap
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -34,13 +33,6 @@ from tests.sessions_support import TcpProxy, at
 from tests.waiting import until, wait_for_line
 
 HANDLERS = {**RUNTIME_HANDLERS, **SESSION_HANDLERS}
-
-
-@pytest.fixture
-async def database(db_url: str) -> AsyncIterator[Database]:
-    db = await Database.open(DatabaseTarget(TargetSource.OPTION, url=db_url))
-    yield db
-    await db.close()
 
 
 @pytest.fixture

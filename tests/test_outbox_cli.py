@@ -21,6 +21,7 @@ from openclaw.db.target import DatabaseTarget, TargetSource, resolve_target
 from openclaw.outbox import Flusher, Spool, open_spool
 from openclaw.outbox.targets import outbox_dir, spool_target
 from tests.conftest import Cli
+from tests.disks import tmpfs
 
 CHECK_VIOLATION = 'CheckViolation [23514]: new row for relation "llm_calls" violates check constraint'
 DOWN_URL = "postgresql://openclaw@127.0.0.1:1/openclaw_down"  # nothing listens on port 1
@@ -160,15 +161,8 @@ def test_status_of_a_database_that_never_spooled_creates_nothing(
 @pytest.fixture
 def read_only_outbox(isolated_environment: Path) -> Iterator[Path]:
     """$OPENCLAW_HOME/outbox on a real file system that is then made read-only (tmpfs)."""
-    mount = outbox_dir(isolated_environment)
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], capture_output=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
-    try:
+    with tmpfs(outbox_dir(isolated_environment), "4m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def test_a_read_only_disk_is_shown_and_changes_are_one_line(

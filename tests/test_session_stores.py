@@ -14,20 +14,12 @@ import pytest
 
 from openclaw.chat import Message, Role
 from openclaw.db import Database
-from openclaw.db.target import DatabaseTarget, TargetSource
 from openclaw.outbox import Flusher, Spool
 from openclaw.sessions import Backend, SessionStore, open_store
 from openclaw.sessions.mirror import HANDLERS, TOKENS_ADD, DualSessionStore
 from openclaw.sessions.postgres_store import PostgresSessionStore
 from openclaw.sessions.sqlite_store import SqliteSessionStore
 from tests.sessions_support import at, sample_turn
-
-
-@pytest.fixture
-async def database(db_url: str) -> AsyncIterator[Database]:
-    db = await Database.open(DatabaseTarget(TargetSource.OPTION, url=db_url))
-    yield db
-    await db.close()
 
 
 @pytest.fixture(params=[b.value for b in Backend])

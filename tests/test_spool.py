@@ -4,13 +4,11 @@ rides out, and failures are sorted by SQLSTATE."""
 
 from __future__ import annotations
 
-import contextlib
-import os
 import sqlite3
 import subprocess
 import threading
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -23,42 +21,15 @@ from openclaw.db.runtime import LLM_CALL, METRICS_SNAPSHOT, LlmCall, MetricsSnap
 from openclaw.db.target import DatabaseTarget, TargetSource
 from openclaw.outbox import Flusher, Spool
 from openclaw.outbox.classify import Verdict, classify
+from tests.disks import fill, tmpfs
 from tests.waiting import until, wait_for
 
 
 @pytest.fixture
-async def database(db_url: str) -> AsyncIterator[Database]:
-    db = await Database.open(DatabaseTarget(TargetSource.OPTION, url=db_url))
-    yield db
-    await db.close()
-
-
-@pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A real 1 MB file system (tmpfs) that fills up: a full disk without filling the machine's."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
-    try:
+    """A real 1 MB file system that fills up: a full disk without filling the machine's."""
+    with tmpfs(tmp_path / "disk", "1m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
-def fill(disk: Path) -> Path:
-    """Take every free byte of the disk; return the file that holds them."""
-    filler = disk / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        for size in (65536, 512, 1):
-            with contextlib.suppress(OSError):
-                while True:
-                    os.write(fd, b"\0" * size)
-    finally:
-        os.close(fd)
-    return filler
 
 
 def llm_calls(n: int) -> list[tuple[str, dict[str, object]]]:

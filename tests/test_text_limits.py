@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import re
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,7 +23,6 @@ import pytest
 import openclaw.mcp.curated as curated
 from openclaw.chat import Message
 from openclaw.db import Database
-from openclaw.db.target import DatabaseTarget, TargetSource
 from openclaw.errors import ConfigError, OpenclawError, UsageError
 from openclaw.gateway.app import Gateway
 from openclaw.gateway.channel import ChannelCore, Incoming
@@ -150,13 +149,6 @@ def test_the_words_of_any_message_fit_in_a_tsvector(db_url: str, shape: str) -> 
 def test_the_bound_in_the_migration_is_the_one_tested() -> None:
     assert f"\"left\"(coalesce(content, ''), {PREFIX})" in MIGRATION.read_text()
     assert PROVEN_BYTES_PER_CHAR * PREFIX < TSVECTOR_LIMIT
-
-
-@pytest.fixture
-async def database(db_url: str) -> AsyncIterator[Database]:
-    db = await Database.open(DatabaseTarget(TargetSource.OPTION, url=db_url))
-    yield db
-    await db.close()
 
 
 HUGE = {

@@ -47,14 +47,7 @@ def _unprintable(text: str) -> str | None:
 
 def session_key_problem(key: str) -> str | None:
     """Why `key` cannot be a session key, in a few words; None when it can."""
-    if not key.strip():
-        return "a session key may not be empty"
-    if len(key) > MAX_SESSION_KEY_CHARS:
-        return f"a session key has at most {MAX_SESSION_KEY_CHARS} characters, not {len(key)}"
-    bad = _unprintable(key)
-    if bad is not None:
-        return f"a session key holds printable characters only, not {bad}"
-    return None
+    return _name_problem(key, "a session key", MAX_SESSION_KEY_CHARS)
 
 
 def check_session_key(key: str) -> str:
@@ -68,13 +61,17 @@ def check_session_key(key: str) -> str:
 def agent_name_problem(name: str) -> str | None:
     """Why `name` cannot name an agent (it is part of every key the agent's sessions get);
     None when it can."""
-    if not name.strip():
-        return "an agent name may not be empty"
-    if len(name) > MAX_AGENT_NAME_CHARS:
-        return f"an agent name has at most {MAX_AGENT_NAME_CHARS} characters, not {len(name)}"
-    bad = _unprintable(name)
+    return _name_problem(name, "an agent name", MAX_AGENT_NAME_CHARS)
+
+
+def _name_problem(value: str, what: str, limit: int) -> str | None:
+    if not value.strip():
+        return f"{what} may not be empty"
+    if len(value) > limit:
+        return f"{what} has at most {limit} characters, not {len(value)}"
+    bad = _unprintable(value)
     if bad is not None:
-        return f"an agent name holds printable characters only, not {bad}"
+        return f"{what} holds printable characters only, not {bad}"
     return None
 
 
