@@ -121,7 +121,7 @@ def test_a_full_spool_refuses_and_counts(tmp_path: Path) -> None:
     assert spool.append_many([("k", {}), ("k", {})])
     assert not spool.append_many([("k", {}), ("k", {})])
     assert spool.append("k", {}) and not spool.append("k", {})
-    assert spool.pending() == 3 and spool.rejected == 3
+    assert spool.pending() == 3 and spool.refused == 3
 
 
 async def test_dual_mode_converges_after_postgres_was_down(db_url: str, isolated_environment: Path) -> None:

@@ -4,6 +4,8 @@ rides out, and failures are sorted by SQLSTATE."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import sqlite3
 import subprocess
 import threading
@@ -53,7 +55,7 @@ def test_appends_and_counts_never_scan_the_backlog(tmp_path: Path) -> None:
     assert spool._conn is not None
     spool._conn.set_trace_callback(statements.append)
     try:
-        assert spool.append(LLM_CALL, to_payload(LlmCall(model="m")), session_key="k")
+        assert spool.append("session.messages", {"key": "k", "messages": []})
         assert spool.pending() == 51 and spool.dead() == 0 and spool.stats().pending == 51
         assert spool.has_pending("k") and not spool.has_pending("other")
     finally:
@@ -229,4 +231,104 @@ async def test_a_row_refused_while_held_in_memory_is_set_aside_not_lost(
     [dead] = spool.dead_entries()
     assert "[23514]" in dead.error and dead.kind == LLM_CALL
     assert spool.dead() == 1 and spool.requeue() == 1
+    spool.close()
+
+
+async def test_a_cancelled_put_keeps_its_entry_and_the_writer_alive(tmp_path: Path) -> None:
+    """A turn that times out while its write waits for the commit must not take the
+    writer thread down with it (every later append would wait for ever)."""
+    spool = Spool(tmp_path / "spool.db")
+    for _ in range(20):
+        task = asyncio.create_task(spool.put(LLM_CALL, to_payload(LlmCall(model="cancelled"))))
+        await asyncio.sleep(0)  # handed over, not committed yet
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert await asyncio.wait_for(spool.put(LLM_CALL, to_payload(LlmCall(model="after"))), 30)
+    assert spool.pending() == 21  # the cancelled callers' entries were kept
+    spool.close()
+
+
+async def test_entries_behind_the_cursor_ship_while_traffic_goes_on(
+    tmp_path: Path, database: Database
+) -> None:
+    """A requeued entry (at its old place, behind the flusher's position) ships while new
+    entries keep arriving; before, a round only ended when the spool ran empty."""
+    spool = Spool(tmp_path / "spool.db")
+    requeued = LlmCall(model="requeued")
+    spool.append(LLM_CALL, to_payload(requeued))
+    spool.bury(spool.peek(1)[0], "set aside by hand")
+    flusher = Flusher(spool, database, RUNTIME_HANDLERS, interval_s=0.05)
+    stop = asyncio.Event()
+
+    async def traffic() -> None:
+        while not stop.is_set():
+            spool.submit(LLM_CALL, to_payload(LlmCall(model="traffic")))
+            await asyncio.sleep(0.01)
+
+    running = [asyncio.create_task(flusher.run(stop)), asyncio.create_task(traffic())]
+    try:
+        await until(lambda: count(database, "llm_calls"), what="traffic to ship")
+        assert spool.requeue() == 1
+
+        async def shipped() -> bool:
+            async with database.connection() as conn:
+                cur = await conn.execute("SELECT 1 FROM llm_calls WHERE id = %s", (requeued.id,))
+                return await cur.fetchone() is not None
+
+        await until(shipped, what="the requeued entry to ship while traffic goes on")
+    finally:
+        stop.set()
+        await asyncio.gather(*running)
+        spool.close()
+
+
+async def test_memory_held_entries_ship_from_a_read_only_directory(
+    small_disk: Path, database: Database
+) -> None:
+    """No lock file can be made and the reader finds no file: the rows held in memory
+    still ship (they used to wait for a disk that never came)."""
+    await asyncio.to_thread(subprocess.run, ["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    spool = Spool(small_disk / "outbox" / "spool.db")
+    try:
+        assert spool.append_many(llm_calls(3)) and spool.stats().held_in_memory == 3
+        assert await Flusher(spool, database, RUNTIME_HANDLERS).drain(timeout_s=30)
+        assert await count(database, "llm_calls") == 3 and spool.stats().held_in_memory == 0
+    finally:
+        spool.close()
+        await asyncio.to_thread(subprocess.run, ["mount", "-o", "remount,rw", str(small_disk)], check=True)
+
+
+async def test_text_json_cannot_hold_is_made_storable(tmp_path: Path, database: Database) -> None:
+    """A lone surrogate (a provider's broken JSON, an emoji split between stream chunks)
+    made the append raise, on the turn's path."""
+    spool = Spool(tmp_path / "spool.db")
+    assert spool.submit(LLM_CALL, to_payload(LlmCall(model="m", response_content="half an emoji \ud83d")))
+    assert await Flusher(spool, database, RUNTIME_HANDLERS).drain(timeout_s=30)
+    async with database.connection() as conn:
+        row = await (await conn.execute("SELECT response_content FROM llm_calls")).fetchone()
+    assert row == ("half an emoji ?",)
+    spool.close()
+
+
+def test_an_earlier_versions_spool_is_counted_once_and_by_every_writer(tmp_path: Path) -> None:
+    """A file of the version before (no counters, no session column) while a process of
+    that version still appends to it: the counts and the session index stay true."""
+    path = tmp_path / "spool.db"
+    old = sqlite3.connect(path, isolation_level=None)
+    old.executescript(
+        "PRAGMA journal_mode=WAL;"
+        "CREATE TABLE entries (seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL,"
+        " payload TEXT NOT NULL, created_at_ms INTEGER NOT NULL);"
+        "CREATE TABLE dead (seq INTEGER PRIMARY KEY, kind TEXT NOT NULL, payload TEXT NOT NULL,"
+        " created_at_ms INTEGER NOT NULL, error TEXT NOT NULL, failed_at_ms INTEGER NOT NULL);"
+    )
+    insert = "INSERT INTO entries (kind, payload, created_at_ms) VALUES (?, ?, 0)"
+    old.executemany(insert, [("session.messages", '{"key": "a", "messages": []}'), ("llm_call", "{}")])
+    spool = Spool(path)
+    assert spool.pending() == 2 and spool.has_pending("a") and spool.pending_sessions() == {"a"}
+    old.execute(insert, ("session.messages", '{"key": "b", "messages": []}'))  # the old process goes on
+    old.execute("DELETE FROM entries WHERE kind = 'llm_call'")
+    assert spool.pending() == 2 and spool.has_pending("b")
+    old.close()
     spool.close()

@@ -79,11 +79,11 @@ class AgentRuntime:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._flushing
         await self.flusher.drain(drain_timeout_s if self.postgres_ready else min(drain_timeout_s, 1.0))
-        waiting = self.spool.pending()
+        waiting = await asyncio.to_thread(self.spool.pending)
         await self.store.close()
         await self.client.aclose()
         await self.database.close()
-        self.spool.close()
+        await asyncio.to_thread(self.spool.close)
         return waiting
 
 
@@ -123,7 +123,8 @@ async def open_runtime(
     database = await Database.open(target, wait=False, application_name="openclaw-agent", pool_wait_s=3)
     ready = await _ensure_schema(database)
     # the spool of this database (outbox/targets.py)
-    spool = open_spool(home, target, **configured_limits(gateway_section("outbox")))
+    limits = configured_limits(gateway_section("outbox"))
+    spool = await asyncio.to_thread(open_spool, home, target, **limits)  # it may count an old file once
     llm_log = LlmLog(
         spool, capacity=configured_capacity(gateway_section("llm_log")), host=hostinfo.hostname()
     )

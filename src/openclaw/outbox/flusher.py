@@ -26,15 +26,13 @@ import fcntl
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import groupby
 from pathlib import Path
 from typing import Any
 
-import psycopg
 from psycopg import AsyncConnection
-from psycopg_pool import PoolTimeout
 
 from openclaw.db.database import Database
 from openclaw.outbox.classify import Verdict, classify, describe
@@ -43,9 +41,6 @@ from openclaw.outbox.spool import Entry, Spool
 log = logging.getLogger(__name__)
 
 Handler = Callable[[AsyncConnection, list[dict[str, Any]]], Awaitable[None]]
-
-# Kept for callers of earlier versions; `classify.is_unavailable` decides now.
-UNAVAILABLE = (psycopg.OperationalError, PoolTimeout, OSError)
 
 
 def flush_lock_path(spool_path: Path) -> Path:
@@ -106,36 +101,59 @@ class Flusher:
         return (await self._flush_batch()).shipped
 
     async def _flush_batch(self) -> _Batch:
-        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        with self._flush_lock() as locked:
+            if not locked:
+                return _Batch(locked_out=True)
+            return await self._flush_locked()
+
+    @contextlib.contextmanager
+    def _flush_lock(self) -> Iterator[bool]:
+        """The flock that makes one process the flusher of a spool. On a directory that
+        cannot be written, the lock file may be missing: then no other process can be
+        writing there either, and the rows held in memory ship without it."""
+        try:
+            fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError:
+            try:
+                fd = os.open(self._lock_path, os.O_RDONLY)  # flock works on a read-only fd
+            except OSError:
+                yield True
+                return
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                return _Batch(locked_out=True)
-            entries = await asyncio.to_thread(self.spool.peek, self.batch_size, after=self._after)
-            if not entries:
-                self._end_round()
-                return _Batch()
-            to_ship = self._shippable(entries)
-            try:
-                bad = await self._ship(to_ship)
-            except _KindFailedError as exc:
-                self._halt(exc.kind, f"a bug: {describe(exc.cause)}")
-                return _Batch(read=len(entries))  # the same batch again, without that kind
-            self.last_error = None
-            bad_seqs = {entry.seq for entry, _ in bad}
-            for entry, reason in bad:
-                log.error("outbox: %s entry %d moved aside: %s", entry.kind, entry.seq, reason)
-                await asyncio.to_thread(self.spool.bury, entry, reason)
-            done = [e.seq for e in to_ship if e.seq not in bad_seqs]
-            if done:
-                await asyncio.to_thread(self.spool.remove, done)
-            self.shipped += len(done)
-            self.buried += len(bad)
-            self._after = entries[-1].seq
-            return _Batch(read=len(entries), shipped=len(to_ship))
+                yield False
+                return
+            yield True
         finally:
             os.close(fd)  # releases the flock
+
+    async def _flush_locked(self) -> _Batch:
+        entries = await asyncio.to_thread(self.spool.peek, self.batch_size, after=self._after)
+        if not entries:
+            self._end_round()
+            return _Batch()
+        to_ship = self._shippable(entries)
+        try:
+            bad = await self._ship(to_ship)
+        except _KindFailedError as exc:
+            self._halt(exc.kind, f"a bug: {describe(exc.cause)}")
+            return _Batch(read=len(entries))  # the same batch again, without that kind
+        self.last_error = None
+        bad_seqs = {entry.seq for entry, _ in bad}
+        done = [e.seq for e in to_ship if e.seq not in bad_seqs]
+        if done:  # first: what shipped is never sent again, whatever happens next
+            await asyncio.to_thread(self.spool.remove, done)
+        for entry, reason in bad:
+            log.error("outbox: %s entry %d set aside: %s", entry.kind, entry.seq, reason)
+            await asyncio.to_thread(self.spool.bury, entry, reason)
+        self.shipped += len(done)
+        self.buried += len(bad)
+        self._after = entries[-1].seq
+        if len(entries) < self.batch_size:  # the end is near: the next round starts over
+            self._end_round()
+        return _Batch(read=len(entries), shipped=len(to_ship))
 
     def _shippable(self, entries: Sequence[Entry]) -> list[Entry]:
         """The entries to ship now: not of a halted kind, and not behind a held entry of
@@ -182,8 +200,8 @@ class Flusher:
         """Ship in one transaction; return the entries Postgres refused, with the reason."""
         if not entries:
             return []
-        async with self.database.connection(wait_s=self.connect_timeout_s) as conn:
-            return await self._ship_isolating(conn, entries)
+        async with self.database.connection(wait_s=self.connect_timeout_s) as conn, conn.transaction():
+            return await self._ship_isolating(conn, entries)  # its halves are savepoints of this
 
     async def _ship_isolating(
         self, conn: AsyncConnection, entries: Sequence[Entry]
@@ -260,7 +278,9 @@ class Flusher:
                     log.exception("outbox: flushing failed")
                 elif self.last_error is None:  # once per outage, not once per try
                     log.warning(
-                        "outbox: Postgres cannot take entries (%s); %d wait", reason, self.spool.pending()
+                        "outbox: Postgres cannot take entries (%s); %d wait",
+                        reason,
+                        self.spool.stats().pending,
                     )
                 self.last_error = reason
                 backoff = min(backoff * 2, self.max_backoff_s)

@@ -21,9 +21,10 @@ person can look at them and requeue them (`openclaw outbox`). Several processes 
 one spool.
 
 **Counting is O(1).** A `counters` table holds the number of entries and of dead ones,
-updated in the transaction that changes them; `stats()` reads a copy in memory that the
-writer thread refreshes after each commit (two primary-key lookups), and `refresh()`
-re-reads it for what other processes did. Nothing scans the table.
+kept by triggers (so every writer keeps it true, an earlier openclaw's too); `stats()`
+reads a copy in memory that the writer thread refreshes after each commit (two
+primary-key lookups), and `refresh()` re-reads it for what other processes did. Nothing
+scans the table but the first open of an earlier version's file, which counts it once.
 
 **A disk that cannot be written** (full, read-only, gone) is a state, not a crash: the
 spool opens anyway, appends go to a bounded list in memory (`memory_entries`, counted
@@ -33,8 +34,9 @@ Beyond the bound, entries are refused and counted. When a shipped entry cannot b
 from a full disk, it is remembered as shipped (and not shipped again) until the removal
 goes through.
 
-Each entry may name the session it belongs to (`session_key`), so that a session's new
-writes can wait for its own spooled ones and for nothing else (`has_pending`).
+An entry of a session (kinds `session.*` with a `key`) is indexed by that key (a virtual
+column), so that a session's new writes can wait for its own spooled ones and for
+nothing else (`has_pending`).
 """
 
 from __future__ import annotations
@@ -67,12 +69,22 @@ REFUSAL_LOG_EVERY_S = 60.0
 # may also be negative: adopted entries go before the others).
 MEMORY_SEQ_START = 2**62
 
-_SCHEMA = """
+# The session an entry belongs to, as SQL and as Python (the same rule).
+_SESSION_OF = "CASE WHEN kind LIKE 'session.%' THEN json_extract(payload, '$.key') END"
+
+
+def session_of(kind: str, payload: Mapping[str, Any]) -> str | None:
+    key = payload.get("key") if kind.startswith("session.") else None
+    return key if isinstance(key, str) else None
+
+
+_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS entries (
     seq           INTEGER PRIMARY KEY AUTOINCREMENT,
     kind          TEXT NOT NULL,
     payload       TEXT NOT NULL,
-    created_at_ms INTEGER NOT NULL
+    created_at_ms INTEGER NOT NULL,
+    session_key   TEXT GENERATED ALWAYS AS ({_SESSION_OF}) VIRTUAL
 );
 CREATE TABLE IF NOT EXISTS dead (
     seq           INTEGER PRIMARY KEY,
@@ -91,11 +103,21 @@ CREATE TABLE IF NOT EXISTS counters (
     value INTEGER NOT NULL
 );
 """
-# Spools of earlier versions have no session_key column: added on open.
+# An earlier version's file has no session_key column: added on open (virtual: nothing
+# is rewritten, and its writers' entries get one too).
+_ADD_SESSION_KEY = (
+    f"ALTER TABLE entries ADD COLUMN session_key TEXT GENERATED ALWAYS AS ({_SESSION_OF}) VIRTUAL"
+)
 _SESSION_INDEX = (
     "CREATE INDEX IF NOT EXISTS entries_by_session ON entries (session_key, seq)"
     " WHERE session_key IS NOT NULL"
 )
+_COUNTING = [
+    f"CREATE TRIGGER IF NOT EXISTS {table}_{name} AFTER {event} ON {table}"
+    f" BEGIN UPDATE counters SET value = value {sign} 1 WHERE name = '{counter}'; END"
+    for table, counter in (("entries", "pending"), ("dead", "dead"))
+    for name, event, sign in (("in", "INSERT", "+"), ("out", "DELETE", "-"))
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +175,28 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def _json(payload: Mapping[str, Any]) -> str:
+    try:
+        return orjson.dumps(payload).decode()  # orjson: this is on the turn path
+    except TypeError:  # a lone surrogate (a provider's broken JSON, a split emoji): made storable
+        return orjson.dumps(_storable(payload)).decode()
+
+
+def _storable(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, Mapping):
+        return {str(k): _storable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_storable(v) for v in value]
+    return value
+
+
+def _resolve(done: Future[Any] | None, value: Any) -> None:
+    if done is not None and not done.done():
+        done.set_result(value)
+
+
 class SpoolUnavailableError(sqlite3.OperationalError):
     """The spool file cannot be opened (its directory is unwritable, or the disk is full)."""
 
@@ -176,7 +220,7 @@ class Spool:
         self._oldest_ms: int | None = None
         self._unwritable: str | None = None
         self._queued = 0  # rows handed to the writer, not yet committed or held
-        self._queued_lock = threading.Lock()
+        self._count_lock = threading.Lock()  # _queued and refused change in several threads
         self._held: deque[tuple[int, _Row]] = deque()  # (memory seq, row), oldest first
         self._held_dead: list[tuple[_Row, str, int]] = []  # refused by Postgres: (row, error, failed at)
         self._held_lock = threading.Lock()
@@ -197,54 +241,59 @@ class Spool:
 
     # ---- appending ------------------------------------------------------------------
 
-    def submit(self, kind: str, payload: dict[str, Any], *, session_key: str | None = None) -> bool:
+    def submit(self, kind: str, payload: dict[str, Any]) -> bool:
         """Hand an entry to the writer; never blocks. False if refused (the spool is full)."""
-        return self._enqueue([(kind, payload, session_key)], None)
+        return self._enqueue([(kind, payload)], None)
 
-    async def put(self, kind: str, payload: dict[str, Any], *, session_key: str | None = None) -> bool:
-        """Store an entry; True once committed (or held in memory, see the module doc)."""
-        return await self.put_many([(kind, payload, session_key)])
+    async def put(self, kind: str, payload: dict[str, Any]) -> bool:
+        """Store an entry; True once committed (or held in memory, see the module doc).
+        Cancelling the caller does not take the entry back."""
+        done: Future[bool] = Future()
+        if not self._enqueue([(kind, payload)], done):
+            return False
+        return await asyncio.shield(asyncio.wrap_future(done))
 
-    async def put_many(self, items: Sequence[tuple[str, dict[str, Any], str | None]]) -> bool:
+    def append(self, kind: str, payload: dict[str, Any]) -> bool:
+        """`put` for code that is not async: blocks until the entry is committed."""
+        return self.append_many([(kind, payload)])
+
+    def append_many(self, items: Sequence[tuple[str, dict[str, Any]]]) -> bool:
+        """Store entries, in order, all or none; blocks until committed. False if refused."""
         done: Future[bool] = Future()
         if not self._enqueue(items, done):
             return False
-        return await asyncio.wrap_future(done)
-
-    def append(self, kind: str, payload: dict[str, Any], *, session_key: str | None = None) -> bool:
-        """`put` for code that is not async: blocks until the entry is committed."""
-        return self.append_many([(kind, payload)], session_key=session_key)
-
-    def append_many(
-        self, items: Sequence[tuple[str, dict[str, Any]]], *, session_key: str | None = None
-    ) -> bool:
-        """Store entries, in order, all or none; blocks until committed. False if refused."""
-        done: Future[bool] = Future()
-        if not self._enqueue([(kind, payload, session_key) for kind, payload in items], done):
-            return False
         return done.result()
 
-    def _enqueue(
-        self, items: Sequence[tuple[str, dict[str, Any], str | None]], done: Future[bool] | None
-    ) -> bool:
+    def _enqueue(self, items: Sequence[tuple[str, dict[str, Any]]], done: Future[bool] | None) -> bool:
         if self._closed:
             raise RuntimeError("the spool is closed")
+        if not items:
+            _resolve(done, True)
+            return True
         now = _now_ms()
-        # orjson: this is on the turn path
-        rows = [_Row(kind, orjson.dumps(payload).decode(), now, key) for kind, payload, key in items]
-        if self._pending + self._queued + len(self._held) + len(rows) > self.max_entries:
+        rows = [_Row(kind, _json(payload), now, session_of(kind, payload)) for kind, payload in items]
+        with self._count_lock:
+            if self._pending + self._queued + len(self._held) + len(rows) > self.max_entries:
+                full = True
+            else:
+                full = False
+                self._queued += len(rows)
+        if full:
             self._refuse(len(rows), f"the outbox is full ({self.max_entries} entries, outbox.max_entries)")
             return False
-        with self._queued_lock:
-            self._queued += len(rows)
+        if done is not None:
+            done.set_running_or_notify_cancel()  # from now on the writer decides, not a cancellation
         self._queue.put(_Append(rows, done))
         return True
 
     def _refuse(self, count: int, reason: str) -> None:
-        self.refused += count
-        now = time.monotonic()
-        if now - self._last_refusal_log >= REFUSAL_LOG_EVERY_S:  # not a line per entry
-            self._last_refusal_log = now
+        with self._count_lock:
+            self.refused += count
+            now = time.monotonic()
+            say = now - self._last_refusal_log >= REFUSAL_LOG_EVERY_S  # not a line per entry
+            if say:
+                self._last_refusal_log = now
+        if say:
             log.error("outbox: entries refused, %d so far: %s", self.refused, reason)
 
     # ---- reading (blocking: from a thread, or code that is not async) ----------------
@@ -272,38 +321,48 @@ class Spool:
         return self._dead + len(self._held_dead)
 
     def _read_counts(self) -> None:
-        reader = self._reader_connection()
-        if reader is None:
-            return
-        with contextlib.suppress(sqlite3.Error), self._reader_lock:
-            counts = dict(reader.execute("SELECT name, value FROM counters").fetchall())
-            self._pending = max(int(counts.get("pending", self._pending)), 0)
-            self._dead = max(int(counts.get("dead", self._dead)), 0)
+        counts: dict[str, int] = self._read(
+            lambda db: dict(db.execute("SELECT name, value FROM counters").fetchall()), {}
+        )
+        self._pending = max(int(counts.get("pending", self._pending)), 0)
+        self._dead = max(int(counts.get("dead", self._dead)), 0)
 
-    @property
-    def rejected(self) -> int:  # the name of earlier versions
-        return self.refused
+    def _read(self, query: Callable[[sqlite3.Connection], T], otherwise: T) -> T:
+        """`query` on the reading connection; `otherwise` when the file cannot be read (not
+        made yet, a read-only directory without its -shm file, a disk gone)."""
+        with self._reader_lock:
+            if self._reader is None:
+                try:
+                    self._reader = sqlite3.connect(
+                        f"file:{self.path}?mode=ro", uri=True, check_same_thread=False
+                    )
+                    self._reader.execute("PRAGMA busy_timeout=5000")
+                except sqlite3.Error:
+                    return otherwise
+            try:
+                return query(self._reader)
+            except sqlite3.Error as exc:
+                log.debug("outbox: cannot read %s: %s", self.path, exc)
+                self._reader.close()
+                self._reader = None  # opened again next time
+                return otherwise
 
     def peek(self, limit: int, *, after: int | None = None) -> list[Entry]:
         """The oldest entries (after seq `after`), in order; then those held in memory.
-        Entries shipped but not yet removed are left out."""
-        rows: list[tuple[int, str, str, int, str | None]] = []
-        reader = self._reader_connection()
-        if reader is not None:
-            with self._reader_lock:
-                rows = reader.execute(
-                    "SELECT seq, kind, payload, created_at_ms, session_key FROM entries"
-                    " WHERE seq > ? ORDER BY seq LIMIT ?",
-                    (-(2**62) if after is None else after, limit + len(self._shipped_unremoved)),
-                ).fetchall()
+        Entries shipped but not yet removed are left out; one whose payload cannot be
+        read is set aside."""
         with self._shipped_lock:
-            rows = [row for row in rows if row[0] not in self._shipped_unremoved][:limit]
-        # One parse for the whole batch: much cheaper than a parse per entry.
-        payloads = orjson.loads("[" + ",".join(row[2] for row in rows) + "]") if rows else []
-        entries = [
-            Entry(seq, kind, payload, created, key)
-            for (seq, kind, _, created, key), payload in zip(rows, payloads, strict=True)
-        ]
+            skip = set(self._shipped_unremoved)
+        rows: list[tuple[int, str, str, int, str | None]] = self._read(
+            lambda db: db.execute(
+                "SELECT seq, kind, payload, created_at_ms, session_key FROM entries"
+                " WHERE seq > ? ORDER BY seq LIMIT ?",
+                (-(2**63) if after is None else after, limit + len(skip)),
+            ).fetchall(),
+            [],
+        )
+        rows = [row for row in rows if row[0] not in skip][:limit]
+        entries = self._parsed(rows)
         if len(entries) < limit:
             with self._held_lock:
                 newer = (item for item in self._held if after is None or item[0] > after)
@@ -314,46 +373,62 @@ class Spool:
             ]
         return entries
 
+    def _parsed(self, rows: list[tuple[int, str, str, int, str | None]]) -> list[Entry]:
+        try:  # one parse for the whole batch: much cheaper than a parse per entry
+            payloads = orjson.loads("[" + ",".join(row[2] for row in rows) + "]") if rows else []
+        except orjson.JSONDecodeError:  # one of them is not JSON (edited by hand?): find it
+            entries = []
+            for seq, kind, text, created, key in rows:
+                try:
+                    entries.append(Entry(seq, kind, orjson.loads(text), created, key))
+                except orjson.JSONDecodeError as exc:
+                    self.bury(Entry(seq, kind, {}, created, key), f"the entry is not JSON: {exc}")
+            return entries
+        return [
+            Entry(seq, kind, payload, created, key)
+            for (seq, kind, _, created, key), payload in zip(rows, payloads, strict=True)
+        ]
+
     def has_pending(self, session_key: str) -> bool:
         """Whether entries of this session wait (an index probe)."""
         with self._held_lock:
             if any(row.session_key == session_key for _, row in self._held):
                 return True
-        reader = self._reader_connection()
-        if reader is None:
-            return False
-        with self._reader_lock:
-            found = reader.execute(
-                "SELECT 1 FROM entries WHERE session_key = ? LIMIT 1", (session_key,)
-            ).fetchone()
-        return found is not None
+        with self._shipped_lock:
+            skip = set(self._shipped_unremoved)
+        seqs: list[tuple[int]] = self._read(
+            lambda db: db.execute(
+                "SELECT seq FROM entries WHERE session_key = ? ORDER BY seq LIMIT ?",
+                (session_key, len(skip) + 1),
+            ).fetchall(),
+            [],
+        )
+        return any(seq not in skip for (seq,) in seqs)
 
     def pending_sessions(self) -> set[str]:
         """The sessions with entries waiting (a scan of the session index: at start only)."""
-        reader = self._reader_connection()
-        keys: set[str] = set()
-        if reader is not None:
-            with self._reader_lock:
-                keys = {
-                    row[0]
-                    for row in reader.execute(
-                        "SELECT DISTINCT session_key FROM entries WHERE session_key IS NOT NULL"
-                    )
-                }
+        keys: set[str] = self._read(
+            lambda db: {
+                row[0]
+                for row in db.execute(
+                    "SELECT DISTINCT session_key FROM entries WHERE session_key IS NOT NULL"
+                )
+            },
+            set(),
+        )
         with self._held_lock:
             keys |= {row.session_key for _, row in self._held if row.session_key}
         return keys
 
     def dead_entries(self, *, kind: str | None = None, limit: int = 100) -> list[DeadEntry]:
-        reader = self._reader_connection()
-        if reader is None:
-            return []
-        with self._reader_lock:
-            rows = reader.execute(
+        rows: list[tuple[int, str, str, int, str, int]] = self._read(
+            lambda db: db.execute(
                 "SELECT seq, kind, payload, created_at_ms, error, failed_at_ms FROM dead"
                 " WHERE ?1 IS NULL OR kind = ?1 ORDER BY seq LIMIT ?2",
                 (kind, limit),
-            ).fetchall()
+            ).fetchall(),
+            [],
+        )
         return [DeadEntry(*row) for row in rows]
 
     # For a person (`openclaw outbox`): reads a command makes once, never the turn path's.
@@ -369,45 +444,33 @@ class Spool:
         return self._count_by_kind("entries")
 
     def _count_by_kind(self, table: str) -> dict[str, int]:
-        reader = self._reader_connection()
-        if reader is None:
-            return {}
-        with self._reader_lock:
-            rows = reader.execute(
+        rows: list[tuple[str, int]] = self._read(
+            lambda db: db.execute(
                 f"SELECT kind, count(*) FROM {table} GROUP BY kind ORDER BY kind"
-            ).fetchall()
+            ).fetchall(),
+            [],
+        )
         return {str(kind): int(count) for kind, count in rows}
 
     def dead_seqs(self, seqs: Iterable[int]) -> set[int]:
         """Which of these seqs are dead entries (a primary-key probe each)."""
         wanted = sorted(set(seqs))
-        reader = self._reader_connection()
-        if reader is None or not wanted:
-            return set()
-        found: set[int] = set()
-        with self._reader_lock:
+
+        def query(db: sqlite3.Connection) -> set[int]:
+            found: set[int] = set()
             for start in range(0, len(wanted), 500):  # within SQLite's limit of parameters
                 chunk = wanted[start : start + 500]
+                marks = ",".join("?" * len(chunk))
                 found.update(
-                    int(row[0])
-                    for row in reader.execute(
-                        f"SELECT seq FROM dead WHERE seq IN ({','.join('?' * len(chunk))})", chunk
-                    )
+                    int(row[0]) for row in db.execute(f"SELECT seq FROM dead WHERE seq IN ({marks})", chunk)
                 )
-        return found
+            return found
+
+        return self._read(query, set()) if wanted else set()
 
     def meta(self) -> dict[str, str]:
         """What the spool records about itself (e.g. the database its entries are for)."""
         return self._call(lambda conn: dict(conn.execute("SELECT key, value FROM meta").fetchall()))
-
-    def _reader_connection(self) -> sqlite3.Connection | None:
-        if self._reader is None:
-            try:
-                self._reader = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
-                self._reader.execute("PRAGMA busy_timeout=5000")
-            except sqlite3.Error:
-                return None  # no file yet: nothing on disk
-        return self._reader
 
     # ---- writing through the writer thread (blocking) ---------------------------------
 
@@ -437,39 +500,43 @@ class Spool:
         with self._shipped_lock:
             seqs = sorted(self._shipped_unremoved)
         with _transaction(conn):
-            removed = 0
             for low, high in _runs(seqs):  # a shipped batch is mostly one run of seqs
-                removed += conn.execute("DELETE FROM entries WHERE seq BETWEEN ? AND ?", (low, high)).rowcount
-            _add(conn, "pending", -removed)
+                conn.execute("DELETE FROM entries WHERE seq BETWEEN ? AND ?", (low, high))
         with self._shipped_lock:
             self._shipped_unremoved.difference_update(seqs)
 
     def bury(self, entry: Entry, error: str) -> None:
-        """Move an entry Postgres will never accept to the dead table, with the reason."""
-        if entry.in_memory:  # set aside in memory, and on disk with the rest once it can be written
+        """Move an entry Postgres will never accept to the dead table, with the reason. Never
+        raises: when the disk cannot take it now, it is set aside in memory and written to
+        `dead` once the disk can be written (and counted as dead meanwhile)."""
+        row = _Row(entry.kind, _json(entry.payload), entry.created_at_ms, entry.session_key)
+        if entry.in_memory:
             with self._held_lock:
-                row = next((r for s, r in self._held if s == entry.seq), None)
                 self._held = deque(item for item in self._held if item[0] != entry.seq)
-                if row is not None and len(self._held_dead) < self.memory_entries:
-                    self._held_dead.append((row, error, _now_ms()))
-                    return
-            log.error(
-                "outbox: a %s entry refused by Postgres is lost (no disk, no memory): %s", entry.kind, error
-            )
-            return
+        else:
 
-        def work(conn: sqlite3.Connection) -> None:
-            with _transaction(conn):
-                cur = conn.execute(
-                    "INSERT OR REPLACE INTO dead (seq, kind, payload, created_at_ms, error, failed_at_ms)"
-                    " SELECT seq, kind, payload, created_at_ms, ?, ? FROM entries WHERE seq = ?",
-                    (error, _now_ms(), entry.seq),
-                )
-                conn.execute("DELETE FROM entries WHERE seq = ?", (entry.seq,))
-                _add(conn, "pending", -cur.rowcount)
-                _add(conn, "dead", cur.rowcount)
+            def work(conn: sqlite3.Connection) -> None:
+                with _transaction(conn):
+                    conn.execute(
+                        "INSERT OR REPLACE INTO dead (seq, kind, payload, created_at_ms, error, failed_at_ms)"
+                        " SELECT seq, kind, payload, created_at_ms, ?, ? FROM entries WHERE seq = ?",
+                        (error, _now_ms(), entry.seq),
+                    )
+                    conn.execute("DELETE FROM entries WHERE seq = ?", (entry.seq,))
 
-        self._call(work)
+            try:
+                self._call(work)
+                return
+            except sqlite3.Error:  # a full disk: as for one held in memory, and not shipped again
+                with self._shipped_lock:
+                    self._shipped_unremoved.add(entry.seq)
+        with self._held_lock:
+            if len(self._held_dead) < self.memory_entries:
+                self._held_dead.append((row, error, _now_ms()))
+                return
+        log.error(
+            "outbox: a %s entry refused by Postgres is lost (no disk, no memory): %s", entry.kind, error
+        )
 
     def requeue(self, seqs: Iterable[int] | None = None, *, kind: str | None = None) -> int:
         """Move dead entries back in line, at their old place (all of them, or of a kind,
@@ -479,17 +546,12 @@ class Spool:
         def work(conn: sqlite3.Connection) -> int:
             where, params = _dead_selection(chosen, kind)
             with _transaction(conn):
-                cur = conn.execute(
-                    "INSERT OR IGNORE INTO entries (seq, kind, payload, created_at_ms, session_key)"
-                    " SELECT seq, kind, payload, created_at_ms,"
-                    " CASE WHEN kind LIKE 'session.%' THEN json_extract(payload, '$.key') END"
-                    f" FROM dead{where}",
+                moved = conn.execute(
+                    "INSERT OR IGNORE INTO entries (seq, kind, payload, created_at_ms)"
+                    f" SELECT seq, kind, payload, created_at_ms FROM dead{where}",
                     params,
-                )
-                moved = cur.rowcount
+                ).rowcount
                 conn.execute(f"DELETE FROM dead{where}", params)
-                _add(conn, "pending", moved)
-                _add(conn, "dead", -moved)
             return moved
 
         return self._call(work)
@@ -501,9 +563,7 @@ class Spool:
         def work(conn: sqlite3.Connection) -> int:
             where, params = _dead_selection(chosen, kind)
             with _transaction(conn):
-                dropped = conn.execute(f"DELETE FROM dead{where}", params).rowcount
-                _add(conn, "dead", -dropped)
-            return dropped
+                return conn.execute(f"DELETE FROM dead{where}", params).rowcount
 
         return self._call(work)
 
@@ -538,20 +598,16 @@ class Spool:
                 ).fetchone()
                 # Shift the given seqs below every seq used here (seqs may go negative).
                 shift = min(1, 1 if low is None else low) - 1 - last_seq
-                added = conn.executemany(
-                    "INSERT INTO entries (seq, kind, payload, created_at_ms, session_key)"
-                    " VALUES (?1 + ?2, ?3, ?4, ?5,"
-                    " CASE WHEN ?3 LIKE 'session.%' THEN json_extract(?4, '$.key') END)",
+                conn.executemany(
+                    "INSERT INTO entries (seq, kind, payload, created_at_ms) VALUES (? + ?, ?, ?, ?)",
                     ((seq, shift, *rest) for seq, *rest in entries),
-                ).rowcount
-                added_dead = conn.executemany(
+                )
+                conn.executemany(
                     "INSERT INTO dead (seq, kind, payload, created_at_ms, error, failed_at_ms)"
                     " VALUES (? + ?, ?, ?, ?, ?, ?)",
                     ((seq, shift, *rest) for seq, *rest in dead),
-                ).rowcount
+                )
                 conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", list(meta.items()))
-                _add(conn, "pending", max(added, 0))
-                _add(conn, "dead", max(added_dead, 0))
 
         self._call(work)
 
@@ -576,12 +632,13 @@ class Spool:
         with self._reader_lock:
             if self._reader is not None:
                 self._reader.close()
-        if self._held:
+                self._reader = None
+        if self._held or self._held_dead:
             log.error(
-                "outbox: %d entries held in memory are lost: the spool %s could not be written (%s)",
+                "outbox: %d entries (and %d set aside as refused) held in memory are lost: %s",
                 len(self._held),
-                self.path,
-                self._unwritable,
+                len(self._held_dead),
+                self._unwritable or f"{self.path} could not be written",
             )
 
     # ---- the writer thread ------------------------------------------------------------
@@ -594,11 +651,7 @@ class Spool:
                 waiting = self._held or self._held_dead or self._shipped_unremoved
                 item = self._queue.get(timeout=RETRY_DISK_S if waiting else None)
             except queue.Empty:  # try the disk again with what is held, and what is to forget
-                self._write([], force=True)
-                if self._shipped_unremoved and self._conn is not None:
-                    with contextlib.suppress(sqlite3.Error):
-                        self._forget_shipped(self._conn)
-                        self._read_counters(self._conn)
+                self._retry_disk()
                 continue
             appends: list[_Append] = []
             while isinstance(item, _Append):
@@ -610,15 +663,35 @@ class Spool:
                     item = self._queue.get_nowait()
                 except queue.Empty:
                     item = None
-            if appends:
-                self._write(appends)
-            if isinstance(item, _Job):
-                self._do(item)
-            elif item is _STOP:
-                self._write([], force=True)
+            try:
+                if appends:
+                    self._write(appends)
+                if isinstance(item, _Job):
+                    self._do(item)
+            except Exception as exc:  # a bug: the thread must live on, and no caller wait forever
+                log.exception("outbox: the spool's writer failed")
+                for a in appends:
+                    if a.done is not None and not a.done.done():
+                        a.done.set_exception(exc)
+                if isinstance(item, _Job) and not item.done.done():
+                    item.done.set_exception(exc)
+            if item is _STOP:
+                with contextlib.suppress(Exception):
+                    self._write([], force=True)
                 if self._conn is not None:
                     self._conn.close()
                 return
+
+    def _retry_disk(self) -> None:
+        try:
+            self._write([], force=True)
+            if self._shipped_unremoved and self._conn is not None:
+                self._forget_shipped(self._conn)
+                self._read_counters(self._conn)
+        except sqlite3.Error:
+            pass  # still full: the next try
+        except Exception:
+            log.exception("outbox: the spool's writer failed")
 
     def _open(self) -> sqlite3.Connection | None:
         if self._conn is not None:
@@ -632,19 +705,20 @@ class Spool:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.executescript(_SCHEMA)
-            columns = {row[1] for row in conn.execute("PRAGMA table_info(entries)")}
-            if "session_key" not in columns:  # a spool of an earlier version: once
-                with _transaction(conn):
-                    conn.execute("ALTER TABLE entries ADD COLUMN session_key TEXT")
-                    conn.execute(
-                        "UPDATE entries SET session_key = json_extract(payload, '$.key')"
-                        " WHERE kind LIKE 'session.%' AND json_type(payload, '$.key') = 'text'"
-                    )
-            conn.execute(_SESSION_INDEX)
-            conn.executemany(
-                "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", list(self._meta.items())
-            )
-            self._ensure_counters(conn)
+            columns = {row[1] for row in conn.execute("PRAGMA table_xinfo(entries)")}
+            with _transaction(conn):
+                if "session_key" not in columns:  # a spool of an earlier version
+                    conn.execute(_ADD_SESSION_KEY)
+                conn.execute(_SESSION_INDEX)
+                conn.executemany("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", self._meta.items())
+                # Counted once (the only scan: an earlier version's file), then by triggers.
+                known = {row[0] for row in conn.execute("SELECT name FROM counters")}
+                if "pending" not in known:
+                    conn.execute("INSERT INTO counters SELECT 'pending', count(*) FROM entries")
+                if "dead" not in known:
+                    conn.execute("INSERT INTO counters SELECT 'dead', count(*) FROM dead")
+                for trigger in _COUNTING:
+                    conn.execute(trigger)
             self._read_counters(conn)
         except (OSError, sqlite3.Error) as exc:
             if conn is not None:
@@ -654,25 +728,11 @@ class Spool:
         self._conn = conn
         return conn
 
-    @staticmethod
-    def _ensure_counters(conn: sqlite3.Connection) -> None:
-        # A spool of an earlier version: counted once (the only scan), then kept up to date.
-        with _transaction(conn):
-            known = {row[0] for row in conn.execute("SELECT name FROM counters")}
-            if "pending" not in known:
-                conn.execute("INSERT INTO counters SELECT 'pending', count(*) FROM entries")
-            if "dead" not in known:
-                conn.execute("INSERT INTO counters SELECT 'dead', count(*) FROM dead")
-
     def _read_counters(self, conn: sqlite3.Connection) -> None:
         counts = dict(conn.execute("SELECT name, value FROM counters").fetchall())
         oldest = conn.execute(
             "SELECT created_at_ms FROM entries WHERE seq = (SELECT min(seq) FROM entries)"
         ).fetchone()
-        if oldest is None and counts.get("pending", 0) != 0:
-            # Written by an earlier openclaw that kept no counters: empty now, so zero.
-            conn.execute("UPDATE counters SET value = 0 WHERE name = 'pending'")
-            counts["pending"] = 0
         self._pending = max(int(counts.get("pending", 0)), 0)
         self._dead = max(int(counts.get("dead", 0)), 0)
         self._oldest_ms = None if oldest is None else int(oldest[0])
@@ -692,50 +752,16 @@ class Spool:
         """Commit the held rows and then these, in order, in one transaction; what the disk
         refuses is held in memory, up to the bound."""
         rows = [row for a in appends for row in a.rows]
-        with self._queued_lock:
+        with self._count_lock:
             self._queued -= len(rows)
         try_disk = self._unwritable is None or force or time.monotonic() - self._last_disk_try >= RETRY_DISK_S
         conn = self._open() if try_disk else None
         if conn is not None and (rows or self._held or self._held_dead):
             self._last_disk_try = time.monotonic()
-            with self._held_lock:
-                held, held_dead = list(self._held), list(self._held_dead)
-            try:
-                with _transaction(conn):
-                    for row, error, failed_at_ms in held_dead:  # a seq of the entries' sequence
-                        seq = conn.execute(
-                            "INSERT INTO entries (kind, payload, created_at_ms) VALUES (?, ?, ?)",
-                            row[:3],
-                        ).lastrowid
-                        conn.execute(
-                            "INSERT INTO dead (seq, kind, payload, created_at_ms, error, failed_at_ms)"
-                            " SELECT seq, kind, payload, created_at_ms, ?, ? FROM entries WHERE seq = ?",
-                            (error, failed_at_ms, seq),
-                        )
-                        conn.execute("DELETE FROM entries WHERE seq = ?", (seq,))
-                    _add(conn, "dead", len(held_dead))
-                    conn.executemany(
-                        "INSERT INTO entries (kind, payload, created_at_ms, session_key) VALUES (?, ?, ?, ?)",
-                        [row for _, row in held] + rows,
-                    )
-                    _add(conn, "pending", len(held) + len(rows))
-                self._read_counters(conn)
-            except sqlite3.Error as exc:
-                self._set_unwritable(exc)
-            else:
-                written = {seq for seq, _ in held}
-                with self._held_lock:  # (the flusher may have shipped and removed some meanwhile)
-                    self._held = deque(item for item in self._held if item[0] not in written)
-                    del self._held_dead[: len(held_dead)]
-                if self._unwritable is not None:
-                    log.warning("outbox: %s can be written again", self.path)
-                self._unwritable = None
+            if self._commit(conn, rows):
                 for a in appends:
-                    if a.done is not None:
-                        a.done.set_result(True)
+                    _resolve(a.done, True)
                 return
-        if not rows:
-            return
         # The disk refused: hold what fits in memory.
         for a in appends:
             with self._held_lock:
@@ -744,8 +770,42 @@ class Spool:
                     self._held.extend((next(self._memory_seq), row) for row in a.rows)
             if not fits:
                 self._refuse(len(a.rows), self._unwritable or "the spool cannot be written")
-            if a.done is not None:
-                a.done.set_result(fits)
+            _resolve(a.done, fits)
+
+    def _commit(self, conn: sqlite3.Connection, rows: list[_Row]) -> bool:
+        """Write what is held (set-aside rows to `dead`, then waiting ones), then `rows`, in
+        one transaction. False if the disk refused."""
+        with self._held_lock:
+            held, held_dead = list(self._held), list(self._held_dead)
+        try:
+            with _transaction(conn):
+                for row, error, failed_at_ms in held_dead:  # a seq from the entries' sequence
+                    seq = conn.execute(
+                        "INSERT INTO entries (kind, payload, created_at_ms) VALUES (?, ?, ?)", row[:3]
+                    ).lastrowid
+                    conn.execute(
+                        "INSERT INTO dead (seq, kind, payload, created_at_ms, error, failed_at_ms)"
+                        " SELECT seq, kind, payload, created_at_ms, ?, ? FROM entries WHERE seq = ?",
+                        (error, failed_at_ms, seq),
+                    )
+                    conn.execute("DELETE FROM entries WHERE seq = ?", (seq,))
+                conn.executemany(
+                    "INSERT INTO entries (kind, payload, created_at_ms) VALUES (?, ?, ?)",
+                    [row[:3] for _, row in held] + [row[:3] for row in rows],
+                )
+        except sqlite3.Error as exc:
+            self._set_unwritable(exc)
+            return False
+        if self._unwritable is not None:
+            log.warning("outbox: %s can be written again", self.path)
+        self._unwritable = None
+        written = {seq for seq, _ in held}
+        with self._held_lock:  # (the flusher may have shipped and removed some meanwhile)
+            self._held = deque(item for item in self._held if item[0] not in written)
+            del self._held_dead[: len(held_dead)]
+        with contextlib.suppress(sqlite3.Error):  # figures only: the rows are in
+            self._read_counters(conn)
+        return True
 
     def _do(self, job: _Job) -> None:
         conn = self._open()
@@ -754,16 +814,12 @@ class Spool:
             return
         try:
             result = job.work(conn)
-            self._read_counters(conn)
+            with contextlib.suppress(sqlite3.Error):
+                self._read_counters(conn)
         except BaseException as exc:  # handed back to the caller, in its thread
             job.done.set_exception(exc)
         else:
             job.done.set_result(result)
-
-
-def _add(conn: sqlite3.Connection, counter: str, delta: int) -> None:
-    if delta:
-        conn.execute("UPDATE counters SET value = value + ? WHERE name = ?", (delta, counter))
 
 
 def _runs(seqs: list[int]) -> Iterator[tuple[int, int]]:

@@ -63,8 +63,7 @@ class DualSessionStore(SessionStore):
         # The SQLite write has happened: an outbox that cannot take the mirror loses only
         # the mirror, which `openclaw migrate-sessions` can redo later; say so rather than
         # fail the turn (the spool logs why: full, or no disk and no memory left).
-        key = payload.get("key")
-        if not await self.spool.put(kind, payload, session_key=key if isinstance(key, str) else None):
+        if not await self.spool.put(kind, payload):
             log.error(
                 "outbox: a %s mirror entry was dropped; run 'openclaw migrate-sessions' once the outbox"
                 " has room again",

@@ -129,7 +129,7 @@ class PostgresSessionStore(SessionStore):
             ) from exc
         if verdict is Verdict.BUG or self.spool is None:
             raise exc
-        if not await self.spool.put(kind, payload, session_key=key):
+        if not await self.spool.put(kind, payload):
             raise NotStoredError(
                 "Postgres is unreachable and the outbox cannot take more: this message was not stored",
                 retryable=True,
