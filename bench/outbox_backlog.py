@@ -61,9 +61,7 @@ async def measure(spool: Spool, appends: int) -> dict[str, float]:
         assert spool.submit(LLM_CALL, entry)
         submit_ms.append((time.perf_counter() - started) * 1000)
         started = time.perf_counter()
-        assert await spool.put(
-            "session.messages", {"key": f"k{i % 20}", "messages": []}, session_key=f"k{i % 20}"
-        )
+        assert await spool.put("session.messages", {"key": f"k{i % 20}", "messages": []})
         put_ms.append((time.perf_counter() - started) * 1000)
         await asyncio.sleep(0.001)  # turns come apart
     stop.set()

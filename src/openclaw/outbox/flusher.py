@@ -94,6 +94,7 @@ class Flusher:
         self._held_sessions: set[str] = set()  # sessions with an entry held back this round
         self._held_in_round = False
         self._revisit_at = 0.0
+        self._ahead: tuple[int, asyncio.Future[list[Entry]]] | None = None  # (after, the batch read ahead)
 
     async def flush_once(self) -> int:
         """Ship one batch; return how many entries left the spool (0 if none or another
@@ -129,12 +130,27 @@ class Flusher:
         finally:
             os.close(fd)  # releases the flock
 
+    async def _peek(self) -> list[Entry]:
+        """The next batch: read ahead while the one before shipped, when it follows on."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and ahead[0] == self._after:
+            return await ahead[1]
+        if ahead is not None:
+            ahead[1].cancel()
+        return await asyncio.to_thread(self.spool.peek, self.batch_size, after=self._after)
+
     async def _flush_locked(self) -> _Batch:
-        entries = await asyncio.to_thread(self.spool.peek, self.batch_size, after=self._after)
+        entries = await self._peek()
         if not entries:
             self._end_round()
             return _Batch()
         to_ship = self._shippable(entries)
+        if len(entries) == self.batch_size:  # more to come: read it while this batch ships
+            after = entries[-1].seq
+            self._ahead = (
+                after,
+                asyncio.ensure_future(asyncio.to_thread(self.spool.peek, self.batch_size, after=after)),
+            )
         try:
             bad = await self._ship(to_ship)
         except _KindFailedError as exc:
@@ -143,8 +159,9 @@ class Flusher:
         self.last_error = None
         bad_seqs = {entry.seq for entry, _ in bad}
         done = [e.seq for e in to_ship if e.seq not in bad_seqs]
-        if done:  # first: what shipped is never sent again, whatever happens next
-            await asyncio.to_thread(self.spool.remove, done)
+        # First: what shipped is never sent again, whatever happens next. The rows leave the
+        # disk while the next batch ships.
+        self.spool.forget_shipped(done)
         for entry, reason in bad:
             log.error("outbox: %s entry %d set aside: %s", entry.kind, entry.seq, reason)
             await asyncio.to_thread(self.spool.bury, entry, reason)
@@ -241,6 +258,7 @@ class Flusher:
                 if batch.locked_out:
                     await asyncio.sleep(0.05)  # another process holds the flush lock
                 elif not batch.read:
+                    await asyncio.to_thread(self.spool.sync)  # what shipped has left the disk
                     return  # the end of a round: everything that can ship has
 
         self._after = None  # from the first entry

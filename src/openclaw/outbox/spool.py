@@ -331,6 +331,8 @@ class Spool:
         """`query` on the reading connection; `otherwise` when the file cannot be read (not
         made yet, a read-only directory without its -shm file, a disk gone)."""
         with self._reader_lock:
+            if self._closed:
+                return otherwise
             if self._reader is None:
                 try:
                     self._reader = sqlite3.connect(
@@ -353,10 +355,9 @@ class Spool:
         read is set aside."""
         with self._shipped_lock:
             skip = set(self._shipped_unremoved)
-        rows: list[tuple[int, str, str, int, str | None]] = self._read(
-            lambda db: db.execute(
-                "SELECT seq, kind, payload, created_at_ms, session_key FROM entries"
-                " WHERE seq > ? ORDER BY seq LIMIT ?",
+        rows: list[tuple[int, str, str, int]] = self._read(
+            lambda db: db.execute(  # (not the virtual session_key: a JSON parse a row, in SQLite)
+                "SELECT seq, kind, payload, created_at_ms FROM entries WHERE seq > ? ORDER BY seq LIMIT ?",
                 (-(2**63) if after is None else after, limit + len(skip)),
             ).fetchall(),
             [],
@@ -373,20 +374,21 @@ class Spool:
             ]
         return entries
 
-    def _parsed(self, rows: list[tuple[int, str, str, int, str | None]]) -> list[Entry]:
+    def _parsed(self, rows: list[tuple[int, str, str, int]]) -> list[Entry]:
         try:  # one parse for the whole batch: much cheaper than a parse per entry
             payloads = orjson.loads("[" + ",".join(row[2] for row in rows) + "]") if rows else []
         except orjson.JSONDecodeError:  # one of them is not JSON (edited by hand?): find it
-            entries = []
-            for seq, kind, text, created, key in rows:
+            payloads = []
+            for seq, kind, text, created in rows:
                 try:
-                    entries.append(Entry(seq, kind, orjson.loads(text), created, key))
+                    payloads.append(orjson.loads(text))
                 except orjson.JSONDecodeError as exc:
-                    self.bury(Entry(seq, kind, {}, created, key), f"the entry is not JSON: {exc}")
-            return entries
+                    self.bury(Entry(seq, kind, {}, created), f"the entry is not JSON: {exc}")
+                    payloads.append(None)
         return [
-            Entry(seq, kind, payload, created, key)
-            for (seq, kind, _, created, key), payload in zip(rows, payloads, strict=True)
+            Entry(seq, kind, payload, created, session_of(kind, payload))
+            for (seq, kind, _, created), payload in zip(rows, payloads, strict=True)
+            if payload is not None
         ]
 
     def has_pending(self, session_key: str) -> bool:
@@ -495,6 +497,20 @@ class Spool:
                 self._call(self._forget_shipped)
             except sqlite3.Error as exc:  # a full disk: remembered, and forgotten later
                 log.warning("outbox: %d shipped entries cannot be removed yet: %s", len(on_disk), exc)
+
+    def forget_shipped(self, seqs: Iterable[int]) -> None:
+        """`remove` without waiting for the disk: the flusher ships its next batch while the
+        writer thread deletes this one (`sync()` waits for it). Never blocks."""
+        seqs = list(seqs)
+        memory = {s for s in seqs if s >= MEMORY_SEQ_START}
+        if memory:
+            with self._held_lock:
+                self._held = deque(item for item in self._held if item[0] not in memory)
+        on_disk = [s for s in seqs if s < MEMORY_SEQ_START]
+        if on_disk:
+            with self._shipped_lock:
+                self._shipped_unremoved.update(on_disk)
+            self._queue.put(_Job(self._forget_shipped, Future()))  # a full disk: the writer retries
 
     def _forget_shipped(self, conn: sqlite3.Connection) -> None:
         with self._shipped_lock:
