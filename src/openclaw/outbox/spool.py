@@ -482,25 +482,14 @@ class Spool:
         return done.result()
 
     def remove(self, seqs: Iterable[int]) -> None:
-        """Forget shipped entries. One the disk cannot forget now (full) is remembered as
-        shipped, and forgotten when it can."""
-        seqs = list(seqs)
-        memory = {s for s in seqs if s >= MEMORY_SEQ_START}
-        if memory:
-            with self._held_lock:
-                self._held = deque(item for item in self._held if item[0] not in memory)
-        on_disk = [s for s in seqs if s < MEMORY_SEQ_START]
-        if on_disk:
-            with self._shipped_lock:
-                self._shipped_unremoved.update(on_disk)
-            try:
-                self._call(self._forget_shipped)
-            except sqlite3.Error as exc:  # a full disk: remembered, and forgotten later
-                log.warning("outbox: %d shipped entries cannot be removed yet: %s", len(on_disk), exc)
+        """Forget shipped entries, and wait for the disk. One the disk cannot forget now
+        (full) is remembered as shipped, and forgotten when it can."""
+        self.forget_shipped(seqs)
+        self.sync()
 
     def forget_shipped(self, seqs: Iterable[int]) -> None:
-        """`remove` without waiting for the disk: the flusher ships its next batch while the
-        writer thread deletes this one (`sync()` waits for it). Never blocks."""
+        """Forget shipped entries without waiting for the disk: the flusher ships its next
+        batch while the writer thread deletes this one (`sync()` waits for it)."""
         seqs = list(seqs)
         memory = {s for s in seqs if s >= MEMORY_SEQ_START}
         if memory:
