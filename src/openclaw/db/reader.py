@@ -28,6 +28,11 @@ from openclaw.errors import DatabaseError
 ROLE = "openclaw_reader"
 SCHEMA = "reader"
 STATEMENT_TIMEOUT = "10s"  # for clients that set none themselves
+# Memory per sort or hash of a reader's query (four parallel questions once took 3.7 GB of
+# backends): what a sort or hash needs past this goes to temporary files, which
+# temp_file_limit bounds in turn.
+WORK_MEM = "16MB"
+HASH_MEM_MULTIPLIER = "1"
 READER_URL_ENV = "OPENCLAW_READER_URL"
 
 
@@ -139,6 +144,8 @@ async def grant_reader(conn: AsyncConnection, *, new_password: bool) -> str | No
         "ALTER ROLE {role} SET default_transaction_read_only = on",
         "ALTER ROLE {role} SET jit = off",  # JIT costs seconds on the short questions it is asked
         f"ALTER ROLE {{role}} SET statement_timeout = '{STATEMENT_TIMEOUT}'",
+        f"ALTER ROLE {{role}} SET work_mem = '{WORK_MEM}'",
+        f"ALTER ROLE {{role}} SET hash_mem_multiplier = {HASH_MEM_MULTIPLIER}",
         "ALTER ROLE {role} IN DATABASE {database} SET search_path = {schema}",
         "GRANT CONNECT ON DATABASE {database} TO {role}",
         "GRANT USAGE ON SCHEMA {schema} TO {role}",

@@ -56,6 +56,28 @@ _REFUSED_NAMES = re.compile(
     r"|^txid_current_if_assigned$|^pg_current_xact_id|^pg_stat_reset|^set_config$|^pg_sleep|^ts_stat$"
     r"|^ts_rewrite$|^openclaw_explain$)"
 )
+# Parsers that never check for interrupts, in time that grows with the square of their
+# input: `plainto_tsquery('simple', repeat('w ', 150000))` ran 16 s past a 5 s timeout and
+# ignored pg_terminate_backend. They may parse a string literal of bounded length only,
+# never an expression (a column, repeat(), a subquery): written as a call, as a cast to
+# tsquery, as the query of `text @@ text`, or through the functions behind these.
+UNINTERRUPTIBLE = frozenset(
+    {
+        "to_tsquery",
+        "plainto_tsquery",
+        "phraseto_tsquery",
+        "websearch_to_tsquery",
+        "tsquery",  # the cast in function form
+        "tsqueryin",  # the type's input function, which casts call
+        "ts_match_tt",  # text @@ text: plainto_tsquery of its second argument
+    }
+)
+MAX_PARSED_LITERAL_CHARS = 1_000
+# repeat() builds its text from a count: a literal one, at most this (Postgres's own
+# limit on a value is 1 GB).
+MAX_REPEAT_COUNT = 200_000_000
+_MATCH_OPERATORS = frozenset({"@@", "@@@"})
+_TSQUERY_OPERATORS = frozenset({"&&", "||", "<->", "!!"})
 _MODIFYING = (ast.InsertStmt, ast.UpdateStmt, ast.DeleteStmt, ast.MergeStmt)
 _STATEMENT_NAMES = {
     "InsertStmt": "INSERT",
@@ -166,6 +188,24 @@ class _Checker(Visitor):
                 raise QueryRefused("FOR UPDATE/SHARE takes row locks; it is not allowed")
         elif isinstance(node, ast.FuncCall):
             self._check_call(node)
+        elif isinstance(node, ast.TypeCast):
+            names = [n.sval.lower() for n in (node.typeName.names if node.typeName else None) or ()]
+            if names and names[-1] == "tsquery" and not _bounded_literal(node.arg):
+                raise QueryRefused(_unbounded("a cast to tsquery"))
+        elif isinstance(node, ast.A_Expr) and node.lexpr is not None:
+            operator = node.name[-1].sval if node.name else ""
+            # tsquery @@ tsvector, or @@ with a query on the right: text @@ text parses its
+            # right side with plainto_tsquery, whatever the operand is.
+            columns = _tsquery_columns(ancestors) if operator in _MATCH_OPERATORS else frozenset()
+            if operator in _MATCH_OPERATORS and not (
+                _safe_query(node.rexpr, columns) or _safe_query(node.lexpr, columns, literal_ok=False)
+            ):
+                raise QueryRefused(
+                    f"the right side of {operator} must be a text literal of at most"
+                    f" {MAX_PARSED_LITERAL_CHARS} characters or a tsquery built from one, such as"
+                    " to_tsquery('simple', 'word') or a column q of `FROM to_tsquery(...) AS q` in the"
+                    " same SELECT: Postgres cannot stop its text search parser"
+                )
         # `(x).f` and `t.c.f` call f(x) when f is not a field: check such names as calls.
         elif isinstance(node, ast.A_Indirection):
             for part in node.indirection or ():
@@ -191,6 +231,17 @@ class _Checker(Visitor):
             raise QueryRefused(
                 f"function {qualified}() is not allowed: it reads files, runs SQL or has effects"
             )
+        if name in UNINTERRUPTIBLE and not all(_bounded_literal(a) for a in call.args or ()):
+            raise QueryRefused(_unbounded(f"function {qualified}()"))
+        if name == "repeat":
+            count = (call.args or [None, None])[-1]
+            value = getattr(count, "val", None)
+            if len(call.args or ()) != 2 or not isinstance(value, ast.Integer):
+                raise QueryRefused(
+                    "function repeat() takes a whole-number literal count here, not an expression"
+                )
+            if (value.ival or 0) > MAX_REPEAT_COUNT:
+                raise QueryRefused(f"function repeat() may repeat at most {MAX_REPEAT_COUNT:,} times")
         if name in HARMLESS_VOLATILE or name in self.functions.allowed:
             return
         raise QueryRefused(
@@ -201,11 +252,86 @@ class _Checker(Visitor):
         if not field:
             return
         name = field.lower()
+        if name in UNINTERRUPTIBLE or name == "repeat":  # (x).f is f(x): never a literal
+            raise QueryRefused(f".{field} calls the function {name}() on a value that is no literal")
         if name in HARMLESS_VOLATILE or name in self.functions.allowed:
             return
         callable_ = self.functions.whole_row if whole_row_only else self.functions.known
         if name in callable_ or _REFUSED_NAMES.search(name):
             raise QueryRefused(f".{field} calls the function {name}(), which is not allowed")
+
+
+def _bounded_literal(node: object) -> bool:
+    """A constant (or a constant cast to a type, such as 'simple'::regconfig) whose text is
+    at most MAX_PARSED_LITERAL_CHARS long."""
+    while isinstance(node, ast.TypeCast):
+        node = node.arg
+    if not isinstance(node, ast.A_Const):
+        return False
+    value = getattr(node, "val", None)
+    text = getattr(value, "sval", None)
+    return text is None or len(text) <= MAX_PARSED_LITERAL_CHARS
+
+
+def _tsquery_columns(ancestors: object) -> frozenset[tuple[str, ...]]:
+    """The column references that name a tsquery made in FROM by a parser call (checked as
+    any call) of the nearest SELECT: `q` and `q.q` for `FROM to_tsquery(...) AS q`. Only
+    that SELECT's own FROM: a SELECT nested between would resolve the name first, to a
+    column of its own. Two items of one FROM with a column of the name make Postgres
+    refuse the reference as ambiguous."""
+    select = None
+    while ancestors is not None and getattr(ancestors, "node", None) is not None:
+        if isinstance(ancestors.node, ast.SelectStmt):  # type: ignore[attr-defined]
+            select = ancestors.node  # type: ignore[attr-defined]
+            break
+        ancestors = ancestors.parent  # type: ignore[attr-defined]
+    names: set[tuple[str, ...]] = set()
+    items = list(select.fromClause or ()) if select is not None else []
+    while items:
+        item = items.pop()
+        if isinstance(item, ast.JoinExpr):
+            items += [item.larg, item.rarg]
+        elif isinstance(item, ast.RangeFunction) and not item.is_rowsfrom:
+            functions = item.functions or ()
+            call = functions[0][0] if len(functions) == 1 else None
+            parts = [n.sval.lower() for n in getattr(call, "funcname", None) or ()]
+            if not parts or parts[-1] not in UNINTERRUPTIBLE - {"ts_match_tt"}:  # a tsquery or none
+                continue
+            alias = item.alias.aliasname if item.alias else parts[-1]
+            column = str(alias)
+            if item.alias and item.alias.colnames:
+                column = str(item.alias.colnames[0].sval)
+            alias = str(alias)
+            names |= {(alias,), (column,), (alias, column)}
+    return frozenset(names)
+
+
+def _safe_query(
+    node: object, columns: frozenset[tuple[str, ...]] = frozenset(), *, literal_ok: bool = True
+) -> bool:
+    """An operand of @@ that is no unbounded text to parse: a bounded literal, a call of a
+    tsquery parser (whose arguments are checked as any call's), a tsquery made in FROM
+    (`columns`), or tsqueries combined with &&, ||, <-> and !!."""
+    if isinstance(node, ast.ColumnRef):
+        fields = tuple(getattr(f, "sval", None) for f in node.fields or ())
+        return fields in columns
+    if isinstance(node, ast.FuncCall):
+        parts = node.funcname or ()
+        return bool(parts) and parts[-1].sval.lower() in UNINTERRUPTIBLE
+    if isinstance(node, ast.TypeCast):
+        names = [n.sval.lower() for n in (node.typeName.names if node.typeName else None) or ()]
+        return (names[-1:] == ["tsquery"] or literal_ok) and _bounded_literal(node)
+    if isinstance(node, ast.A_Expr) and node.name and node.name[-1].sval in _TSQUERY_OPERATORS:
+        operands = [o for o in (node.lexpr, node.rexpr) if o is not None]
+        return all(_safe_query(o, columns, literal_ok=False) for o in operands)
+    return literal_ok and _bounded_literal(node)
+
+
+def _unbounded(what: str) -> str:
+    return (
+        f"{what} may parse only a text literal of at most {MAX_PARSED_LITERAL_CHARS} characters,"
+        " not an expression or a column: Postgres cannot stop its text search parser once started"
+    )
 
 
 def _on(value: object) -> bool:

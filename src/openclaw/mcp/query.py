@@ -210,9 +210,15 @@ def _cell(value: Any) -> Any:
 # chat text written by a stranger; identifiers (at most 63 characters, seldom with spaces)
 # are what a reader needs to fix the query.
 _QUOTED_VALUE = re.compile(r'"(?=[^"]{64,}"|[^"]*\s)[^"]*"')
+# A value quoted at the end ("...: "<value>"), where it runs to the end of the line
+# whatever quotes it holds: kept only when it is a short word without quotes.
+_TRAILING_VALUE = re.compile(r': "(?![^"\s]{1,63}"$).*\Z', re.DOTALL)
 
 
 def _without_values(message: str) -> str:
+    """Values cut out of an error message where they can be told apart (the message is
+    sent inside the untrusted-data envelope anyway: this keeps chat text out of it)."""
+    message = _TRAILING_VALUE.sub(': "(a value from the data)"', message)
     return _QUOTED_VALUE.sub('"(a value from the data)"', message)
 
 

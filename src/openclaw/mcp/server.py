@@ -30,7 +30,16 @@ from openclaw import __version__
 from openclaw.errors import OpenclawError, first_line
 from openclaw.jsonable import to_jsonable
 from openclaw.mcp.lazy_state import LazyState, describe_failure
-from openclaw.mcp.limits import DEFAULT_MAX_ROWS, MAX_ROWS_LIMIT, MAX_SQL_CHARS, UNTRUSTED_WARNING
+from openclaw.mcp.limits import (
+    DEFAULT_MAX_ROWS,
+    MAX_LIST_ITEMS,
+    MAX_NAME_CHARS,
+    MAX_NOTE_CHARS,
+    MAX_ROWS_LIMIT,
+    MAX_SQL_CHARS,
+    MAX_TEXT_CHARS,
+    UNTRUSTED_WARNING,
+)
 
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
@@ -38,6 +47,9 @@ if TYPE_CHECKING:
     from openclaw.mcp.state import ServerState
 
 T = TypeVar("T")
+# Text arguments, capped (limits.py says why).
+Name = Annotated[str, Field(max_length=MAX_NAME_CHARS)]
+Note = Annotated[str, Field(max_length=MAX_NOTE_CHARS)]
 
 INSTRUCTIONS = """openclaw: an AI chat-agent gateway whose state lives in PostgreSQL.
 Use the curated tools first: deployments (what runs where), open_issues, recent_tasks,
@@ -53,15 +65,51 @@ WRITE = ToolAnnotations(
 )
 
 
-def untrusted(payload: dict[str, Any]) -> CallToolResult:
+def untrusted(payload: dict[str, Any], *, lead: str = "", is_error: bool = False) -> CallToolResult:
     """Data that strangers wrote, inside tags named with a random token: text in the data
-    cannot close the envelope, since it cannot know the token."""
+    cannot close the envelope, since it cannot know the token. `lead`, our own words
+    with no value in them, comes before the warning."""
     tag = f"untrusted-data-{secrets.token_hex(8)}"
-    text = f"{UNTRUSTED_WARNING}\n<{tag}>\n{json.dumps(payload, ensure_ascii=False)}\n</{tag}>"
+    body = json.dumps(payload, ensure_ascii=False)
+    text = f"{lead}{UNTRUSTED_WARNING}\n<{tag}>\n{body}\n</{tag}>"
     return CallToolResult(
         content=[TextContent(type="text", text=text)],
         structured_content={"boundary": tag, "warning": UNTRUSTED_WARNING, **payload},
+        is_error=is_error,
     )
+
+
+ERROR_LEAD = (
+    "The tool call failed. Its reason is inside the envelope below: it may quote values from"
+    " the data or from the call's arguments.\n"
+)
+
+
+def enveloped_error(result: CallToolResult) -> CallToolResult:
+    """A failed call's message inside the envelope: an error quotes values (Postgres's "invalid
+    input syntax for type date: ..." quotes a chat message; a refused argument is shown
+    back), and no rule can tell where such a value ends."""
+    message = "\n".join(c.text for c in result.content if isinstance(c, TextContent))
+    return untrusted({"error": message}, lead=ERROR_LEAD, is_error=True)
+
+
+async def envelope_errors(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+    """Every tool's error, whoever raised it (a tool, argument validation, the SDK), leaves
+    the server inside the envelope."""
+    result = await call_next(ctx)
+    if ctx.method != "tools/call":
+        return result
+    # The handler's result as a model, or as the mapping sent on the wire; anything else
+    # (a request for input) is no error.
+    if isinstance(result, dict) and (result.get("isError") or result.get("is_error")):
+        answer = CallToolResult.model_validate(result)
+    elif isinstance(result, CallToolResult):
+        answer = result
+    else:
+        return result
+    if not answer.is_error or (answer.structured_content or {}).get("boundary"):
+        return result
+    return enveloped_error(answer)
 
 
 async def _ready(state: ServerState | LazyState) -> ServerState:
@@ -77,6 +125,7 @@ async def _ready(state: ServerState | LazyState) -> ServerState:
 def create_server(state: ServerState | LazyState) -> MCPServer:
     """The server over a state that is made (tests) or made on first use (`mcp serve`)."""
     server = MCPServer("openclaw", instructions=INSTRUCTIONS, version=__version__)
+    server.middleware.append(envelope_errors)
     if isinstance(state, LazyState):
         lazy = state
 
@@ -116,7 +165,7 @@ def create_server(state: ServerState | LazyState) -> MCPServer:
 
     @server.tool(annotations=READ)
     async def deployments(
-        host: Annotated[str | None, Field(description="Only this host")] = None,
+        host: Annotated[str | None, Field(description="Only this host", max_length=MAX_NAME_CHARS)] = None,
         history: Annotated[bool, Field(description="Also superseded and stopped rows")] = False,
     ) -> dict[str, Any]:
         """What's deployed where? One current row per host and component: version, commit,
@@ -128,8 +177,10 @@ def create_server(state: ServerState | LazyState) -> MCPServer:
     @server.tool(annotations=READ)
     async def config_changes(
         limit: Annotated[int, Field(ge=1, le=50, description="How many snapshots, newest first")] = 1,
-        config_path: Annotated[str | None, Field(description="Only this config file")] = None,
-        host: Annotated[str | None, Field(description="Only this host")] = None,
+        config_path: Annotated[
+            str | None, Field(description="Only this config file", max_length=MAX_TEXT_CHARS)
+        ] = None,
+        host: Annotated[str | None, Field(description="Only this host", max_length=MAX_NAME_CHARS)] = None,
     ) -> dict[str, Any]:
         """What changed in the config lately? Latest snapshots with the changed keys and a
         readable diff against the previous one (secrets are redacted)."""
@@ -139,7 +190,9 @@ def create_server(state: ServerState | LazyState) -> MCPServer:
 
     @server.tool(annotations=READ)
     async def open_issues(
-        component: Annotated[str | None, Field(description="gateway, agent, cli, core or infra")] = None,
+        component: Annotated[
+            str | None, Field(description="gateway, agent, cli, core or infra", max_length=MAX_NAME_CHARS)
+        ] = None,
     ) -> dict[str, Any]:
         """Any open issues I should know about? Most severe first, with workarounds."""
         from openclaw.mcp import curated
@@ -150,7 +203,8 @@ def create_server(state: ServerState | LazyState) -> MCPServer:
     async def recent_tasks(
         limit: Annotated[int, Field(ge=1, le=200)] = 10,
         category: Annotated[
-            str | None, Field(description="feature, bugfix, refactor, deploy or config")
+            str | None,
+            Field(description="feature, bugfix, refactor, deploy or config", max_length=MAX_NAME_CHARS),
         ] = None,
     ) -> dict[str, Any]:
         """What was done recently (last session's work)? The task log, newest first."""
@@ -180,9 +234,15 @@ def create_server(state: ServerState | LazyState) -> MCPServer:
     @server.tool(annotations=READ)
     async def request_volume(
         since: Annotated[
-            str, Field(description="A duration back from now (30m, 24h, 7d) or an ISO date")
+            str,
+            Field(
+                description="A duration back from now (30m, 24h, 7d) or an ISO date",
+                max_length=MAX_NAME_CHARS,
+            ),
         ] = "7d",
-        host: Annotated[str | None, Field(description="Only this gateway host")] = None,
+        host: Annotated[
+            str | None, Field(description="Only this gateway host", max_length=MAX_NAME_CHARS)
+        ] = None,
     ) -> dict[str, Any]:
         """How busy was the bot? Requests per channel, errors, average latency, turns and
         rejections per gateway host, correct across restarts (per-interval increases)."""
@@ -192,7 +252,7 @@ def create_server(state: ServerState | LazyState) -> MCPServer:
 
     @server.tool(annotations=READ)
     async def session_history(
-        session_key: Annotated[str, Field(description="e.g. tg:main:123:123")],
+        session_key: Annotated[str, Field(description="e.g. tg:main:123:123", max_length=MAX_NAME_CHARS)],
         limit: Annotated[int, Field(ge=1, le=500)] = 20,
     ) -> CallToolResult:
         """What was said in a conversation? Its last N messages, oldest first."""
@@ -202,7 +262,9 @@ def create_server(state: ServerState | LazyState) -> MCPServer:
 
     @server.tool(annotations=READ)
     async def search_sessions(
-        text: Annotated[str, Field(description="Words that must all occur in a message")],
+        text: Annotated[
+            str, Field(description="Words that must all occur in a message", max_length=MAX_TEXT_CHARS)
+        ],
         limit: Annotated[int, Field(ge=1, le=100)] = 10,
     ) -> CallToolResult:
         """Which conversations mentioned something? Messages containing every word, newest first."""
@@ -211,7 +273,7 @@ def create_server(state: ServerState | LazyState) -> MCPServer:
         return untrusted({"data": await read(lambda c: curated.search_sessions(c, text, limit))})
 
     @server.tool(annotations=READ)
-    async def context_get(key: str) -> dict[str, Any]:
+    async def context_get(key: Name) -> dict[str, Any]:
         """A value of the project key-value store (e.g. current_focus)."""
         from openclaw.mcp import curated
 
@@ -226,7 +288,7 @@ def create_server(state: ServerState | LazyState) -> MCPServer:
 
     @server.tool(annotations=READ)
     async def cron_history(
-        job: Annotated[str | None, Field(description="Only this job name")] = None,
+        job: Annotated[str | None, Field(description="Only this job name", max_length=MAX_NAME_CHARS)] = None,
         limit: Annotated[int, Field(ge=1, le=500)] = 20,
     ) -> CallToolResult:
         """Did the cron jobs run? Executions newest first: status, duration, tokens, error."""
@@ -311,11 +373,14 @@ def _add_write_tools(server: MCPServer, state: ServerState | LazyState) -> None:
 
     @server.tool(annotations=WRITE)
     async def log_task(
-        description: str,
+        description: Note,
         category: Annotated[
-            str | None, Field(description="feature, bugfix, refactor, deploy or config")
+            str | None,
+            Field(description="feature, bugfix, refactor, deploy or config", max_length=MAX_NAME_CHARS),
         ] = None,
-        files_changed: list[str] | None = None,
+        files_changed: Annotated[
+            list[Annotated[str, Field(max_length=MAX_TEXT_CHARS)]] | None, Field(max_length=MAX_LIST_ITEMS)
+        ] = None,
     ) -> dict[str, Any]:
         """Record work done in this session, for the next session to read."""
         from openclaw.context import tasks
@@ -328,11 +393,15 @@ def _add_write_tools(server: MCPServer, state: ServerState | LazyState) -> None:
 
     @server.tool(annotations=WRITE)
     async def add_issue(
-        title: str,
-        severity: Annotated[str, Field(description="low, medium, high or critical")] = "medium",
-        component: Annotated[str | None, Field(description="gateway, agent, cli, core or infra")] = None,
-        description: str | None = None,
-        workaround: str | None = None,
+        title: Annotated[str, Field(max_length=MAX_TEXT_CHARS)],
+        severity: Annotated[
+            str, Field(description="low, medium, high or critical", max_length=MAX_NAME_CHARS)
+        ] = "medium",
+        component: Annotated[
+            str | None, Field(description="gateway, agent, cli, core or infra", max_length=MAX_NAME_CHARS)
+        ] = None,
+        description: Note | None = None,
+        workaround: Note | None = None,
     ) -> dict[str, Any]:
         """Record a known issue (and its workaround, if any)."""
         from openclaw.context import issues
@@ -352,7 +421,10 @@ def _add_write_tools(server: MCPServer, state: ServerState | LazyState) -> None:
 
     @server.tool(annotations=WRITE)
     async def resolve_issue(
-        issue_id: int, status: Annotated[str, Field(description="resolved or wontfix")] = "resolved"
+        issue_id: int,
+        status: Annotated[
+            str, Field(description="resolved or wontfix", max_length=MAX_NAME_CHARS)
+        ] = "resolved",
     ) -> dict[str, Any]:
         """Close a known issue."""
         if status not in ("resolved", "wontfix"):
@@ -364,7 +436,7 @@ def _add_write_tools(server: MCPServer, state: ServerState | LazyState) -> None:
 
     @server.tool(annotations=WRITE)
     async def set_context(
-        key: str, value: Annotated[Any, Field(description="Any JSON value")]
+        key: Name, value: Annotated[Any, Field(description="Any JSON value")]
     ) -> dict[str, Any]:
         """Set a value of the project key-value store (e.g. current_focus)."""
         from openclaw.context import kv

@@ -19,8 +19,10 @@ from psycopg import AsyncConnection
 from openclaw.db import Database, DatabaseTarget, migrate
 from openclaw.db.pool import RecoveringPool, open_pool
 from openclaw.db.reader import (
+    HASH_MEM_MULTIPLIER,
     ROLE,
     SCHEMA,
+    WORK_MEM,
     can_create_roles,
     grant_reader,
     reader_url,
@@ -70,7 +72,11 @@ async def open_reader_pool(url: str) -> RecoveringPool:
     kwargs: dict[str, Any] = {
         "application_name": "openclaw-mcp",
         "connect_timeout": 10,
-        "options": f"-c search_path={SCHEMA}",
+        # Also set on the role (db.reader.grant_reader), which an older grant lacks; RESET
+        # ALL between questions returns to these, not to the server's defaults.
+        "options": (
+            f"-c search_path={SCHEMA} -c work_mem={WORK_MEM} -c hash_mem_multiplier={HASH_MEM_MULTIPLIER}"
+        ),
     }
     try:
         probe = await AsyncConnection.connect(url, **kwargs)
