@@ -332,3 +332,21 @@ def test_an_earlier_versions_spool_is_counted_once_and_by_every_writer(tmp_path:
     assert spool.pending() == 2 and spool.has_pending("b")
     old.close()
     spool.close()
+
+
+async def test_draining_at_shutdown_with_a_full_disk_and_postgres_gone_returns(small_disk: Path) -> None:
+    """Finding 3, on SIGTERM: drain() raised sqlite3.Error out of a full spool (exit 1, a
+    traceback). It reports that nothing more could ship, and the spool closes."""
+    spool = Spool(small_disk / "spool.db")
+    spool.append_many(llm_calls(5))
+    fill(small_disk)
+    assert spool.append_many(llm_calls(2)) and spool.stats().held_in_memory == 2
+    gone = DatabaseTarget(TargetSource.OPTION, url="postgresql://postgres@127.0.0.1:1/nowhere")
+    database = await Database.open(gone, wait=False, pool_wait_s=1)
+    try:
+        flusher = Flusher(spool, database, RUNTIME_HANDLERS, connect_timeout_s=1)
+        assert not await flusher.drain(timeout_s=10)
+        assert flusher.last_error is not None and spool.pending() == 7
+    finally:
+        await database.close()
+        spool.close()  # says what it held in memory, and returns
