@@ -321,11 +321,7 @@ class Spool:
         return self._dead + len(self._held_dead)
 
     def _read_counts(self) -> None:
-        counts: dict[str, int] = self._read(
-            lambda db: dict(db.execute("SELECT name, value FROM counters").fetchall()), {}
-        )
-        self._pending = max(int(counts.get("pending", self._pending)), 0)
-        self._dead = max(int(counts.get("dead", self._dead)), 0)
+        self._read(self._read_counters, None)  # the counters, as another process left them
 
     def _read(self, query: Callable[[sqlite3.Connection], T], otherwise: T) -> T:
         """`query` on the reading connection; `otherwise` when the file cannot be read (not

@@ -346,9 +346,9 @@ def adopt_legacy_spool(home: Path, target: DatabaseTarget, *, wait_s: float = 30
                 )
             # 3. Forget them in spool.db.
             legacy.execute("BEGIN IMMEDIATE")
-            moved = legacy.execute("DELETE FROM entries WHERE seq <= ?", (through,)).rowcount
-            moved_dead = legacy.execute("DELETE FROM dead WHERE seq <= ?", (through,)).rowcount
-            _count_removed(legacy, moved, moved_dead)
+            # (a spool that keeps counters keeps them by triggers: nothing to count here)
+            legacy.execute("DELETE FROM entries WHERE seq <= ?", (through,))
+            legacy.execute("DELETE FROM dead WHERE seq <= ?", (through,))
             legacy.execute(
                 "DELETE FROM meta WHERE key IN (?, ?, ?, ?)",
                 (ADOPTING, ADOPTING_TARGET, ADOPTING_DESCRIPTION, ADOPTING_THROUGH),
@@ -367,14 +367,6 @@ def adopt_legacy_spool(home: Path, target: DatabaseTarget, *, wait_s: float = 30
         wanted.description,
     )
     return Adopted(int(pending), int(dead))
-
-
-def _count_removed(conn: sqlite3.Connection, pending: int, dead: int) -> None:
-    """Keep the counters of a spool (see `Spool`) true, if it has them."""
-    if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'counters'").fetchone():
-        conn.executemany(
-            "UPDATE counters SET value = value - ? WHERE name = ?", [(pending, "pending"), (dead, "dead")]
-        )
 
 
 @contextlib.contextmanager
