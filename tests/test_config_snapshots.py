@@ -5,7 +5,12 @@ from pathlib import Path
 
 import psycopg
 
-from openclaw.context.config_snapshots import config_history, previous_snapshot, snapshot_config
+from openclaw.context.config_snapshots import (
+    config_history,
+    previous_snapshot,
+    scrub_snapshots,
+    snapshot_config,
+)
 from openclaw.context.redact import Redactor
 from openclaw.db.tables import TABLES
 from tests.samples import MANUAL, SECRETS
@@ -71,3 +76,32 @@ async def test_changed_keys_follow_each_path_and_host(conn: psycopg.AsyncConnect
     latest = (await config_history(conn, path="/manual.json", host="nixos"))[0]
     previous = await previous_snapshot(conn, latest)
     assert previous is not None and previous.config_json == {"models": 1, "agents": 1}
+
+
+async def test_header_secrets_never_reach_a_snapshot(conn: psycopg.AsyncConnection, tmp_path: Path) -> None:
+    """Issue 12: a provider's `X-Custom-Auth` header was stored in plain text."""
+    redactor = Redactor.for_home(tmp_path)
+    provider = {
+        "baseUrl": "https://llm.example/v1",
+        "headers": {"X-Custom-Auth": "custom-SECRET-1", "Content-Type": "application/json"},
+    }
+    config = {"models": {"providers": {"custom": provider}}, "notes": "the staging password is hunter2"}
+    first = await snapshot_config(conn, path="/c.json", config=config, redactor=redactor, host="h")
+    provider["headers"] = {"X-Custom-Auth": "custom-SECRET-2", "Content-Type": "application/json"}
+    second = await snapshot_config(conn, path="/c.json", config=config, redactor=redactor, host="h")
+    text = await _all_text(conn)
+    assert "custom-SECRET" not in text and "hunter2" not in text
+    assert second.created and second.snapshot.changed_keys == ["models"]  # the rotation shows
+    stored = first.snapshot.config_json["models"]["providers"]["custom"]["headers"]
+    assert stored == {"X-Custom-Auth": redactor.marker("custom-SECRET-1"), "Content-Type": "application/json"}
+    assert first.snapshot.config_json["notes"] == f"the staging password is {redactor.marker('hunter2')}"
+
+
+async def test_scrub_applies_the_new_rules_to_old_rows(conn: psycopg.AsyncConnection, tmp_path: Path) -> None:
+    await conn.execute(
+        "INSERT INTO config_snapshots (config_path, config_json) VALUES ('/c.json', %s)",
+        (json.dumps({"p": {"headers": {"X-Custom-Auth": "custom-SECRET-9", "Accept": "*/*"}}}),),
+    )
+    assert await scrub_snapshots(conn, Redactor.for_home(tmp_path)) == 1
+    text = await _all_text(conn)
+    assert "custom-SECRET" not in text and "*/*" in text

@@ -13,6 +13,7 @@ from openclaw.context.kv import delete_value, get_value, list_values, set_value
 from openclaw.context.models import IssueStatus, Severity
 from openclaw.context.tasks import list_tasks, log_task
 from openclaw.errors import NotFoundError, UsageError
+from tests.conftest import Cli
 
 
 async def test_issues_sort_most_severe_first(conn: psycopg.AsyncConnection) -> None:
@@ -93,6 +94,18 @@ async def test_project_context_roundtrip(conn: psycopg.AsyncConnection) -> None:
         await delete_value(conn, "flag")
 
 
+async def test_context_values_lose_their_secrets_not_their_sentences(conn: psycopg.AsyncConnection) -> None:
+    """Issue 12: "the staging password is hunter2" was stored and readable."""
+    await set_value(conn, "staging", "the staging password is hunter2")
+    await set_value(conn, "focus", "reset your password in settings; the token bucket refills")
+    stored = {e.key: e.value for e in await list_values(conn)}
+    assert (
+        stored["staging"].startswith("the staging password is [redacted:")
+        and "hunter2" not in stored["staging"]
+    )
+    assert stored["focus"] == "reset your password in settings; the token bucket refills"
+
+
 async def test_deployment_supersedes_previous_active(conn: psycopg.AsyncConnection) -> None:
     first = await log_deployment(conn, NewDeployment("nixos", "gateway", "1.0"))
     other_host = await log_deployment(conn, NewDeployment("g731", "gateway", "1.0"))
@@ -128,3 +141,29 @@ async def test_deployment_validation(conn: psycopg.AsyncConnection) -> None:
     with pytest.raises(UsageError, match="host must not be empty"):
         await log_deployment(conn, NewDeployment(" ", "gateway", "1"))
     assert await list_deployments(conn, current_only=False) == []
+
+
+def test_deployment_notes_and_old_rows_lose_their_secrets(cli: Cli, db_url: str) -> None:
+    """Deployment notes are free text the assistant reads, as tasks and issues are; and
+    `config scrub` redacts what an older version stored in every context table."""
+    logged = cli("deploy", "log", "--host", "h", "--version", "1", "--notes", "staging password is hunter2x")
+    assert logged.exit_code == 0
+    with psycopg.connect(db_url) as conn:
+        notes = conn.execute("SELECT notes FROM deployments").fetchone()
+        assert notes is not None and "hunter2x" not in notes[0] and notes[0].startswith("staging password is")
+        # Rows an older version stored as they were written.
+        conn.execute(
+            "INSERT INTO project_context (key, value) VALUES ('notes', '\"the db password is hunter2x\"')"
+        )
+        conn.execute("INSERT INTO task_log (description) VALUES ('rotated: token is Zq8pLm2vXw')")
+        conn.execute("INSERT INTO known_issues (title) VALUES ('db password: hunter2x')")
+    scrub = cli("config", "scrub")
+    assert scrub.exit_code == 0 and "1 context value, 1 task, 1 issue" in scrub.stdout
+    with psycopg.connect(db_url) as conn:
+        stored = conn.execute(
+            "SELECT value::text FROM project_context UNION ALL SELECT description FROM task_log"
+            " UNION ALL SELECT title FROM known_issues"
+        ).fetchall()
+    assert len(stored) == 3 and not any("hunter2x" in s or "Zq8pLm2vXw" in s for (s,) in stored)
+    result = cli("context", "set", "notes", "the db password is hunter2x")
+    assert result.exit_code == 0 and "stored as [redacted:…] markers" in result.stderr

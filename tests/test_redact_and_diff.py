@@ -174,8 +174,13 @@ def test_secrets_the_red_team_found_are_redacted(tmp_path: Path) -> None:
         "signing_salt": "pepper",
         "pin": "1234",
         "keep": {"maxTokens": 4096, "spinner": "dots", "footprint": "small"},
+        # issue 12
+        "provider": {"headers": {"X-Custom-Auth": "custom-SECRET-abc", "Accept": "text/plain"}},
+        "context": "the staging password is hunter2x",
     }
     out = Redactor.for_home(tmp_path).redact(config)
+    assert out["provider"]["headers"]["Accept"] == "text/plain"
+    assert out["context"].startswith("the staging password is [redacted:")
     text = json.dumps(out)
     for secret in (
         "hunter2",
@@ -189,6 +194,8 @@ def test_secrets_the_red_team_found_are_redacted(tmp_path: Path) -> None:
         "JBSWY3DP",
         "pepper",
         "1234",
+        "custom-SECRET",
+        "hunter2x",
     ):
         assert secret not in text, secret
     assert out["keep"] == config["keep"]

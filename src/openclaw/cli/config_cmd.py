@@ -109,10 +109,24 @@ def history_command(
 
 @app.command("scrub")
 def scrub_command(ctx: typer.Context) -> None:
-    """Redact secrets in every stored snapshot (e.g. ones openclaw-rs wrote in plain text)."""
+    """Redact secrets in every stored snapshot (e.g. ones openclaw-rs wrote in plain text),
+    and in the context values, tasks and issues an older version stored."""
+    from openclaw.context.issues import scrub_issues
+    from openclaw.context.kv import scrub_values
+    from openclaw.context.tasks import scrub_tasks
+
     redactor = Redactor.for_home(openclaw_home())
-    changed = run_db(ctx, lambda conn: scrub_snapshots(conn, redactor))
-    print(f"redacted secrets in {changed} snapshot{'s' if changed != 1 else ''}")
+
+    async def scrub(conn: AsyncConnection) -> list[tuple[int, str]]:
+        return [
+            (await scrub_snapshots(conn, redactor), "snapshot"),
+            (await scrub_values(conn, redactor), "context value"),
+            (await scrub_tasks(conn, redactor), "task"),
+            (await scrub_issues(conn, redactor), "issue"),
+        ]
+
+    counts = run_db(ctx, scrub)
+    print("redacted secrets in " + ", ".join(f"{n} {what}{'s' if n != 1 else ''}" for n, what in counts))
 
 
 class NothingToCompare(Exception):

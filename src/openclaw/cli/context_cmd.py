@@ -34,11 +34,17 @@ def set_command(
 ) -> None:
     """Set KEY to VALUE (JSON; text that is not valid JSON is stored as a JSON string)."""
     parsed, was_json = parse_value(value)
-    run_db(ctx, lambda conn: set_value(conn, key, parsed))
+    entry = run_db(ctx, lambda conn: set_value(conn, key, parsed))
     if not was_json:
         note(f"note: VALUE is not valid JSON; stored it as the JSON string {json.dumps(parsed)}")
+    # Secrets never reach the database (the rules of config snapshots, phrases included).
     if looks_secret(key, parsed):
-        note("note: this looks like a credential: the coding assistant (MCP reader) will not see it")
+        note(
+            "note: this looks like a credential: it is stored redacted, and the coding assistant"
+            " (MCP reader) will not see it"
+        )
+    elif entry.value != parsed:
+        note("note: VALUE held credentials; they were stored as [redacted:…] markers")
     print(f"set {key}")
 
 

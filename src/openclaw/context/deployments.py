@@ -11,6 +11,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import class_row
 
 from openclaw.context.models import Deployment, DeploymentStatus, parse_choice
+from openclaw.context.redact import Redactor, default_redactor
 from openclaw.errors import UsageError
 
 _COLUMNS = (
@@ -33,7 +34,12 @@ class NewDeployment:
     notes: str | None = None
 
 
-async def log_deployment(conn: AsyncConnection, new: NewDeployment) -> Deployment:
+async def log_deployment(
+    conn: AsyncConnection, new: NewDeployment, *, redactor: Redactor | None = None
+) -> Deployment:
+    """Record `new`; its notes are free text that the coding assistant reads, so they are
+    stored with their secrets redacted, as tasks and issues are. `redactor` defaults to
+    this installation's ($OPENCLAW_HOME)."""
     status = parse_choice(DeploymentStatus, new.status, "deployment status")
     if status is DeploymentStatus.SUPERSEDED:
         raise UsageError("a new deployment cannot be logged as superseded")
@@ -57,7 +63,7 @@ async def log_deployment(conn: AsyncConnection, new: NewDeployment) -> Deploymen
                 new.git_commit,
                 new.pid,
                 new.built_at,
-                new.notes,
+                (redactor or default_redactor()).redact_text(new.notes) if new.notes else new.notes,
             ),
         )
         row = await cur.fetchone()

@@ -6,6 +6,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import class_row
 
 from openclaw.context.models import Component, IssueStatus, KnownIssue, Severity, parse_choice
+from openclaw.context.redact import Redactor, default_redactor
 from openclaw.errors import NotFoundError, UsageError
 
 # severity is an enum; psycopg returns it as str. ORDER BY must name the column, never a
@@ -21,16 +22,23 @@ async def add_issue(
     component: Component | str | None,
     description: str | None = None,
     workaround: str | None = None,
+    redactor: Redactor | None = None,
 ) -> KnownIssue:
+    """Record a known issue. Title, description and workaround are free text that the
+    coding assistant reads: credentials in them are redacted before they are stored
+    ("workaround: log in with password hunter2" keeps all but the password)."""
     if not title.strip():
         raise UsageError("issue title must not be empty")
     level = parse_choice(Severity, severity, "severity")
     part = parse_choice(Component, component, "component") if component is not None else None
+    scrub = (redactor or default_redactor()).redact_text
+    description = scrub(description) if description is not None else None
+    workaround = scrub(workaround) if workaround is not None else None
     async with conn.cursor(row_factory=class_row(KnownIssue)) as cur:
         await cur.execute(
             f"""INSERT INTO known_issues (title, description, severity, component, workaround)
                 VALUES (%s, %s, %s, %s, %s) RETURNING {_COLUMNS}""",
-            (title.strip(), description, level.value, part.value if part else None, workaround),
+            (scrub(title.strip()), description, level.value, part.value if part else None, workaround),
         )
         row = await cur.fetchone()
     assert row is not None
@@ -79,3 +87,22 @@ async def list_issues(
             {"status": wanted},
         )
         return await cur.fetchall()
+
+
+async def scrub_issues(conn: AsyncConnection, redactor: Redactor) -> int:
+    """Redact the titles, descriptions and workarounds stored before a rule was added.
+    Returns how many issues changed."""
+    changed = 0
+    async with conn.transaction():
+        cur = await conn.execute(
+            "SELECT id, title, description, workaround FROM known_issues ORDER BY id FOR UPDATE"
+        )
+        for issue_id, *texts in await cur.fetchall():
+            redacted = [redactor.redact_text(t) if t is not None else None for t in texts]
+            if redacted != texts:
+                await conn.execute(
+                    "UPDATE known_issues SET title = %s, description = %s, workaround = %s WHERE id = %s",
+                    (*redacted, issue_id),
+                )
+                changed += 1
+    return changed
