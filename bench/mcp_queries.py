@@ -1,6 +1,7 @@
 """Latency of the MCP server's curated tools on a realistically large database.
 
     python bench/mcp_queries.py [--scale 1.0] [--repeat 30] [--database-url URL] [--keep]
+    python bench/mcp_queries.py --reuse openclaw_bench_mcp_1234abcd  # a kept database again
 
 At --scale 1.0 the database holds 1M llm_calls (30 days, ~10 models, 3 providers, 2%
 errors), 50k sessions with 5M messages (words drawn from a Zipf-distributed vocabulary of
@@ -1059,18 +1060,39 @@ async def counts(url: str) -> dict[str, int]:
         return out
 
 
-async def run(url: str, args: argparse.Namespace, home: Path) -> None:
-    sizes = Sizes.at(args.scale)
-    started = time.perf_counter()
+async def reused(url: str) -> Generated:
+    """What generate() reports, read back from a kept database (--reuse)."""
     async with await AsyncConnection.connect(url, autocommit=True) as conn:
-        await migrate(conn)
-    print(f"migrated in {time.perf_counter() - started:.1f} s; generating data (scale {args.scale:g})")
-    started = time.perf_counter()
-    data = await generate(url, sizes, args.seed)
-    generation_s = time.perf_counter() - started
-    for step, seconds in data.timings.items():
-        print(f"  {step:<48} {seconds:7.1f} s")
-    print(f"  {'data generation total':<48} {generation_s:7.1f} s\n")
+        await migrate(conn)  # the code under test may have added migrations since
+        row = await (
+            await conn.execute(
+                """SELECT s.session_key, m.n
+                     FROM (SELECT session_id, count(*) AS n FROM messages
+                            GROUP BY session_id ORDER BY n DESC LIMIT 1) AS m
+                     JOIN sessions AS s ON s.id = m.session_id"""
+            )
+        ).fetchone()
+        await conn.execute("ANALYZE")
+    assert row is not None, "the reused database holds no messages"
+    return Generated(busiest_session_key=row[0], busiest_session_messages=row[1])
+
+
+async def run(url: str, args: argparse.Namespace, home: Path) -> None:
+    if args.reuse:
+        data = await reused(url)
+        print(f"reusing {args.reuse}")
+    else:
+        sizes = Sizes.at(args.scale)
+        started = time.perf_counter()
+        async with await AsyncConnection.connect(url, autocommit=True) as conn:
+            await migrate(conn)
+        print(f"migrated in {time.perf_counter() - started:.1f} s; generating data (scale {args.scale:g})")
+        started = time.perf_counter()
+        data = await generate(url, sizes, args.seed)
+        generation_s = time.perf_counter() - started
+        for step, seconds in data.timings.items():
+            print(f"  {step:<48} {seconds:7.1f} s")
+        print(f"  {'data generation total':<48} {generation_s:7.1f} s\n")
     for table, n in (await counts(url)).items():
         print(f"  {table:<48} {n:>10,}")
     print(f"  busiest session: {data.busiest_session_messages:,} messages\n")
@@ -1110,6 +1132,9 @@ def main() -> None:
     )
     parser.add_argument("--keep", action="store_true", help="keep the bench database (its URL is printed)")
     parser.add_argument("--seed", type=int, default=1, help="random seed of the data")
+    parser.add_argument(
+        "--reuse", metavar="NAME", help="measure on a database an earlier --keep run left (kept again)"
+    )
     args = parser.parse_args()
     if args.scale <= 0 or args.repeat < 1:
         parser.error("--scale must be > 0 and --repeat >= 1")
@@ -1117,9 +1142,11 @@ def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="openclaw-bench-mcp-"))
     os.environ["OPENCLAW_HOME"] = str(home)
     os.environ.pop("OPENCLAW_READER_URL", None)  # log in to the bench database, not elsewhere
-    name = f"openclaw_bench_mcp_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(args.database_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    name = args.reuse or f"openclaw_bench_mcp_{uuid.uuid4().hex[:8]}"
+    args.keep = args.keep or bool(args.reuse)
+    if not args.reuse:
+        with psycopg.connect(args.database_url, autocommit=True) as admin:
+            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     url = make_conninfo(args.database_url, dbname=name)
     started = time.perf_counter()
     try:

@@ -54,8 +54,13 @@ def create_database(server_url: str, *, template: str | None = None) -> str:
 
 
 def drop_database(server_url: str, name: str) -> None:
+    from openclaw.db.reader import READER, WRITER, login_role
+
     with _admin(server_url) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        # Its reader and writer roles belong to the server: they must not pile up there.
+        for kind in (READER, WRITER):
+            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(login_role(kind, name))))
 
 
 def database_url(server_url: str, name: str) -> str:

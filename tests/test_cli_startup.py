@@ -154,19 +154,24 @@ LOADED_AFTER_INITIALIZE = (
 )
 
 
+@pytest.mark.parametrize("login", ["owner", "reader"])
 def test_mcp_serve_answers_initialize_before_loading_the_database_layer(
-    isolated_environment: Path, tmp_path: Path
+    isolated_environment: Path, tmp_path: Path, login: str
 ) -> None:
     """The real `openclaw mcp serve`, spawned as an IDE spawns it, with Python's import log
     on (PYTHONPROFILEIMPORTTIME: one stderr line per module, written as it is imported).
     Once the answer is read, every import made before it is in the log; the process is then
-    killed before any other message could start the state."""
+    killed before any other message could start the state. Both ways it starts: with the
+    owner's URL (your shell), and with the reader's URL alone (`mcp config`'s snippet)."""
     log = tmp_path / "imports.log"
     env = {
         **os.environ,
         **_mcp_env(isolated_environment, "postgresql://openclaw@127.0.0.1:1/nowhere"),
         "PYTHONPROFILEIMPORTTIME": "1",
     }
+    if login == "reader":
+        del env["DATABASE_URL"]
+        env["OPENCLAW_READER_URL"] = "postgresql://openclaw_reader_nowhere@127.0.0.1:1/nowhere"
     initialize = {
         "jsonrpc": "2.0",
         "id": 1,

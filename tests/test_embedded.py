@@ -134,10 +134,42 @@ def test_mcp_server_on_the_embedded_database(home: Path) -> None:
             issues = await client.call_tool("open_issues", {})
             assert [i["title"] for i in issues.structured_content["issues"]] == ["embedded issue"]  # type: ignore[index]
             who = await client.call_tool("query", {"sql": "SELECT current_user"})
-            assert who.structured_content["rows"] == [["openclaw_reader"]]  # type: ignore[index]
+            assert who.structured_content["rows"] == [["openclaw_reader_openclaw"]]  # type: ignore[index]
 
     asyncio.run(scenario())
     reader = run(home, "db", "reader-url").stdout.strip()
-    assert "openclaw_reader" in reader and str(home / "pgdata") in reader
+    assert "openclaw_reader_openclaw" in reader and str(home / "pgdata") in reader
     with psycopg.connect(reader) as conn:
         assert conn.execute("SHOW transaction_read_only").fetchone() == ("on",)
+        # The embedded server is openclaw's own, and it is its superuser: large objects
+        # cannot be made by the roles it gives out, even in a transaction made writable.
+        conn.execute("BEGIN READ WRITE")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("SELECT lo_from_bytea(0, 'x')")
+
+
+def test_mcp_server_from_the_reader_url_alone_starts_the_embedded_server(home: Path) -> None:
+    """The IDE's snippet carries the reader's URL, which names the socket in the home: a
+    stopped embedded server is started (no credential involved), and no owner URL is needed."""
+    import asyncio
+
+    from mcp import Client, StdioServerParameters
+
+    run(home, "issues", "add", "embedded issue", "--severity", "low", "--component", "core")
+    snippet = json.loads(run(home, "mcp", "config", "--client", "cursor").stdout)
+    env = snippet["mcpServers"]["openclaw"]["env"]
+    assert set(env) == {"OPENCLAW_HOME", "OPENCLAW_READER_URL"}
+    assert stop_embedded(home / "pgdata")
+    (home / "gateway.json").write_text("{}")
+    params = StdioServerParameters(
+        command=str(Path(sys.executable).with_name("openclaw")),
+        args=["mcp", "serve"],
+        env={**env, "GATEWAY_CONFIG": str(home / "gateway.json")},
+    )
+
+    async def scenario() -> None:
+        async with Client(params) as client:
+            issues = await client.call_tool("open_issues", {})
+            assert [i["title"] for i in issues.structured_content["issues"]] == ["embedded issue"]  # type: ignore[index]
+
+    asyncio.run(scenario())

@@ -141,6 +141,8 @@ async def call(client: Client, tool: str, **args: Any) -> dict[str, Any]:
     result = await client.call_tool(tool, args)
     assert not result.is_error, result.content
     assert result.structured_content is not None
+    # Every answer comes inside the untrusted-data envelope (tests/test_mcp_results.py).
+    assert result.structured_content["boundary"].startswith("untrusted-data-"), tool
     return result.structured_content
 
 

@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import pytest
 from mcp import Client
 
 from openclaw.chat import Message, Role
 from openclaw.db import Database, DatabaseTarget, TargetSource
-from openclaw.db.reader import ROLE
+from openclaw.db.reader import READER, login_role
 from openclaw.sessions.postgres_store import PostgresSessionStore
 from tests.test_mcp import call, mcp_client, refused
 
@@ -212,6 +213,128 @@ def test_reader_sessions_have_bounded_memory(db_url: str, isolated_environment: 
     with psycopg.connect(db_url) as conn:  # the role's own settings, which every login gets
         row = conn.execute(
             "SELECT setconfig FROM pg_db_role_setting WHERE setdatabase = 0 AND setrole = %s::regrole",
-            (ROLE,),
+            (login_role(READER, conn.info.dbname),),
         ).fetchone()
     assert row is not None and {"work_mem=16MB", "hash_mem_multiplier=1"} <= set(row[0])
+
+
+# The kin of the text-search parsers (issue 12, item 1): other work Postgres does without
+# checking for interrupts. Measured on PostgreSQL 15 under a 1 s statement_timeout (see
+# openclaw.mcp.guard): xml_is_well_formed() of 160 MB ran 21 s (7.2 GB), a cast to xml
+# 13.8 s, xmlparse() 6.7 s, xpath() 4 s; a cast to json of 200 MB 9 s (3.4 GB), to jsonb
+# 3.7 s; lpad() to 200M characters 2.4 s; format('%999999999s') 3.4 s (2 GB).
+KIN_REFUSED = {
+    "xml": [
+        ("SELECT xml_is_well_formed('<a/>')", "XML is not allowed"),
+        ("SELECT xml_is_well_formed_document(content) FROM messages", "XML is not allowed"),
+        ("SELECT xmlparse(document '<a/>')", "XML is not allowed"),
+        ("SELECT '<a/>'::xml", "XML is not allowed"),
+        ("SELECT CAST(content AS pg_catalog.xml) FROM messages", "XML is not allowed"),
+        ("SELECT xpath('/a', '<a/>')", "XML is not allowed"),
+        ("SELECT * FROM xmltable('/a' PASSING '<a/>' COLUMNS v text)", "XML is not allowed"),
+        ("SELECT xmlelement(name a, content) FROM messages", "XML is not allowed"),
+        ("SELECT (content).xml_is_well_formed FROM messages", "XML is not allowed"),
+    ],
+    "json": [
+        ("SELECT (repeat('[1,', 1000000) || '1]')::jsonb", "a cast to jsonb must be a literal, a stored"),
+        ("SELECT ('{\"a\": ' || id || '}')::jsonb FROM messages", "a cast to jsonb must be a literal"),
+        ("SELECT CAST(lower(content) AS json) FROM messages", "a cast to json must be a literal"),
+        ("SELECT x::json FROM (SELECT repeat('[1,', 100) AS x) AS s", "parsed from x must be"),
+        ("SELECT y::json FROM (SELECT x AS y FROM (SELECT repeat('[', 9) AS x) AS a) AS s", "parsed from y"),
+        ("SELECT repeat::json FROM (SELECT repeat('[1,', 100)) AS s", "parsed from repeat"),
+        ("SELECT column1::jsonb FROM (VALUES (repeat('[', 10))) AS v", "parsed from column1"),
+        ("WITH w(c) AS (SELECT repeat('[', 10)) SELECT c::jsonb FROM w", "parsed from c"),
+        (
+            "SELECT content::jsonb FROM (SELECT content FROM messages UNION ALL SELECT repeat('[', 10)) AS s",
+            "parsed from content",
+        ),
+        ("SELECT value::jsonb FROM messages, jsonb_each_text('{}') AS e", "parsed from value"),
+        ("SELECT jsonb_in(lower(content)::cstring) FROM messages", "function jsonb_in() must be a literal"),
+        ("SELECT '$'::jsonpath, (content || '')::jsonpath FROM messages", "a cast to jsonpath"),
+    ],
+    "pads": [
+        ("SELECT lpad('x', 200000000)", "lpad() pads to more than 10,000,000 characters"),
+        ("SELECT rpad(content, id::int) FROM messages", "rpad() takes a whole-number literal length"),
+        ("SELECT (content).lpad FROM messages", "calls the function lpad()"),
+        ("SELECT format('%999999999s', 'x')", "format() pads to more than 10,000,000"),
+        ("SELECT format('%*s', 5, 'x')", "format() takes widths written in its template"),
+        ("SELECT format(content) FROM messages", "format() takes a literal template"),
+        (  # one row's expressions run with no check between them: the lengths count together
+            "SELECT "
+            + ", ".join(f"lpad(g::text, 200000, '{i}')" for i in range(51))
+            + " FROM generate_series(1, 9) AS g",
+            "pads to more than 10,000,000 characters, counting every pad",
+        ),
+    ],
+}
+KIN_ALLOWED = [
+    ("SELECT '{\"a\": 1}'::jsonb -> 'a'", [[1]]),
+    ("SELECT jsonb_array_length((repeat('[', 2000) || repeat(']', 2000))::jsonb)", [[1]]),
+    ("SELECT count(*) FROM messages WHERE content LIKE '{%' AND content::jsonb ? 'k'", [[1]]),
+    ("SELECT m.content::text::jsonb -> 'k' FROM messages AS m WHERE m.content LIKE '{%'", [["v"]]),
+    ("SELECT jsonb_path_query_first('{\"a\": [2]}', '$.a[0]')", [[2]]),
+    ("SELECT lpad('7', 3, '0'), rpad('ab', 4, '.')", [["007", "ab.."]]),
+    ("SELECT format('%s-%3s|%-2s|%%', 'a', 'b', 'c')", [["a-  b|c |%"]]),
+    ("SELECT 'deploy failed' ~ 'fail(ed)?', substring('v1.16.0' from '[0-9]+')", [[True, "1"]]),
+]
+
+
+@pytest.mark.parametrize("kin", sorted(KIN_REFUSED))
+def test_the_kin_of_the_text_search_parsers_take_bounded_input(
+    kin: str, db_url: str, isolated_environment: Path
+) -> None:
+    """XML is refused whole; JSON is parsed from literals and stored columns only; pads and
+    format widths are literals of at most 10M characters."""
+    asyncio.run(_kin_take_bounded_input(kin, db_url, isolated_environment))
+
+
+async def _kin_take_bounded_input(kin: str, db_url: str, home: Path) -> None:
+    async with await Database.open(DatabaseTarget(TargetSource.OPTION, url=db_url)) as db:
+        store = PostgresSessionStore(db, "main")
+        await store.create_session("tg:main:3:3", "main")
+        await store.append_messages("tg:main:3:3", [Message(Role.USER, content='{"k": "v"}')])
+    async with mcp_client(db_url, home) as client:
+        for sql, reason in KIN_REFUSED[kin]:
+            started = time.monotonic()
+            message = await refused(client, "query", sql=sql)
+            assert reason in message, (sql, message)
+            assert time.monotonic() - started < 2, sql
+        for sql, rows in KIN_ALLOWED:
+            assert (await call(client, "query", sql=sql))["rows"] == rows, sql
+
+
+# Work the timeout does stop (Postgres checks for interrupts in it), measured on PostgreSQL
+# 15 with a 1-2 s statement_timeout: each stopped at most 0.3 s late. Regex: a pattern of
+# 100,000 classes (compile), backreferences over 30,000 characters (match), regexp_replace,
+# regexp_matches and regexp_split over 100-200 MB. string_to_array over 200 MB (1.4 GB of
+# memory by then), factorial(30000), to_tsvector of 100 MB. Aggregates over a huge generated
+# set (in a 5 s timeout, RSS of the backend): string_agg stops with "out of memory" at its
+# 1 GB cap (1.1 GB), json_agg 0.75 GB, json_object_agg and jsonb_agg at the 1 GB cap;
+# array_agg, jsonb_agg and ARRAY(SELECT) of 10 KB texts grow at about 1.8 GB/s with no cap
+# but the deadline (9 GB in 5 s). They are allowed: the deadline and the cap on queries
+# running at once (3 per server) bound them, not the guard.
+STOPPED_BY_THE_DEADLINE = [
+    "SELECT 'x' ~ repeat('[[:alpha:]]', 100000)",
+    "SELECT repeat('a', 30000) ~ '^(a+)(a+)\\1\\2$'",
+    "SELECT count(*) FROM regexp_matches(repeat('ab', 20000000), '(a)(b)', 'g')",
+    "SELECT array_length(regexp_split_to_array(repeat('a,', 20000000), ','), 1)",
+    "SELECT length(factorial(30000)::text)",
+    "SELECT cardinality(array_agg(repeat('x', 1000))) FROM (SELECT generate_series(1, 1000000000) AS g) AS s",
+    "SELECT length(string_agg(g::text, ',')) FROM (SELECT generate_series(1, 1000000000) AS g) AS s",
+    "SELECT length(jsonb_agg(g)::text) FROM (SELECT generate_series(1, 1000000000) AS g) AS s",
+]
+
+
+@pytest.mark.slow
+def test_costs_the_deadline_stops_are_allowed_and_stopped(db_url: str, isolated_environment: Path) -> None:
+    async def run() -> None:
+        async with mcp_client(db_url, isolated_environment, timeout_ms=1_000) as client:
+            await call(client, "query", sql="SELECT 1")
+            for sql in STOPPED_BY_THE_DEADLINE:
+                started = time.monotonic()
+                message = await refused(client, "query", sql=sql)
+                assert "timed out after 1 s" in message, (sql, message)
+                assert time.monotonic() - started < 4, sql  # the deadline, one second, slack
+            assert (await call(client, "query", sql="SELECT 1 AS n"))["rows"] == [[1]]
+
+    asyncio.run(run())

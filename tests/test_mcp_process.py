@@ -19,7 +19,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
-from openclaw.db.reader import ROLE
+from openclaw.db.reader import READER, login_role
 from tests.conftest import Cli
 from tests.waiting import wait_for_http
 
@@ -92,14 +92,19 @@ def test_http_needs_the_bearer_token(db_url: str, isolated_environment: Path) ->
 def test_config_prints_each_clients_snippet(cli: Cli, client: str, isolated_environment: Path) -> None:
     result = cli("mcp", "config", "--client", client)
     assert result.exit_code == 0
+    reader = (isolated_environment / "reader-url").read_text().strip()  # made by `mcp config`
     if client == "claude-code":
         assert result.stdout.startswith("claude mcp add openclaw --env OPENCLAW_HOME=")
+        assert f"--env OPENCLAW_READER_URL={reader}" in result.stdout
         assert result.stdout.rstrip().endswith("mcp serve")
         return
     document = json.loads(result.stdout)
     entry = document["servers" if client == "vscode" else "mcpServers"]["openclaw"]
     assert entry["args"] == ["mcp", "serve"] and Path(entry["command"]).name == "openclaw"
-    assert entry["env"]["OPENCLAW_HOME"] == str(isolated_environment.resolve())
+    assert entry["env"] == {
+        "OPENCLAW_HOME": str(isolated_environment.resolve()),
+        "OPENCLAW_READER_URL": reader,
+    }
     assert client != "vscode" or entry["type"] == "stdio"
 
 
@@ -131,7 +136,9 @@ def test_grant_reader_and_reader_url(cli: Cli, db_url: str, isolated_environment
     assert cli("db", "reader-url").exit_code == 2  # nothing saved yet: one line, no traceback
     assert cli("db", "grant-reader").exit_code == 0
     reader = cli("db", "reader-url").stdout.strip()
-    assert reader.startswith(f"postgresql://{ROLE}")
+    assert reader.startswith(
+        f"postgresql://{login_role(READER, psycopg.conninfo.conninfo_to_dict(db_url)['dbname'])}:"
+    )
     with psycopg.connect(reader) as conn:
         assert conn.execute("SHOW transaction_read_only").fetchone() == ("on",)
         assert conn.execute("SELECT count(*) FROM known_issues").fetchone() == (0,)  # the reader view
@@ -143,8 +150,9 @@ def test_grant_reader_and_reader_url(cli: Cli, db_url: str, isolated_environment
 async def test_servers_granting_the_reader_at_once_all_succeed(
     pg_server_url: str, template_database: str
 ) -> None:
-    """The role and its settings are the server's, shared by every database on it: servers
-    granting at once (several `mcp serve` starting) update the same catalog rows."""
+    """A role and its settings are the server's: servers granting at once (several `mcp
+    serve` starting on one database, or on several, which then revoke the grants of the
+    shared role of earlier versions) update the same catalog rows."""
     from openclaw.db.reader import grant_reader
     from tests.conftest import create_database, database_url, drop_database
 
@@ -153,7 +161,7 @@ async def test_servers_granting_the_reader_at_once_all_succeed(
         for _ in range(4):
             conns = [
                 await psycopg.AsyncConnection.connect(database_url(pg_server_url, n), autocommit=True)
-                for n in names
+                for n in names + names
             ]
             try:
                 await asyncio.gather(*(grant_reader(c, new_password=False) for c in conns))

@@ -21,7 +21,7 @@ def to_jsonable(value: Any) -> Any:
     if isinstance(value, datetime | date | time):
         return value.isoformat()
     if isinstance(value, timedelta):
-        return str(value)
+        return iso_duration(value)
     if isinstance(value, bytes | memoryview):
         return bytes(value).hex()
     if isinstance(value, Enum):
@@ -39,3 +39,21 @@ def to_jsonable(value: Any) -> Any:
     if value is None or isinstance(value, str | int | float | bool):
         return value
     return str(value)  # inet, ranges, and whatever else: their Postgres text form
+
+
+def iso_duration(value: timedelta) -> str:
+    """ISO 8601, as Postgres prints an interval with `intervalstyle = iso_8601` (`P1DT-1H`
+    there; here `P33DT4H`, `PT-1S`): each field carries the sign. Not Python's str(),
+    `-1 day, 23:59:59` for minus one second, which no client parses."""
+    micros = (value.days * 86_400 + value.seconds) * 1_000_000 + value.microseconds
+    sign = "-" if micros < 0 else ""
+    days, rest = divmod(abs(micros), 86_400_000_000)
+    hours, rest = divmod(rest, 3_600_000_000)
+    minutes, rest = divmod(rest, 60_000_000)
+    seconds, fraction = divmod(rest, 1_000_000)
+    time = "".join(f"{sign}{n}{unit}" for n, unit in ((hours, "H"), (minutes, "M")) if n)
+    if seconds or fraction:
+        time += f"{sign}{seconds}" + (f".{fraction:06d}".rstrip("0") if fraction else "") + "S"
+    if not days and not time:
+        return "PT0S"
+    return "P" + (f"{sign}{days}D" if days else "") + (f"T{time}" if time else "")

@@ -25,7 +25,7 @@ from openclaw.cli.common import (
 from openclaw.db import Database, migrate, migration_status, resolve_target
 from openclaw.db.embedded import client_program, running_embedded_url, stop_embedded
 from openclaw.db.migrate import init_sql
-from openclaw.db.reader import ROLE, grant_reader, reader_url, role_exists, save_reader_url, saved_reader_url
+from openclaw.db.reader import READER, WRITER, Kind, ensure_login, saved_url
 from openclaw.db.tables import TABLES
 from openclaw.db.target import redact_url
 from openclaw.errors import DatabaseError, UsageError
@@ -286,46 +286,87 @@ def init_sql_command() -> None:
     print(init_sql(), end="")
 
 
-@app.command("grant-reader")
+_ROLE_RULE = (
+    "Each database has its own roles (a session sees the query text of its own role's"
+    " sessions on every database of the server): openclaw_reader_DBNAME and"
+    " openclaw_writer_DBNAME when the name is made of a-z, 0-9 and _ only, is at most 47"
+    " bytes and does not end in _ and 8 hex digits; otherwise the name lowered, every other"
+    " character made _, cut to 38 characters, then _ and 8 hex digits of its SHA-256"
+    " (SQL: SELECT openclaw_login_role('reader')). The shared openclaw_reader of earlier"
+    " versions loses its grants in this database but is not dropped."
+)
+
+
+def _grant(ctx: typer.Context, kind: Kind, new_password: bool) -> None:
+    home = openclaw_home()
+
+    async def go(db: Database) -> tuple[str, str]:
+        async with await AsyncConnection.connect(db.url, autocommit=True) as conn:
+            # Without a saved URL for this role this machine cannot log in as it: a new password.
+            login = await ensure_login(conn, db.url, home, kind, new_password=new_password)
+        return login.role, login.outcome
+
+    role, outcome = run_with_database(ctx, go)
+    if outcome == "new password set":
+        outcome += " (URLs saved elsewhere stop working)"
+    print(f"{role}: {outcome}; its URL: openclaw db {kind}-url")
+
+
+_NEW_PASSWORD_HELP = "Give the role a new password (other machines' saved URLs stop working)."
+
+
+@app.command(
+    "grant-reader",
+    help=f"""Create this database's read-only role (or refresh its grants).
+
+It may connect to this database only, and SELECT from the views of schema `reader`;
+its sessions are read only, with a 10 s statement timeout. Needs a user with CREATEROLE
+or a superuser. The URL to log in as it is saved in $OPENCLAW_HOME/reader-url (mode
+0600); see `db reader-url`. {_ROLE_RULE}""",
+)
 def grant_reader_command(
     ctx: typer.Context,
-    new_password: bool = typer.Option(
-        False,
-        "--new-password",
-        help="Give the role a new password (other machines' saved URLs stop working).",
-    ),
+    new_password: bool = typer.Option(False, "--new-password", help=_NEW_PASSWORD_HELP),
 ) -> None:
-    """Create the read-only role openclaw_reader (or refresh its grants) for this database.
+    _grant(ctx, READER, new_password)
 
-    It may SELECT from the views of schema `reader` and nothing else; its sessions are read
-    only, with a 10 s statement timeout. Needs a user with CREATEROLE or a superuser. The
-    URL to log in as it is saved in $OPENCLAW_HOME/reader-url (mode 0600); see `db reader-url`.
-    """
 
-    home = openclaw_home()
-    # Without a saved URL this machine cannot log in as the role: give it a new password.
-    rotate = new_password or saved_reader_url(home) is None
+@app.command(
+    "grant-writer",
+    help=f"""Create this database's writer role (or refresh its grants), for `mcp serve --allow-writes`.
 
-    async def go(db: Database) -> str:
-        async with await AsyncConnection.connect(db.url, autocommit=True) as conn:
-            existed = await role_exists(conn)
-            password = await grant_reader(conn, new_password=rotate)
-        if password is None:
-            return "grants refreshed"
-        save_reader_url(home, reader_url(db.url, password))
-        return "new password set (URLs saved elsewhere stop working)" if existed else "created"
+It may SELECT, INSERT and UPDATE task_log, known_issues and project_context (and use
+their id sequences), and nothing else: no DELETE, no other table, no DDL. It reads those
+tables whole, secret context values included. Needs a user with CREATEROLE or a
+superuser. Its URL is saved in $OPENCLAW_HOME/writer-url (mode 0600); see `db
+writer-url`. {_ROLE_RULE}""",
+)
+def grant_writer_command(
+    ctx: typer.Context,
+    new_password: bool = typer.Option(False, "--new-password", help=_NEW_PASSWORD_HELP),
+) -> None:
+    _grant(ctx, WRITER, new_password)
 
-    outcome = run_with_database(ctx, go)
-    print(f"{ROLE}: {outcome}; its URL: openclaw db reader-url")
+
+def _print_saved(kind: Kind) -> None:
+    saved = saved_url(openclaw_home(), kind)
+    if saved is None:
+        raise UsageError(f"no {kind} URL saved in {openclaw_home()}; run `openclaw db grant-{kind}` first")
+    print(saved)
 
 
 @app.command("reader-url")
-def reader_url_command(ctx: typer.Context) -> None:
+def reader_url_command() -> None:
     """Print the read-only role's URL, for a generic Postgres MCP server or psql.
 
-    The password, if any, is printed. Made by `db grant-reader` (or `mcp serve`).
+    OPENCLAW_READER_URL if set, else the URL saved by `db grant-reader` (or `mcp serve`,
+    `mcp config`). The password, if any, is printed.
     """
-    saved = saved_reader_url(openclaw_home())
-    if saved is None:
-        raise UsageError(f"no reader URL saved in {openclaw_home()}; run `openclaw db grant-reader` first")
-    print(saved)
+    _print_saved(READER)
+
+
+@app.command("writer-url")
+def writer_url_command() -> None:
+    """Print the writer role's URL (OPENCLAW_WRITER_URL if set, else the one saved by
+    `db grant-writer`). The password, if any, is printed."""
+    _print_saved(WRITER)

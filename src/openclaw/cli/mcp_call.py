@@ -1,14 +1,16 @@
 """`openclaw mcp call TOOL [NAME=VALUE]...`: ask the MCP server what your assistant would ask.
 
-The server runs in this process, as `mcp serve` runs it (the read-only role, the same
-limits), and the answer is printed as the assistant receives it: untrusted text inside
-its envelope. For trying a question, checking a deployment, and scripts (`--json`).
+The server runs in this process, as `mcp serve` runs it (this database's reader role, from
+OPENCLAW_READER_URL alone when it is set; the same limits), and the answer is printed as
+the assistant receives it: untrusted text inside its envelope. For trying a question,
+checking a deployment, and scripts (`--json`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
@@ -38,6 +40,22 @@ def _arguments(pairs: list[str]) -> dict[str, Any]:
     return arguments
 
 
+# The names of openclaw.db.reader.READER_URL_ENV and WRITER_URL_ENV, spelled here because
+# that module loads psycopg, which `mcp serve` loads only after answering `initialize`.
+READER_URL_ENV = "OPENCLAW_READER_URL"
+WRITER_URL_ENV = "OPENCLAW_WRITER_URL"
+
+
+def login_urls(reader_url: str | None = None, writer_url: str | None = None) -> tuple[str | None, str | None]:
+    """The reader's and writer's URLs given to the server (options, else the environment).
+    With a reader URL the server logs in as it alone: no owner credentials, no migration."""
+
+    def given(option: str | None, env: str) -> str | None:
+        return (option or "").strip() or os.environ.get(env, "").strip() or None
+
+    return given(reader_url, READER_URL_ENV), given(writer_url, WRITER_URL_ENV)
+
+
 @asynccontextmanager
 async def _in_process(ctx: typer.Context, allow_writes: bool) -> AsyncIterator[Client]:
     """A client of the server as `mcp serve` makes it, run in this process."""
@@ -47,8 +65,11 @@ async def _in_process(ctx: typer.Context, allow_writes: bool) -> AsyncIterator[C
     from openclaw.mcp.state import open_state
 
     target = resolve_target(state(ctx).database_url)
+    reader_url, writer_url = login_urls()
     async with (
-        open_state(target, openclaw_home(), allow_writes=allow_writes) as server_state,
+        open_state(
+            target, openclaw_home(), allow_writes=allow_writes, reader_url=reader_url, writer_url=writer_url
+        ) as server_state,
         Client(create_server(server_state)) as client,
     ):
         yield client

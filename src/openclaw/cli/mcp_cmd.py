@@ -12,7 +12,7 @@ from pathlib import Path
 import typer
 
 from openclaw.cli.common import note, state
-from openclaw.cli.mcp_call import call_command, tools_command
+from openclaw.cli.mcp_call import READER_URL_ENV, WRITER_URL_ENV, call_command, login_urls, tools_command
 from openclaw.db.target import resolve_target
 from openclaw.home import openclaw_home
 from openclaw.mcp.clients import CLIENTS, WHERE, snippet
@@ -37,13 +37,31 @@ def serve_command(
     allow_writes: bool = typer.Option(
         False,
         "--allow-writes",
-        help="Add log_task, add_issue, resolve_issue, set_context (context tables only).",
+        help="Add log_task, add_issue, resolve_issue, set_context (context tables only, as the writer role).",
+    ),
+    reader_url: str | None = typer.Option(
+        None,
+        "--reader-url",
+        help=f"Log in as this database's reader with this URL alone (or {READER_URL_ENV}): no owner"
+        " credentials, no migration.",
+        show_default=False,
+    ),
+    writer_url: str | None = typer.Option(
+        None,
+        "--writer-url",
+        help=f"With --allow-writes: the writer role's URL (or {WRITER_URL_ENV}, else"
+        " $OPENCLAW_HOME/writer-url).",
+        show_default=False,
     ),
 ) -> None:
     """Serve the curated tools, query(sql) and the schema resources.
 
-    Every read runs as the read-only role openclaw_reader (made on first start when the
-    database user may create roles; else see `openclaw db grant-reader`). Over HTTP every
+    Every read runs as this database's read-only role, and every write (--allow-writes) as
+    its writer role, which may write the context tables only (`openclaw db grant-reader`,
+    `grant-writer`). Given a reader URL (--reader-url, OPENCLAW_READER_URL), that is all it
+    uses: this is how an IDE runs it (`openclaw mcp config`). Without one, it uses the
+    database URL (the owner's) to migrate and make the roles, then logs in as them. An
+    embedded server named by the reader URL is started if it is down. Over HTTP every
     request needs `Authorization: Bearer <token>`; the token is in $OPENCLAW_HOME/mcp-token
     (or OPENCLAW_MCP_TOKEN), and `openclaw mcp config --http` prints it.
     """
@@ -57,9 +75,12 @@ def serve_command(
 
     home = openclaw_home()
     target = resolve_target(state(ctx).database_url)
+    reader, writer = login_urls(reader_url, writer_url)
 
     async def go() -> None:
-        server_state = LazyState(target, home, allow_writes=allow_writes)
+        server_state = LazyState(
+            target, home, allow_writes=allow_writes, reader_url=reader, writer_url=writer
+        )
         try:
             server = create_server(server_state)
             if transport is Transport.STDIO:
@@ -82,6 +103,7 @@ def serve_command(
 
 @app.command("config")
 def config_command(
+    ctx: typer.Context,
     client: str = typer.Option(..., "--client", help=f"One of: {', '.join(CLIENTS)}."),
     http: bool = typer.Option(False, "--http", help="Point at a running `mcp serve --transport http`."),
     url: str = typer.Option(f"http://127.0.0.1:{DEFAULT_PORT}/mcp", help="With --http: the server's URL."),
@@ -91,8 +113,12 @@ def config_command(
 ) -> None:
     """Print the configuration snippet for your coding assistant, with this machine's paths.
 
-    The stdio entry runs this very openclaw with OPENCLAW_HOME (and DATABASE_URL, if set)
-    in its environment, since IDEs do not start servers from your shell.
+    The stdio entry runs this very openclaw with OPENCLAW_HOME and OPENCLAW_READER_URL (and
+    with --allow-writes OPENCLAW_WRITER_URL) in its environment, since IDEs do not start
+    servers from your shell. Never the owner's DATABASE_URL: the snippet may land in the
+    project (.vscode/mcp.json), where the assistant reads it and a commit may publish it.
+    This database's reader (and writer) role is made here with your database URL if it is
+    missing, as `openclaw db grant-reader` does; OPENCLAW_READER_URL, if set, is used as is.
     """
     if client not in CLIENTS:
         raise typer.BadParameter(f"{client!r} is not one of {', '.join(CLIENTS)}", param_hint="--client")
@@ -101,8 +127,11 @@ def config_command(
     beside = Path(sys.executable).with_name("openclaw")
     command = str(beside) if beside.is_file() else shutil.which("openclaw") or os.path.abspath(sys.argv[0])
     env = {"OPENCLAW_HOME": str(home.resolve())}
-    if os.environ.get("DATABASE_URL"):
-        env["DATABASE_URL"] = os.environ["DATABASE_URL"]
+    if not http:
+        reader, writer = _login_urls_for_config(ctx, allow_writes)
+        env[READER_URL_ENV] = reader
+        if writer is not None:
+            env[WRITER_URL_ENV] = writer
     args = ["mcp", "serve", *(["--allow-writes"] if allow_writes else [])]
     print(
         snippet(
@@ -115,6 +144,32 @@ def config_command(
         )
     )
     note(f"({client}: {WHERE[client]})")
+
+
+def _login_urls_for_config(ctx: typer.Context, allow_writes: bool) -> tuple[str, str | None]:
+    """The URLs the IDE's server logs in with: those given in the environment, else made (or
+    refreshed) here with the owner's database URL, which stays in this shell."""
+    from psycopg import AsyncConnection
+
+    from openclaw.cli.common import run_with_database
+    from openclaw.db import Database
+    from openclaw.db.reader import READER, WRITER, ensure_login
+
+    reader, writer = login_urls()
+    if reader is not None and (writer is not None or not allow_writes):
+        return reader, writer
+    home = openclaw_home()
+
+    async def go(db: Database) -> tuple[str, str | None]:
+        # run_with_database migrated it: the IDE's server will not, it has no right to.
+        async with await AsyncConnection.connect(db.url, autocommit=True) as conn:
+            made_reader = reader or (await ensure_login(conn, db.url, home, READER)).url
+            made_writer = None
+            if allow_writes:
+                made_writer = writer or (await ensure_login(conn, db.url, home, WRITER)).url
+        return made_reader, made_writer
+
+    return run_with_database(ctx, go)
 
 
 app.command("call")(call_command)

@@ -2,8 +2,10 @@
 
 Each runs as `openclaw_reader`, whose search_path is the schema `reader`: the context
 package's own list functions (the CLI's) resolve their table names to the reader's
-views, so the assistant and the CLI give the same answers. Results are small and
-JSON-ready.
+views, so the assistant and the CLI give the same answers. Results are JSON-ready, and
+every value Postgres can hold loads (openclaw.mcp.values.register_loaders). Long texts
+are cut by the server where the SQL is ours; the tools cap the rest, and each answer as a
+whole (openclaw.mcp.values.capped_answer).
 """
 
 from __future__ import annotations
@@ -19,12 +21,14 @@ from openclaw.context.deployments import list_deployments
 from openclaw.context.diff import describe_change, diff
 from openclaw.context.issues import list_issues
 from openclaw.context.kv import get_value, list_values
+from openclaw.context.models import ContextEntry
 from openclaw.context.tasks import list_tasks
-from openclaw.durations import parse_duration
+from openclaw.durations import DurationTooLong, parse_duration
 from openclaw.errors import UsageError
 from openclaw.jsonable import to_jsonable
+from openclaw.mcp.values import MAX_VALUE_CHARS, cut_sql, register_loaders
 
-MAX_TEXT = 2_000  # a message longer than this is cut in listings
+MAX_TEXT = 2_000  # a message longer than this is cut in listings (with cut_text's marker)
 
 
 def _limit(value: int, upper: int, what: str = "limit") -> int:
@@ -37,16 +41,24 @@ def _since(text: str) -> datetime:
     """`7d`-style durations or an ISO date/time (UTC unless it says otherwise)."""
     try:
         return datetime.now(UTC) - parse_duration(text, "since")
+    except DurationTooLong:
+        raise
     except UsageError:
         try:
             moment = datetime.fromisoformat(text)
         except ValueError:
             raise UsageError(f"since {text!r}: give a duration (30m, 24h, 7d) or an ISO date") from None
-        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        try:
+            _hour(moment) + timedelta(hours=1)  # what request_volume computes from it
+        except OverflowError:  # 0001-01-01T00:00+14:00 is before year 1 in UTC
+            raise UsageError(f"since {text!r}: a date between the years 1 and 9999, in UTC") from None
+        return moment
 
 
 async def _rows(conn: AsyncConnection, query: str, params: dict[str, Any]) -> list[dict[str, Any]]:
     async with conn.cursor(row_factory=dict_row) as cur:
+        register_loaders(cur)
         await cur.execute(query, params)
         return [to_jsonable(row) for row in await cur.fetchall()]
 
@@ -54,6 +66,7 @@ async def _rows(conn: AsyncConnection, query: str, params: dict[str, Any]) -> li
 async def deployments(
     conn: AsyncConnection, host: str | None = None, history: bool = False
 ) -> list[dict[str, Any]]:
+    register_loaders(conn)  # for the context package's cursors (the CLI's functions)
     rows = await list_deployments(conn, current_only=not history, host=host, limit=50 if history else None)
     keep = (
         "host",
@@ -72,6 +85,7 @@ async def deployments(
 async def config_changes(
     conn: AsyncConnection, limit: int = 1, config_path: str | None = None, host: str | None = None
 ) -> list[dict[str, Any]]:
+    register_loaders(conn)
     snapshots = await config_history(conn, path=config_path, host=host, limit=_limit(limit, 50))
     out = []
     for snapshot in snapshots:
@@ -92,6 +106,7 @@ async def config_changes(
 
 
 async def open_issues(conn: AsyncConnection, component: str | None = None) -> list[dict[str, Any]]:
+    register_loaders(conn)
     issues = await list_issues(conn)
     keep = ("id", "title", "severity", "component", "description", "workaround", "created_at")
     return [
@@ -104,6 +119,7 @@ async def open_issues(conn: AsyncConnection, component: str | None = None) -> li
 async def recent_tasks(
     conn: AsyncConnection, limit: int = 10, category: str | None = None
 ) -> list[dict[str, Any]]:
+    register_loaders(conn)
     return [to_jsonable(t) for t in await list_tasks(conn, limit=_limit(limit, 200), category=category)]
 
 
@@ -153,7 +169,8 @@ async def llm_performance(conn: AsyncConnection, hours: int = 24) -> list[dict[s
 async def llm_errors(conn: AsyncConnection, limit: int = 5) -> list[dict[str, Any]]:
     return await _rows(
         conn,
-        """SELECT created_at, model, provider, provider_attempt, http_status, error, latency_ms, session_key
+        f"""SELECT created_at, model, provider, provider_attempt, http_status, {cut_sql("error")} AS error,
+                  latency_ms, session_key
              FROM reader.llm_calls WHERE error IS NOT NULL
             ORDER BY created_at DESC LIMIT %(limit)s""",
         {"limit": _limit(limit, 200)},
@@ -220,19 +237,26 @@ async def request_volume(
     )
 
 
+def _cut_json(column: str) -> str:
+    """A JSON column as it is, or, when its text is longer than a value may be, that text
+    cut (a JSON string): a huge document is never sent whole."""
+    cut = cut_sql(f"{column}::text")
+    return f"CASE WHEN length({column}::text) > {MAX_VALUE_CHARS} THEN to_jsonb({cut}) ELSE {column} END"
+
+
 async def session_history(conn: AsyncConnection, session_key: str, limit: int = 20) -> list[dict[str, Any]]:
     # The session's id first: a join would hide the (session_id, id) order from the planner,
     # which then reads every message of a long session to keep the last few.
     rows = await _rows(
         conn,
-        """SELECT * FROM (
-               SELECT m.id, m.role, left(m.content, %(cut)s) AS content, m.tool_call_id,
-                      m.tool_calls_json, m.created_at
+        f"""SELECT * FROM (
+               SELECT m.id, m.role, {cut_sql("m.content", MAX_TEXT)} AS content, m.tool_call_id,
+                      {_cut_json("m.tool_calls_json")} AS tool_calls_json, m.created_at
                  FROM reader.messages AS m
                 WHERE m.session_id = (SELECT id FROM reader.sessions WHERE session_key = %(key)s)
                 ORDER BY m.id DESC LIMIT %(limit)s) AS last
             ORDER BY id""",
-        {"key": session_key, "limit": _limit(limit, 500), "cut": MAX_TEXT},
+        {"key": session_key, "limit": _limit(limit, 500)},
     )
     if not rows:
         found = await _rows(
@@ -249,13 +273,13 @@ async def session_history(conn: AsyncConnection, session_key: str, limit: int = 
 # second step (26 ms; 112 ms at 5k).
 RECENT_MESSAGES = 25_000
 
-_SEARCH = """
-SELECT s.session_key, m.role, left(m.content, %(cut)s) AS content, m.created_at
+_SEARCH = f"""
+SELECT s.session_key, m.role, {cut_sql("m.content", MAX_TEXT)} AS content, m.created_at
   FROM reader.message_words AS w
   JOIN reader.messages AS m ON m.id = w.id
   JOIN reader.sessions AS s ON s.id = w.session_id
- WHERE w.words @@ plainto_tsquery('simple', %(text)s) AND {window}
- ORDER BY {order} DESC LIMIT %(limit)s"""
+ WHERE w.words @@ plainto_tsquery('simple', %(text)s) AND {{window}}
+ ORDER BY {{order}} DESC LIMIT %(limit)s"""
 
 
 async def search_sessions(conn: AsyncConnection, text: str, limit: int = 10) -> list[dict[str, Any]]:
@@ -267,7 +291,7 @@ async def search_sessions(conn: AsyncConnection, text: str, limit: int = 10) -> 
     word index alone (a rare word costs its few matches)."""
     if not text.strip():
         raise UsageError("give some words to search for")
-    params: dict[str, Any] = {"text": text, "limit": _limit(limit, 100), "cut": MAX_TEXT}
+    params: dict[str, Any] = {"text": text, "limit": _limit(limit, 100)}
     row = await (await conn.execute("SELECT max(id) FROM reader.message_words")).fetchone()
     params["recent"] = (row[0] if row and row[0] else 0) - RECENT_MESSAGES
     found = await _rows(conn, _SEARCH.format(window="w.id > %(recent)s", order="w.id"), params)
@@ -279,12 +303,20 @@ async def search_sessions(conn: AsyncConnection, text: str, limit: int = 10) -> 
     return found
 
 
+def _entry(entry: ContextEntry) -> dict[str, Any]:
+    """The value as loaded (JSON types already): to_jsonable would recurse as deep as it is
+    nested, which the tools' capper (openclaw.mcp.values) does one level at a time."""
+    return {"key": entry.key, "value": entry.value, "updated_at": to_jsonable(entry.updated_at)}
+
+
 async def context_get(conn: AsyncConnection, key: str) -> dict[str, Any]:
-    return dict(to_jsonable(await get_value(conn, key)))
+    register_loaders(conn)
+    return _entry(await get_value(conn, key))
 
 
 async def context_list(conn: AsyncConnection) -> list[dict[str, Any]]:
-    return [to_jsonable(e) for e in await list_values(conn)]
+    register_loaders(conn)
+    return [_entry(e) for e in await list_values(conn)]
 
 
 async def cron_history(
@@ -292,7 +324,8 @@ async def cron_history(
 ) -> list[dict[str, Any]]:
     return await _rows(
         conn,
-        """SELECT job_name, status, started_at, duration_ms, tokens_used, model, host, error
+        f"""SELECT job_name, status, started_at, duration_ms, tokens_used, model, host,
+                  {cut_sql("error")} AS error
              FROM reader.cron_executions
             WHERE %(job)s::text IS NULL OR job_name = %(job)s
             ORDER BY started_at DESC LIMIT %(limit)s""",
@@ -317,10 +350,3 @@ async def describe_schema(conn: AsyncConnection, name: str | None = None) -> lis
             GROUP BY c.oid, c.relname ORDER BY c.relname""",
         {"name": name},
     )
-
-
-async def describe_table(conn: AsyncConnection, name: str) -> dict[str, Any]:
-    rows = await describe_schema(conn, name)
-    if not rows:
-        raise UsageError(f"no table or view {name!r} for the reader")
-    return rows[0]

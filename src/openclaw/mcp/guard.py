@@ -76,6 +76,40 @@ MAX_PARSED_LITERAL_CHARS = 1_000
 # repeat() builds its text from a count: a literal one, at most this (Postgres's own
 # limit on a value is 1 GB).
 MAX_REPEAT_COUNT = 200_000_000
+# Other work that Postgres (15) does without checking for interrupts, measured under a
+# 1 s statement_timeout (issue 12, the kin of the text-search parsers):
+# - XML, through libxml2: xml_is_well_formed() of a 160 MB text ran 21 s and reached 7.2 GB;
+#   a cast to xml 13.8 s and 6.9 GB; xmlparse() of 80 MB 6.7 s; xpath() over 20 MB 4 s;
+#   xmlelement() escaping 200 MB 3.7 s. The views hold no XML: refused outright.
+# - JSON parsing: a cast to json of a 200 MB generated text ran 9 s (3.4 GB), to jsonb
+#   3.7 s. A literal (at most MAX_SQL_CHARS long) or a stored column is parsed; a
+#   computed text is not (a column that the query computes, in a subquery or a function
+#   in FROM, counts as computed).
+# - lpad()/rpad() fill character by character: 200M characters took 2.4 s; format()'s
+#   width as much (%999999999s: 3.4 s, 2 GB); and one row's expressions run with no
+#   check between them (100 pads of 10M in one row: 5.7 s). Their lengths and widths are
+#   literals, at most MAX_PAD_CHARS in all per query (20M took 0.27 s); format's template
+#   is a literal.
+# Measured and left alone, since the timeout stops them (at most 0.3 s late): the regex
+# engine, on compile (repeat('[[:alpha:]]', 100000) as a pattern) and on match (with
+# backreferences over 30,000 characters), regexp_replace/_matches/_split over 200 MB,
+# similar to, substring(... from pattern); string_to_array over 200 MB; to_tsvector;
+# factorial(30000); numeric powers (they stop at 131,072 digits); replace(); md5().
+_REFUSED_XML = re.compile(r"xml|xpath")
+JSON_TYPES = frozenset({"json", "jsonb", "jsonpath"})
+# The types' input functions, which a cast calls and which can be called by name.
+JSON_PARSERS = frozenset({"json_in", "jsonb_in", "jsonpath_in"})
+MAX_PAD_CHARS = 10_000_000
+# A computed text whose size the query fixes (literals, repeat() and pads of them, joined
+# with ||) may be parsed as JSON up to this size: 1M characters take jsonb ~15 ms.
+MAX_PARSED_JSON_CHARS = 1_000_000
+_PADDERS = frozenset({"lpad", "rpad"})
+# A format() conversion: %[position$][flags][width]type, width digits or * (an argument).
+_FORMAT_SPEC = re.compile(r"%(?:\d+\$)?-?(\*(?:\d+\$)?|\d+)?([sIL%])?")
+# The names Postgres gives an output column that is no column reference and has no alias.
+_GENERIC_COLUMN_NAMES = frozenset(
+    {"?column?", "case", "array", "coalesce", "greatest", "least", "nullif", "row", "exists"}
+)
 _MATCH_OPERATORS = frozenset({"@@", "@@@"})
 _TSQUERY_OPERATORS = frozenset({"&&", "||", "<->", "!!"})
 _MODIFYING = (ast.InsertStmt, ast.UpdateStmt, ast.DeleteStmt, ast.MergeStmt)
@@ -166,9 +200,18 @@ class _Checker(Visitor):
         # comes before FROM): whether FROM holds a function decides what f(t) may be.
         self.two_part: list[str] = []
         self.function_in_from = False
+        # JSON parsed from a column: allowed if the column is stored, not computed by the
+        # query (checked once every name the query computes is known).
+        self.parsed_columns: list[str] = []
+        self.computed: set[str] = set()
+        self.renamed: list[tuple[str, str]] = []  # (alias, column it renames) in subqueries
+        self.root: object = None
+        self.padded = 0  # characters of lpad/rpad lengths and format() widths, in all
 
     def check(self, statement: ast.Node) -> None:
+        self.root = statement.query if isinstance(statement, ast.ExplainStmt) else statement
         self(statement)
+        self._check_parsed_columns()
         for field in self.two_part:
             # f(t) is tried only if t has no column f, with t's row as the argument. A
             # table's, view's, subquery's or CTE's row is composite, which few functions
@@ -186,12 +229,24 @@ class _Checker(Visitor):
                 raise QueryRefused("SELECT INTO creates a table; it is not allowed")
             if node.lockingClause:
                 raise QueryRefused("FOR UPDATE/SHARE takes row locks; it is not allowed")
+            if node is not self.root:
+                self._note_computed(node)
         elif isinstance(node, ast.FuncCall):
             self._check_call(node)
+        elif isinstance(node, ast.XmlExpr | ast.XmlSerialize | ast.RangeTableFunc):
+            raise QueryRefused(_XML_REFUSED)
         elif isinstance(node, ast.TypeCast):
             names = [n.sval.lower() for n in (node.typeName.names if node.typeName else None) or ()]
             if names and names[-1] == "tsquery" and not _bounded_literal(node.arg):
                 raise QueryRefused(_unbounded("a cast to tsquery"))
+            if names and names[-1] == "xml":
+                raise QueryRefused(_XML_REFUSED)
+            if names and names[-1] in JSON_TYPES:
+                self._check_parsed(node.arg, f"a cast to {names[-1]}")
+        elif isinstance(node, ast.RangeSubselect) and node.alias is not None:
+            self.computed |= {str(c.sval).lower() for c in node.alias.colnames or ()}
+        elif isinstance(node, ast.CommonTableExpr):
+            self.computed |= {str(c.sval).lower() for c in node.aliascolnames or ()}
         elif isinstance(node, ast.A_Expr) and node.lexpr is not None:
             operator = node.name[-1].sval if node.name else ""
             # tsquery @@ tsvector, or @@ with a query on the right: text @@ text parses its
@@ -220,6 +275,77 @@ class _Checker(Visitor):
                 self.two_part.append(last.sval)
         elif isinstance(node, ast.RangeFunction):
             self.function_in_from = True
+            if node.alias is not None:
+                self.computed.add(str(node.alias.aliasname).lower())
+                self.computed |= {str(c.sval).lower() for c in node.alias.colnames or ()}
+
+    def _note_computed(self, select: ast.SelectStmt) -> None:
+        """The output names of a nested SELECT (a subquery, a CTE, a branch of a UNION) that
+        hold a computed value: a query above may read them as if they were stored."""
+        if select.larg is not None:  # UNION, INTERSECT, EXCEPT: named by their first branch,
+            branch = select.larg  # whatever the others hold in the same place
+            while branch.larg is not None:
+                branch = branch.larg
+            for target in branch.targetList or ():
+                value = target.val if isinstance(target, ast.ResTarget) else None
+                while isinstance(value, ast.TypeCast):
+                    value = value.arg
+                fields = value.fields if isinstance(value, ast.ColumnRef) else None
+                name = target.name if isinstance(target, ast.ResTarget) else None
+                name = name or (fields[-1].sval if fields and isinstance(fields[-1], ast.String) else None)
+                if name:
+                    self.computed.add(name.lower())
+        if select.valuesLists:
+            width = max(len(row) for row in select.valuesLists)
+            self.computed |= {f"column{i}" for i in range(1, width + 1)}
+        for target in select.targetList or ():
+            if not isinstance(target, ast.ResTarget):
+                continue
+            value = target.val
+            while isinstance(value, ast.TypeCast):  # a column cast is the column's value
+                value = value.arg
+            fields = value.fields if isinstance(value, ast.ColumnRef) else None
+            last = fields[-1] if fields else None
+            if isinstance(last, ast.String):
+                source = (last.sval or "").lower()
+                if target.name and target.name.lower() != source:
+                    self.renamed.append((target.name.lower(), source))
+                continue
+            if target.name:
+                self.computed.add(target.name.lower())
+            else:
+                self.computed |= _GENERIC_COLUMN_NAMES
+                if isinstance(value, ast.FuncCall) and value.funcname:
+                    self.computed.add(value.funcname[-1].sval.lower())
+
+    def _check_parsed(self, node: object, what: str) -> None:
+        """The text a JSON parser is given: a literal, or a column (cast or not), which is
+        checked once the whole query is seen."""
+        size = _static_chars(node)
+        if size is not None and size <= MAX_PARSED_JSON_CHARS:
+            return  # literals, or text built from them to a size known here
+        while isinstance(node, ast.TypeCast):
+            node = node.arg
+        fields = node.fields if isinstance(node, ast.ColumnRef) else None
+        last = fields[-1] if fields else None
+        if isinstance(last, ast.String):
+            self.parsed_columns.append(last.sval or "")
+            return
+        raise QueryRefused(_computed_json(what))
+
+    def _check_parsed_columns(self) -> None:
+        computed = set(self.computed)
+        while True:  # an alias of a computed column is computed
+            more = {alias for alias, source in self.renamed if source in computed} - computed
+            if not more:
+                break
+            computed |= more
+        for column in self.parsed_columns:
+            if self.function_in_from or column.lower() in computed:
+                raise QueryRefused(
+                    _computed_json(f"the JSON parsed from {column}")
+                    + ("; with a function in FROM, only literals" if self.function_in_from else "")
+                )
 
     def _check_call(self, call: ast.FuncCall) -> None:
         parts = [n.sval.lower() for n in call.funcname or ()]
@@ -233,6 +359,20 @@ class _Checker(Visitor):
             )
         if name in UNINTERRUPTIBLE and not all(_bounded_literal(a) for a in call.args or ()):
             raise QueryRefused(_unbounded(f"function {qualified}()"))
+        if _REFUSED_XML.search(name):
+            raise QueryRefused(_XML_REFUSED)
+        if name in JSON_PARSERS:
+            for arg in call.args or ():
+                self._check_parsed(arg, f"function {qualified}()")
+        if name in _PADDERS:
+            length = (call.args or [None, None])[1] if len(call.args or ()) >= 2 else None
+            value = getattr(length, "val", None)
+            if not isinstance(value, ast.Integer):
+                raise QueryRefused(f"function {qualified}() takes a whole-number literal length here")
+            self._pad(value.ival or 0, f"function {qualified}()")
+        if name == "format":
+            for width in _format_widths(call, qualified):
+                self._pad(width, f"function {qualified}()")
         if name == "repeat":
             count = (call.args or [None, None])[-1]
             value = getattr(count, "val", None)
@@ -248,11 +388,24 @@ class _Checker(Visitor):
             f"function {qualified}() is not allowed: it is unknown or has side effects (volatile)"
         )
 
+    def _pad(self, chars: int, what: str) -> None:
+        """Count padding against the statement's budget: one row's expressions are computed
+        with no interrupt check between them, so 100 pads of 10M took 5.7 s, not 0.13 s."""
+        self.padded += max(chars, 0)
+        if self.padded > MAX_PAD_CHARS:
+            raise QueryRefused(
+                f"{what} pads to more than {MAX_PAD_CHARS:,} characters, counting every pad and"
+                " format() width of the query: Postgres cannot stop it while it pads"
+            )
+
     def _check_attribute(self, field: str | None, *, whole_row_only: bool) -> None:
         if not field:
             return
         name = field.lower()
-        if name in UNINTERRUPTIBLE or name == "repeat":  # (x).f is f(x): never a literal
+        if _REFUSED_XML.search(name) and name in self.functions.known:
+            raise QueryRefused(_XML_REFUSED)
+        if name in UNINTERRUPTIBLE | JSON_PARSERS | _PADDERS or name in ("repeat", "format"):
+            # (x).f is f(x): never a literal
             raise QueryRefused(f".{field} calls the function {name}() on a value that is no literal")
         if name in HARMLESS_VOLATILE or name in self.functions.allowed:
             return
@@ -325,6 +478,60 @@ def _safe_query(
         operands = [o for o in (node.lexpr, node.rexpr) if o is not None]
         return all(_safe_query(o, columns, literal_ok=False) for o in operands)
     return literal_ok and _bounded_literal(node)
+
+
+_XML_REFUSED = (
+    "XML is not allowed here: Postgres parses it with libxml2, which no timeout can stop"
+    " (the views hold no XML)"
+)
+
+
+def _computed_json(what: str) -> str:
+    return (
+        f"{what} must be a literal, a stored column, or a text built from literals (repeat(), ||)"
+        f" of at most {MAX_PARSED_JSON_CHARS:,} characters, not another computed text: Postgres"
+        " cannot stop its JSON parser once started"
+    )
+
+
+def _static_chars(node: object) -> int | None:
+    """The most characters an expression's text can have, when the query alone fixes it:
+    literals, casts of them, || of them, repeat() and pads with literal counts; else None."""
+    if isinstance(node, ast.TypeCast):
+        return _static_chars(node.arg)
+    if isinstance(node, ast.A_Const):
+        value = getattr(node, "val", None)
+        text = getattr(value, "sval", None)
+        if text is None:  # a number, a boolean, NULL: its text is short
+            return 64
+        return len(text)
+    if isinstance(node, ast.A_Expr) and node.name and node.name[-1].sval == "||":
+        parts = [_static_chars(n) for n in (node.lexpr, node.rexpr) if n is not None]
+        return None if None in parts else sum(p for p in parts if p is not None)
+    args = (node.args or ()) if isinstance(node, ast.FuncCall) else ()
+    if isinstance(node, ast.FuncCall) and node.funcname and len(args) >= 2:
+        name = node.funcname[-1].sval.lower()
+        count = getattr(getattr(args[1], "val", None), "ival", None)
+        if name == "repeat" and isinstance(count, int):
+            base = _static_chars(args[0])
+            return None if base is None else base * max(count, 0)
+        if name in _PADDERS and isinstance(count, int):
+            return max(count, 0)
+    return None
+
+
+def _format_widths(call: ast.FuncCall, qualified: str) -> list[int]:
+    """format()'s widths: its template must be a literal, each width written in it."""
+    template = (call.args or [None])[0]
+    text = getattr(getattr(template, "val", None), "sval", None)
+    if not isinstance(template, ast.A_Const) or not isinstance(text, str):
+        raise QueryRefused(f"function {qualified}() takes a literal template here, not an expression")
+    widths = [width for width, _ in _FORMAT_SPEC.findall(text) if width]
+    if any(width.startswith("*") for width in widths):
+        raise QueryRefused(
+            f"function {qualified}() takes widths written in its template here, not * (an argument)"
+        )
+    return [int(width) for width in widths]
 
 
 def _unbounded(what: str) -> str:

@@ -36,16 +36,24 @@ def mcp_token(home: Path) -> str:
 
 
 class BearerToken:
-    """Refuse every HTTP request without `Authorization: Bearer <token>` (constant-time)."""
+    """Refuse every HTTP request without `Authorization: Bearer <token>`. The scheme is
+    case-insensitive (RFC 9110, 11.1: `bearer` and `BEARER` are the same scheme, and some
+    clients send them), the token is compared in constant time."""
 
     def __init__(self, app: ASGIApp, token: str) -> None:
         self.app = app
-        self.expected = f"Bearer {token}".encode()
+        self.expected = token.encode()
+
+    def _authorized(self, header: bytes) -> bool:
+        scheme, _, credentials = header.partition(b" ")
+        # Compared even when the scheme is wrong, so that the time taken says nothing.
+        matches = hmac.compare_digest(credentials.strip(b" \t"), self.expected)
+        return scheme.lower() == b"bearer" and matches
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             given = dict(scope["headers"]).get(b"authorization", b"")
-            if not hmac.compare_digest(given, self.expected):
+            if not self._authorized(given):
                 await send(
                     {
                         "type": "http.response.start",

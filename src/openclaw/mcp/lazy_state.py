@@ -41,10 +41,21 @@ class LazyState:
     `get` tries again, so a server started before its database works once the database does.
     """
 
-    def __init__(self, target: DatabaseTarget, home: Path, *, allow_writes: bool = False) -> None:
+    def __init__(
+        self,
+        target: DatabaseTarget,
+        home: Path,
+        *,
+        allow_writes: bool = False,
+        reader_url: str | None = None,
+        writer_url: str | None = None,
+    ) -> None:
         self.target = target
         self.home = home
         self.allow_writes = allow_writes
+        # Given (the IDE's case): the state logs in with these alone (openclaw.mcp.state).
+        self.reader_url = reader_url
+        self.writer_url = writer_url
         self._stack = AsyncExitStack()
         self._task: asyncio.Task[ServerState] | None = None
 
@@ -70,7 +81,13 @@ class LazyState:
         from openclaw.mcp.state import open_state
 
         return await self._stack.enter_async_context(
-            open_state(self.target, self.home, allow_writes=self.allow_writes)
+            open_state(
+                self.target,
+                self.home,
+                allow_writes=self.allow_writes,
+                reader_url=self.reader_url,
+                writer_url=self.writer_url,
+            )
         )
 
     async def close(self) -> None:

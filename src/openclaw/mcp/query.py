@@ -16,6 +16,7 @@ from psycopg.types.json import set_json_loads
 
 from openclaw.errors import first_line
 from openclaw.jsonable import to_jsonable
+from openclaw.mcp.calls import Deadline
 from openclaw.mcp.guard import CheckedQuery, FunctionPolicy, QueryRefused, check_query
 from openclaw.mcp.limits import DEFAULT_MAX_ROWS, DEFAULT_TIMEOUT_MS
 
@@ -84,9 +85,13 @@ async def run_checked(
     *,
     max_rows: int = DEFAULT_MAX_ROWS,
     timeout_ms: int = DEFAULT_TIMEOUT_MS,
+    deadline: Deadline | None = None,
 ) -> QueryResult:
     """Run on a connection of the reader role; the connection is left idle, not in error.
-    Stops reading at `max_rows` or at MAX_RESULT_CHARS of JSON, whichever comes first."""
+    Stops reading at `max_rows` or at MAX_RESULT_CHARS of JSON, whichever comes first.
+    Every statement (describe, DECLARE, each FETCH) gets the time left of `deadline` (the
+    tool call's; else `timeout_ms` from now), not a whole timeout of its own."""
+    deadline = deadline or Deadline(timeout_ms / 1000)
     if conn.info.transaction_status == pq.TransactionStatus.IDLE:
         await conn.set_read_only(True)  # BEGIN READ ONLY, whatever the role says
     # (else the caller's transaction is read only already, and this block is a savepoint)
@@ -95,15 +100,20 @@ async def run_checked(
     truncated = oversized = False
     try:
         async with conn.transaction():
-            await conn.execute("SELECT set_config('statement_timeout', %s, true)", (str(timeout_ms),))
             # SELECT: a server-side cursor, which psycopg declares with the extended protocol,
             # and of which only the rows fetched are computed. EXPLAIN, which can be neither
             # a cursor nor a subquery: a function that cuts its lines (migration 0005), its
             # text passed as a parameter, so the extended protocol too.
-            columns, shape = await _capped(conn, query.sql) if query.is_select else ([], None)
+            columns, shape = await _capped(conn, query.sql, deadline) if query.is_select else ([], None)
             name = f"openclaw_query_{secrets.token_hex(4)}" if shape else None
             async with conn.cursor(name=name) if name else conn.cursor() as cur:
                 set_json_loads(_loads_json, cur)
+                # After set_json_loads, which it wraps: infinity, BC dates and JSON nested
+                # past Python's parser come back as Postgres prints them, intervals in ISO 8601.
+                from openclaw.mcp.values import register_loaders
+
+                register_loaders(cur)
+                await deadline.bound_next_statement(conn)
                 if shape:
                     await cur.execute(shape.sql)
                 else:
@@ -113,7 +123,11 @@ async def run_checked(
                     )
                 columns = columns or [c.name for c in cur.description or ()]
                 per_fetch = max(1, min(50, ROW_BATCH_CELLS // max(1, len(columns))))
-                while not truncated and (batch := await cur.fetchmany(per_fetch)):
+                while not truncated:
+                    if shape:  # each FETCH is a statement of its own, computing its rows
+                        await deadline.bound_next_statement(conn)
+                    if not (batch := await cur.fetchmany(per_fetch)):
+                        break
                     for raw in batch:
                         if shape and shape.flags_oversized:
                             oversized |= bool(raw[-1])
@@ -126,7 +140,9 @@ async def run_checked(
                             break
                         rows.append(row)
     except psycopg.errors.QueryCanceled:
-        raise QueryFailed(f"the query ran longer than {timeout_ms} ms and was stopped") from None
+        raise QueryFailed(
+            deadline.timed_out(": the query ran longer than the call's deadline and was stopped")
+        ) from None
     except psycopg.errors.InsufficientPrivilege as exc:
         raise QueryFailed(
             f"{first_line(exc)}; the reader sees only the views of schema reader (describe_schema lists them)"
@@ -145,7 +161,7 @@ class _CappedQuery:
     flags_oversized: bool  # the last column says whether a value was left out
 
 
-async def _capped(conn: AsyncConnection, sql: str) -> tuple[list[str], _CappedQuery]:
+async def _capped(conn: AsyncConnection, sql: str, deadline: Deadline) -> tuple[list[str], _CappedQuery]:
     """The SELECT wrapped so that the server cuts long texts and leaves out huge values
     instead of sending them whole: `SELECT repeat('x', 500000000)` would otherwise be half
     a gigabyte in this process before any cap applied.
@@ -154,6 +170,7 @@ async def _capped(conn: AsyncConnection, sql: str) -> tuple[list[str], _CappedQu
     since a query's own names may repeat. OFFSET 0 keeps Postgres from folding the query
     into the wrapper, which would compute an expression once per reference to it."""
     # Through a cursor, as the query itself: the extended protocol, one statement only.
+    await deadline.bound_next_statement(conn)
     async with conn.cursor(name=f"openclaw_describe_{secrets.token_hex(4)}") as cur:
         await cur.execute(f"SELECT * FROM ({sql}) AS q LIMIT 0")
         described = cur.description or []
@@ -229,5 +246,8 @@ async def run_query(
     *,
     max_rows: int = DEFAULT_MAX_ROWS,
     timeout_ms: int = DEFAULT_TIMEOUT_MS,
+    deadline: Deadline | None = None,
 ) -> QueryResult:
-    return await run_checked(conn, check_query(sql, functions), max_rows=max_rows, timeout_ms=timeout_ms)
+    return await run_checked(
+        conn, check_query(sql, functions), max_rows=max_rows, timeout_ms=timeout_ms, deadline=deadline
+    )
