@@ -16,6 +16,8 @@ warm-up rounds), with the baselines measured in the same rounds (machines are no
 
 - direct: the function of openclaw.mcp.curated (or run_query) on a connection of the
   reader pool, the pool checkout included;
+- calls: the same function through the server's read path (openclaw.mcp.calls: one
+  deadline per call, a task of its own, READ ONLY), to show that machinery's cost;
 - mcp: end to end through the MCP server, with the SDK's in-process client;
 - baseline: for request_volume the same totals through the plain metrics_intervals view
   (the old way); for llm_performance the same figures from every call of the window;
@@ -61,10 +63,11 @@ from psycopg.types.json import Jsonb
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from openclaw.db import DatabaseTarget, TargetSource, migrate
-from openclaw.mcp import curated
+from openclaw.mcp import calls, curated
 from openclaw.mcp.query import run_query
-from openclaw.mcp.server import create_server
+from openclaw.mcp.server import create_server, untrusted
 from openclaw.mcp.state import ServerState, open_state
+from openclaw.mcp.values import capped_answer
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 TARGET_MS = 50.0
@@ -757,6 +760,7 @@ class Case:
     baseline_name: str = "SELECT 1"
     baseline: Work | None = None  # None: the floor
     direct_ms: list[float] = field(default_factory=list)
+    calls_ms: list[float] = field(default_factory=list)  # direct, through openclaw.mcp.calls
     mcp_ms: list[float] = field(default_factory=list)
     baseline_ms: list[float] = field(default_factory=list)
     # A level that failed (e.g. the reader's 10 s statement timeout) is not called again.
@@ -947,6 +951,29 @@ async def timed(state: ServerState, work: Work) -> float:
     return (time.perf_counter() - started) * 1000
 
 
+async def timed_calls(state: ServerState, work: Work) -> float:
+    """`work` as the server's read path runs it (openclaw.mcp.calls): one deadline for the
+    call, a task of its own, a READ ONLY transaction and its statement_timeout."""
+    started = time.perf_counter()
+    await calls.run_read(
+        state.reader, work, deadline=calls.Deadline(state.timeout_ms / 1000), gate=state.gate
+    )
+    return (time.perf_counter() - started) * 1000
+
+
+async def envelope_us(state: ServerState, case: Case, repeat: int = 50) -> float:
+    """Microseconds to cap one answer of the tool and wrap it in the envelope."""
+    async with state.reader.connection(timeout=10) as conn:
+        answer = await case.direct(conn)
+    rows = answer if isinstance(answer, list) else [answer]
+    samples = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        untrusted(capped_answer("data", rows))
+        samples.append((time.perf_counter() - started) * 1e6)
+    return statistics.median(samples)
+
+
 async def timed_tool(client: Client, tool: str, args: dict[str, Any]) -> float:
     started = time.perf_counter()
     result = await client.call_tool(tool, args)
@@ -976,6 +1003,7 @@ async def measure(state: ServerState, all_cases: list[Case], repeat: int) -> Non
             for case in all_cases:
                 levels: list[tuple[str, Callable[[], Awaitable[float]], list[float]]] = [
                     ("direct", partial(timed, state, case.direct), case.direct_ms),
+                    ("calls", partial(timed_calls, state, case.direct), case.calls_ms),
                     ("mcp", partial(timed_tool, client, case.tool, case.args), case.mcp_ms),
                     ("baseline", partial(timed, state, case.baseline or select_one), case.baseline_ms),
                 ]
@@ -1104,6 +1132,7 @@ async def run(url: str, args: argparse.Namespace, home: Path) -> None:
         started = time.perf_counter()
         await measure(state, all_cases, args.repeat)
         measure_s = time.perf_counter() - started
+        envelopes = [await envelope_us(state, c) for c in all_cases if not c.failed]
     print(
         f"{len(all_cases)} tools x {args.repeat} calls (+{WARMUP_ROUNDS} warm-up rounds), direct + MCP +"
         f" baseline, interleaved: {measure_s:.1f} s; times in ms, ratio = mcp p95 / baseline p95\n"
@@ -1114,6 +1143,13 @@ async def run(url: str, args: argparse.Namespace, home: Path) -> None:
     print(
         f"\nfloor (SELECT 1 through the reader pool): p50 {ms(p50(floor))} ms, p95 {ms(p95(floor))} ms;"
         f" MCP overhead (mcp p50 - direct p50), median over tools: {ms(statistics.median(overhead))} ms"
+    )
+    deadline = [p50(c.calls_ms) - p50(c.direct_ms) for c in all_cases if c.calls_ms and c.direct_ms]
+    print(
+        "the read path's machinery (issue 12), median over tools: one deadline per call, its own"
+        f" task and READ ONLY transaction (calls p50 - direct p50) {ms(statistics.median(deadline))} ms;"
+        f" capping the answer and wrapping it in the envelope {statistics.median(envelopes):.0f} µs"
+        f" (most: {max(envelopes):.0f} µs)"
     )
     slow = [c.label for c in all_cases if "mcp" in c.failed or p95(c.mcp_ms) >= TARGET_MS]
     print(f"over the {TARGET_MS:g} ms target at mcp p95: {', '.join(slow) if slow else 'none'}")
