@@ -39,7 +39,20 @@ table and view, function bodies (pg_proc.prosrc), but no rows it was not granted
 `pg_stat_activity` it sees that other sessions exist (role, database, client address,
 state) but not their query text. Where the granting user owns the database, CONNECT is
 taken from PUBLIC (and given to this database's roles), so the roles of another database
-cannot connect here at all; grant CONNECT to any other role that needs it.
+cannot connect here at all; grant CONNECT to any other role that needs it. TEMPORARY is
+taken from PUBLIC there too: a generic client may lift a role's read-only default with
+BEGIN READ WRITE, and temporary tables are bounded by no temp_file_limit. Databases that
+openclaw does not own (`postgres`, another application's) keep PostgreSQL's default of
+CONNECT for PUBLIC, so a role may log in there and read their catalog: revoke it there
+if that matters.
+
+**Settings a role can lift.** A role may change its own defaults (ALTER ROLE current_user
+SET statement_timeout = 0, default_transaction_read_only = off, work_mem...), and so may
+whoever holds its URL. The walls that hold against that are the grants (SELECT on the
+reader views only; the writer's three tables) and what our MCP server sets itself on
+each connection (read-only transactions, the per-call deadline, work_mem): a generic
+client given the URL gets the defaults as a convenience, not as a wall, and `openclaw db
+grant-reader` sets them again.
 
 **Large objects.** `lo_create`, `lo_from_bytea` and their kin are executable by PUBLIC and
 need no privilege: a role given read-only *defaults* may still open a READ WRITE
@@ -306,6 +319,9 @@ async def _close_database(conn: AsyncConnection, database: str, roles: list[str]
     if not owner:
         return
     await _execute_retrying(conn, sql.SQL("REVOKE CONNECT ON DATABASE {} FROM PUBLIC").format(db))
+    # Temporary tables: a generic client with a role's URL may open a READ WRITE transaction
+    # and fill the disk with them, and temp_file_limit does not count them.
+    await _execute_retrying(conn, sql.SQL("REVOKE TEMPORARY ON DATABASE {} FROM PUBLIC").format(db))
     if superuser:
         await _execute_retrying(
             conn,

@@ -20,14 +20,16 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import sys
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
-from mcp.types import CallToolResult, TextContent, ToolAnnotations
-from pydantic import AfterValidator, Field
+from mcp.shared.exceptions import MCPError
+from mcp.types import INVALID_PARAMS, METHOD_NOT_FOUND, CallToolResult, TextContent, ToolAnnotations
+from pydantic import AfterValidator, Field, ValidationError
 from pydantic.config import JsonDict
 from pydantic.json_schema import SkipJsonSchema
 
@@ -188,6 +190,44 @@ async def envelope_errors(ctx: ServerRequestContext[Any, Any], call_next: CallNe
     return enveloped_error(answer)
 
 
+class PlainResourceError(ResourceError):
+    """A resource error in our own words, with no value of the request in it
+    (errors_without_values keeps it)."""
+
+
+class NamedViewNotFound(PlainResourceError, ResourceNotFoundError):
+    """No such view: named back only once the name is known to be a plain identifier."""
+
+
+# The SDK's own words for a failed request other than a tool call, without what the
+# request held.
+_FIXED_ERRORS = {
+    METHOD_NOT_FOUND: "method not found",
+    INVALID_PARAMS: "invalid request: see the server's tools and resources (schema://VIEW)",
+}
+
+
+async def errors_without_values(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+    """Errors of every request other than a tool call (whose errors are enveloped) leave in
+    fixed words: the SDK's show back what the request held, outside any envelope and
+    whole ("Unknown resource: <a megabyte of URI>", "Unknown prompt: <name>", a method
+    name as `data`, pydantic's `input_value`s). Our own resource errors
+    (PlainResourceError) are kept, since they hold no value of the request."""
+    if ctx.method == "tools/call":
+        return await call_next(ctx)
+    try:
+        return await call_next(ctx)
+    except MCPError as exc:
+        if isinstance(exc.__context__, PlainResourceError):
+            raise MCPError(code=exc.code, message=exc.message) from None
+        raise MCPError(exc.code, _FIXED_ERRORS.get(exc.code, "the request failed")) from None
+    except ValidationError:
+        raise MCPError(INVALID_PARAMS, _FIXED_ERRORS[INVALID_PARAMS]) from None
+    except Exception as exc:  # e.g. the SDK's ValueError("Unknown prompt: <name>")
+        print(f"openclaw mcp: {ctx.method} failed: {type(exc).__name__}", file=sys.stderr, flush=True)
+        raise MCPError(INVALID_PARAMS, _FIXED_ERRORS[INVALID_PARAMS]) from None
+
+
 async def _ready(state: ServerState | LazyState) -> ServerState:
     """The state, once made; a tool called while it cannot be made says why."""
     if not isinstance(state, LazyState):
@@ -202,6 +242,7 @@ def create_server(state: ServerState | LazyState) -> MCPServer:
     """The server over a state that is made (tests) or made on first use (`mcp serve`)."""
     server = MCPServer("openclaw", instructions=INSTRUCTIONS, version=__version__)
     server.middleware.append(envelope_errors)
+    server.middleware.append(errors_without_values)
     if isinstance(state, LazyState):
         lazy = state
 
@@ -413,16 +454,16 @@ def create_server(state: ServerState | LazyState) -> MCPServer:
         # A resource's error is no tool's: it leaves without the envelope. So the name is
         # said back only once it is known to be a plain name.
         if not VIEW_NAME.fullmatch(table):
-            raise ResourceNotFoundError(
+            raise NamedViewNotFound(
                 f"not a view name ({len(table)} characters): the reader's views are named with lowercase"
                 " letters, digits and underscores, e.g. schema://known_issues; describe_schema lists them"
             )
         try:
             found = await read(lambda c: curated.describe_schema(c, table))
-        except ToolError as exc:  # the database's trouble, not the name's
-            raise ResourceError(str(exc)) from None
+        except ToolError as exc:  # the database's trouble (our words), not the name's
+            raise PlainResourceError(str(exc)) from None
         if not found:
-            raise ResourceNotFoundError(f"no view {table} for the reader; describe_schema lists them")
+            raise NamedViewNotFound(f"no view {table} for the reader; describe_schema lists them")
         return json.dumps(found[0], ensure_ascii=False, separators=(",", ":"))
 
     if state.allow_writes if isinstance(state, LazyState) else state.writer is not None:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from psycopg import DataError
 from psycopg.adapt import Buffer, Loader
 from psycopg.pq import Format
+from psycopg.types.string import TextLoader
 
 from openclaw.jsonable import to_jsonable
 
@@ -65,6 +66,30 @@ def cut_sql(column: str, limit: int = MAX_VALUE_CHARS) -> str:
     )
 
 
+# What JSON sends for more than the character itself: quotes and backslashes take two,
+# the other control characters six (\u0001); counted so that a budget of characters is one
+# of characters sent (100 chat messages of control characters once made 1.1 MB of answer).
+_ESCAPED = re.compile(r'["\\\x00-\x1f]')
+
+
+def _json_chars(text: str) -> int:
+    """How many characters `text` takes as a JSON string, quotes left out."""
+    extra = 0
+    for found in _ESCAPED.finditer(text):
+        extra += 1 if found[0] in '"\\\b\f\n\r\t' else 5
+    return len(text) + extra
+
+
+def _chars_within(text: str, room: int) -> int:
+    """How many of `text`'s first characters fit in `room` characters of JSON."""
+    used = 0
+    for i, char in enumerate(text):
+        used += _json_chars(char)
+        if used > room:
+            return i
+    return len(text)
+
+
 class _Capper:
     """Caps values against one budget of characters, shared by every value of an answer:
     per-value caps alone multiply (200 keys of 200 texts of 10,000 characters each)."""
@@ -78,8 +103,13 @@ class _Capper:
         # nested, and a JSON document may be nested thousands of levels deep.
         kind = type(value)
         if kind is str:
-            cut = cut_text(value, max(0, min(MAX_VALUE_CHARS, self.left)))
-            self.left -= min(len(value), MAX_VALUE_CHARS) + 2
+            room = max(0, min(MAX_VALUE_CHARS, self.left))
+            cut = cut_text(value, room)
+            sent = _json_chars(cut)
+            if sent > room + 40:  # escapes: a control character is sent as 6 (\u0001)
+                cut = cut_text(value, _chars_within(value, room))
+                sent = _json_chars(cut)
+            self.left -= sent + 2
             return cut
         if kind is dict:
             return self._object(value, depth)
@@ -236,3 +266,16 @@ def register_loaders(context: AsyncCursor[Any] | AsyncConnection) -> None:
     assert interval is not None
     if adapters.get_loader(interval.oid, Format.TEXT) is not _IsoIntervalLoader:
         adapters.register_loader(interval.oid, _IsoIntervalLoader)
+    for name in _RANGE_TYPES:
+        info = adapters.types.get(name)
+        if info is not None:
+            adapters.register_loader(info.oid, TextLoader)
+
+
+# Ranges as Postgres prints them (`[1,5)`, `(,)`, `{[1,3),[5,7)}`): psycopg's Range
+# objects become Python's repr through JSON (`(None, None)` for an unbounded range).
+_RANGE_TYPES = tuple(
+    f"{base}{kind}"
+    for base in ("int4", "int8", "num", "ts", "tstz", "date")
+    for kind in ("range", "multirange")
+)
