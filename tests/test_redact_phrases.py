@@ -99,6 +99,69 @@ REDACTED = [
     ("spring.datasource.password=hunter2", "spring.datasource.password=<R>"),
     # a token longer than the candidate window is redacted whole, never cut
     ("token: " + "A1" * 400 + " end", "token: <R> end"),
+    # the second red team: command lines in notes (curl -u, mysql -p<pw>, sshpass -p)
+    (
+        "deploy with curl -u admin:Hunter2xyz https://staging/api and mysql -uroot -pHunter2xyz app",
+        "deploy with curl -u admin:<R> https://staging/api and mysql -uroot -p<R> app",
+    ),
+    (
+        "rotated creds; the password, as agreed, is Hunter2xyz; sshpass -p Hunter2xyz ssh box",
+        "rotated creds; the password, as agreed, is <R>; sshpass -p <R> ssh box",
+    ),
+    ("curl --user bob:pw123 https://x", "curl --user bob:<R> https://x"),
+    ("curl --user=bob:pw123 https://x", "curl --user=bob:<R> https://x"),
+    ('curl -u "admin:Hunter2xyz" https://x', 'curl -u "admin:<R>" https://x'),
+    ("curl -uadmin:Hunter2xyz https://x", "curl -uadmin:<R> https://x"),
+    ("mysqldump -h db -u root -p'Hunter 2' app", "mysqldump -h db -u root -p'<R>' app"),
+    ("sshpass -pHunter2xyz ssh box", "sshpass -p<R> ssh box"),
+    ("redis-cli -h cache -a Hunter2xyz ping", "redis-cli -h cache -a <R> ping"),
+    # compatibility forms and invisible characters: matched folded, replaced as written
+    ("ｐａｓｓｗｏｒｄ is Hunter2xyz", "ｐａｓｓｗｏｒｄ is <R>"),
+    ("pass\u200bword is hunter2", "pass\u200bword is <R>"),
+    ("pass\u00adword: hunter2", "pass\u00adword: <R>"),
+    ("ＤＢ＿ＰＡＳＳＷＯＲＤ=hunter2", "ＤＢ＿ＰＡＳＳＷＯＲＤ=<R>"),
+    ("ｃｕｒｌ -u admin:Hunter2xyz", "ｃｕｒｌ -u admin:<R>"),
+    # a bare "key" when its value looks like one
+    ("the key is 9f8e7d6c5b4a39281726", "the key is <R>"),
+    ("the keys are 9f8e7d6c5b4a39281726 and 1a2b3c4d5e6f", "the keys are <R> and 1a2b3c4d5e6f"),
+    # Chinese, Japanese, Korean, Italian
+    ("密码是hunter2", "密码是<R>"),
+    ("密码：hunter2", "密码：<R>"),
+    ("口令: hunter2", "口令: <R>"),
+    ("パスワードは hunter2 です", "パスワードは <R> です"),
+    ("パスワード：「hunter2」", "パスワード：「<R>」"),
+    ("비밀번호는 hunter2입니다", "비밀번호는 <R>입니다"),
+    ("parola d'ordine è hunter2", "parola d'ordine è <R>"),
+    ("la password per il db è hunter2", "la password per il db è <R>"),
+    # the value on the next line
+    ("password is\nhunter2", "password is\n<R>"),
+    ("token:\nabc123def", "token:\n<R>"),
+    ("Passwort:\n  hunter2.", "Passwort:\n  <R>."),
+    # codes that open something, pairs after a login, creds
+    ("the wifi code is hunter2", "the wifi code is <R>"),
+    ("the door code is 4711", "the door code is <R>"),
+    ("verification code: 123456", "verification code: <R>"),
+    ("login with admin / hunter2", "login with admin / <R>"),
+    ("log in as root:hunter2", "log in as root:<R>"),
+    ("creds are admin:hunter2", "creds are <R>"),
+    ("AWS_CREDS=bob:secret", "AWS_CREDS=<R>"),
+    ("the password (new) is Hunter2xyz", "the password (new) is <R>"),
+    # URLs: secrets by name in a query, URL-encoded in another parameter, in a hook's path
+    ("https://x.example/cb?access_token=abc123&x=1", "https://x.example/cb?access_token=<R>&x=1"),
+    ("https://x.example/a?q=1&api_key%3Dabc123def", "https://x.example/a?q=1&api_key%3D<R>"),
+    (
+        "https://x.example/login?next=%2Fcb%3Fapi_key%3Dabc123def%26x%3D1",
+        "https://x.example/login?next=%2Fcb%3Fapi_key%3D<R>%26x%3D1",
+    ),
+    ("https://x.example/hook/" + "9f8e7d6c5b" * 4, "https://x.example/hook/<R>"),
+    (
+        "https://outlook.office.com/webhook/abc/IncomingWebhook/" + "0a" * 16 + "/x",
+        "https://outlook.office.com/webhook/abc/IncomingWebhook/<R>/x",
+    ),
+    # a quoted value after an assignment, whole
+    ('token="abc def ghi"', 'token="<R>"'),
+    ("token='abc def'", "token='<R>'"),
+    ("--api-key='a b c'", "--api-key='<R>'"),
 ]
 
 # Values that must come back exactly as they went in.
@@ -180,6 +243,83 @@ SURVIVES = [
     "Secrets: `models.providers.*.apiKey`, `env.*`, `gateway.auth.token`",
     "Secrets: both `bot_token`s, `webhook.token`, `mcp_servers[].env`.",
     "export DATABASE_URL=postgresql://openclaw:<password>@127.0.0.1:5432/openclaw",
+    # the second red team's rules: commit hashes are not keys
+    "git commit 9f8e7d6c5b4a39281726aa",
+    "deployed abc123def4567890abc123def4567890abc12345",
+    "see https://github.com/org/repo/commit/9f8e7d6c5b4a39281726aa9f8e7d6c5b4a3928",
+    "https://github.com/org/repo/blob/9f8e7d6c5b4a39281726aa9f8e7d6c5b4a3928/README.md",
+    "https://cdn.example/assets/9f8e7d6c5b4a39281726aa9f8e7d6c5b.js",
+    "https://x.example/hook/abc",
+    # command lines without a password in them
+    "curl -u $USER:$PASS https://x",
+    'curl -u "$USER:$PASS" https://x',
+    "curl -u user:password https://x",
+    "mysql -p app",
+    "mysql -u root -p",
+    "mysql -P 3306 -h db",
+    "mysqldump -p app > dump.sql",
+    "docker run -u 1000:1000 app",
+    "docker exec -u app:app web sh",
+    "docker run -u $(id -u):$(id -g) app",
+    "git push -u origin main",
+    "sort -u names.txt",
+    "sshpass -f ~/.pw ssh box",
+    "sshpass -p $SSHPASS ssh box",
+    "redis-cli -p 6379 ping",
+    "use --password to set it",
+    "pass the --api-key option",
+    # sessions and refreshes are settings
+    "the session was reset",
+    "refresh the page",
+    "sid: 42",
+    "session: main",
+    "refresh: 5m",
+    # a bare key
+    "the primary key is user_id",
+    "key: value",
+    "keys: 3",
+    "sort key: created_at",
+    "the key is F5",
+    "ssh key: ed25519",
+    # codes that are not secrets
+    "the error code is E1234",
+    "exit code is 137",
+    "status code: 404",
+    "the code is on GitHub",
+    "the access code flow",
+    # logins and creds without a password
+    "login with Google / GitHub",
+    "login with email/password",
+    "log in with localhost:5432",
+    "login as admin/admin",
+    "sign in with SSO",
+    "login: admin",
+    "login with user:pass",
+    "the creds file is in the vault",
+    "creds rotated",
+    "the creds are stored in vault",
+    # a line break after the keyword, then no value alone on its line
+    "the password is\nstored in the vault",
+    "password:\n  file: /run/secrets/db",
+    "password:\n  env: DB_PASSWORD",
+    "token:\nTokens are rotated daily.",
+    "password:\n- rotate monthly",
+    "the password is\n\nhunter2 is a famous password",
+    "the password, as agreed, is required",
+    "the password (if any) is optional",
+    "the token, as usual, is in the vault",
+    # other languages
+    "la password è sbagliata",
+    "la parola d'ordine è sbagliata",
+    "パスワードは8文字以上",
+    "密码长度至少8位",
+    "密码是什么",
+    "비밀번호를 잊으셨나요?",
+    "ｐａｓｓｗｏｒｄ ｐｏｌｉｃｙ: 12 characters minimum",
+    # queries without a secret
+    "https://x.example/search?q=token&page=2",
+    "https://x.example/a?max_tokens=100",
+    "https://x.example/?next=%2Fhome%3Fpage%3D2",
 ]
 
 
@@ -193,6 +333,27 @@ def test_password_like_phrases_lose_only_the_secret(redactor: Redactor, text: st
 @pytest.mark.parametrize("text", SURVIVES)
 def test_ordinary_sentences_survive(redactor: Redactor, text: str) -> None:
     assert scrubbed(redactor, text) == text
+
+
+def test_folded_text_is_replaced_as_written(redactor: Redactor) -> None:
+    # The keyword is found in the folded text; the marker hides the value as it was typed,
+    # and the rest of the text is kept character for character.
+    out = redactor.redact_text("ｐａｓｓ\u200bｗｏｒｄ is ｈｕｎｔｅｒ２, ok")
+    assert out == f"ｐａｓｓ\u200bｗｏｒｄ is {redactor.marker('ｈｕｎｔｅｒ２')}, ok"
+
+
+def test_config_keys_of_the_second_red_team(redactor: Redactor) -> None:
+    config = {
+        "db": {"pw": "pw-1", "creds": "bob:creds-2", "passcode": "3333", "key_value": "kv-4"},
+        "oauth": {"refresh": "1//0gRefresh5AbCdEfGhIjKlMnOpQrStUv", "interval": {"refresh": "5m"}},
+        "web": {"session": "s3ss10n6AbCdEfGhIjKlMnOpQ", "sid": 42, "sessionKey": "tg:main:1:2"},
+    }
+    out = redactor.redact(config)
+    text = json.dumps(out)
+    for secret in ("pw-1", "creds-2", "3333", "kv-4", "Refresh5", "s3ss10n6"):
+        assert secret not in text, secret
+    assert out["oauth"]["interval"] == {"refresh": "5m"}
+    assert out["web"]["sid"] == 42 and out["web"]["sessionKey"] == "tg:main:1:2"
 
 
 def test_the_marker_is_the_hmac_of_the_secret_word(redactor: Redactor) -> None:
@@ -351,6 +512,24 @@ def test_a_changed_header_secret_shows_as_changed(redactor: Redactor) -> None:
         ("bypass", "yes", False),
         ("compass", "north", False),
         ("foreign_key", "user_id", False),
+        # the second red team
+        ("pw", "x", True),
+        ("db_pw", "x", True),
+        ("rootPw", "x", True),
+        ("creds", "bob:secret", True),
+        ("aws_creds", "bob:secret", True),
+        ("creds", {"user": "bob"}, False),  # a section: its own keys decide
+        ("passcode", "1234", True),
+        ("key_value", "x", True),
+        ("refresh", "1//0gAbCdEfGhIjKlMnOpQrStUvWxYz0123456789", True),
+        ("refresh", "5m", False),
+        ("session", "s3ss10nIdAbCdEfGhIjKlMnOpQ", True),
+        ("session", "main", False),
+        ("sid", 42, False),
+        ("sessionKey", "tg:main:1:2", False),
+        ("sessionKey", "s3ss10nIdAbCdEfGhIjKlMnOpQ", False),
+        ("spinner", "dots", False),
+        ("footprint", "small", False),
     ],
 )
 def test_key_names_ending_in_auth_pass_pwd(key: str, value: Any, secret: bool) -> None:
@@ -387,6 +566,24 @@ ADVERSARIAL = {
     "pass-in-a-line": "second pass: refactor " * 45_000,
     "cookie-lines": "Cookie: a=1\n" * 85_000,
     "sentences": "the staging password is hunter2; token count 1200. " * 20_000,
+    # the second red team's rules
+    "full-width": "ｐａｓｓｗｏｒｄ is " * 70_000,
+    "zero-width": "pass\u200bword:\u200b" * 90_000,
+    "full-width-letters": "ａ" * 1_000_000,
+    "user-flags": "-u a:" * 200_000,
+    "user-flag-run": "-u " + "a" * 1_000_000,
+    "password-tools": "mysql -p " * 110_000,
+    "tool-arguments": "sshpass " + "-x " * 330_000,
+    "login-pairs": "login with a/" * 80_000,
+    "cjk-keywords": "密码是" * 330_000,
+    "cjk-value": "密码是" + "a" * 1_000_000,
+    "encoded-queries": "api_key%3D" * 100_000,
+    "encoded-separators": "%26" * 330_000,
+    "url-segments": "https://x.example/hook/" + ("a1" * 20 + "/") * 24_000,
+    "line-break-connectors": "password:\n" * 100_000,
+    "asides": "password, " * 100_000,
+    "bare-keys": "key is " * 140_000,
+    "queries": "?a=" * 330_000,
 }
 
 

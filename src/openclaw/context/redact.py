@@ -6,9 +6,11 @@ secret therefore still shows as changed, and nobody who reads the database (a pr
 injected assistant included) can test guesses of a weak password against the hash.
 
 What counts as a secret, in three nets:
-- by key name: token, apiKey / *Key, password, secret, credential, authorization, cookie...
-  and a last word auth / pass / pwd when it holds a value (X-Custom-Auth, dbPass), but not
-  counts such as maxTokens: a number under a token-ish name is kept;
+- by key name: token, apiKey / *Key, password, passcode, secret, credential, authorization,
+  cookie, key_value... and a last word auth / pass / pwd / pw / creds when it holds a value
+  (X-Custom-Auth, dbPass, db_pw, aws_creds), but not counts such as maxTokens: a number
+  under a token-ish name is kept; refresh, session, sid only when the value is a long
+  random word (`refresh: 5m`, `session: main`, `sid: 42`, `sessionKey` are settings);
 - by place: everything under `env`, `environment` and `channels`, at any depth; in a
   header map or header list (`headers`, `extraHeaders`, `http_headers`...) every value
   but those of a short list of harmless headers (Content-Type, User-Agent...); the
@@ -19,6 +21,20 @@ What counts as a secret, in three nets:
   password-like phrases in prose ("the staging password is hunter2", "Passwort: x"):
   only the word after the phrase is replaced, and only when it looks like a credential
   rather than a word of the sentence ("the password is stored hashed" is kept).
+  Also in prose: the value on the next line when it stands alone there ("password is",
+  "hunter2" below it), keywords in Chinese, Japanese, Korean and Italian (密码是x, パスワードは x),
+  "wifi / door / verification code", a bare "key" only before a word of letters and digits
+  (a commit hash without such a word before it is kept), "creds", the password of a
+  `user:pw` / `user / pw` pair after "login with" / "log in as", and credentials on
+  command lines: `curl -u user:pw`, `--user user:pw`, `mysql -p<pw>`, `sshpass -p <pw>`,
+  `redis-cli -a <pw>` (not `$PASS`, not `-u 1000:1000`, not `mysql -p` that prompts).
+  In URLs: secrets by name in a query, also URL-encoded (`%3Fapi_key%3Dx`), and a long
+  random path segment after a hook / token / secret / key segment (`/hook/<40 hex>`; a
+  `/commit/<40 hex>` is kept). A quoted value after `name=` is redacted whole.
+
+Keywords are matched in the text folded to NFKC with invisible characters dropped
+(ｐａｓｓｗｏｒｄ, a zero-width space inside "password"); the value is replaced in the
+text as written, which is otherwise kept character for character.
 
 Every regular expression here runs on every config snapshot and context write, so each
 is linear in the text: a scan that has no bound starts only where a run of its characters
@@ -62,6 +78,7 @@ _SECRET_KEY_PARTS = (
     "bearer",
     "jwt",
     "signature",
+    "passcode",
 )
 # A name whose last word is "key" is a secret (openaiKey, access_key, SIGNING-KEY, key),
 # and so is one ending in salt, seed, pin, otp or sig (signing_salt, otpSeed)...
@@ -91,10 +108,17 @@ _NOT_SECRET_KEYS = frozenset(
 # other settings are not secret (`gateway.auth` is a token or `{mode, token}`); also as
 # the last word of a longer name: X-Custom-Auth, proxy_auth, basicAuth, dbPass, root-pwd
 # ("author", "oauth" and "bypass" are not: the word must stand on its own).
-_SECRET_SECTION_NAMES = frozenset({"auth", "pass", "pwd"})
+# (pw and creds too: db_pw, rootPw, aws_creds: "bob:secret".)
+_SECRET_SECTION_NAMES = frozenset({"auth", "pass", "pwd", "pw", "cred", "creds"})
 _SECTION_WORD_AT_END = re.compile(
-    r"(?:^|[_\-.\s])(?:[aA][uU][tT][hH]|[pP][aA][sS][sS]|[pP][wW][dD])$|[a-z0-9](?:Auth|AUTH|Pass|PASS|Pwd|PWD)$"
+    r"(?:^|[_\-.\s])(?:[aA][uU][tT][hH]|[pP][aA][sS][sS]|[pP][wW][dD]?|[cC][rR][eE][dD][sS]?)$"
+    r"|[a-z0-9](?:Auth|AUTH|Pass|PASS|Pwd|PWD|Pw|PW|Creds?|CREDS?)$"
 )
+# A key value ("key_value": the key's material, not a key-value pair's name).
+_SECRET_EXACT_NAMES = frozenset({"keyvalue"})
+# Names that hold a secret only when the value looks like one (a long random word): a
+# refresh token or a session id, but `refresh: 5m`, `session: main`, `sid: 42` are settings.
+_TOKEN_VALUED_NAMES = frozenset({"refresh", "session", "sessionid", "sid"})
 _SECRET_SUBTREES = frozenset({"env", "environment", "channels"})
 
 # --- header maps and lists --------------------------------------------------------------
@@ -175,6 +199,39 @@ def _not_a_placeholder(match: re.Match[str]) -> bool:
     return not _PLACEHOLDER.match(match["secret"])
 
 
+def _query_names_secret(match: re.Match[str]) -> bool:
+    value = match["secret"]
+    as_value: Any = int(value) if value.isdigit() else value
+    return is_secret_key(match["name"], as_value) and not _PLACEHOLDER.match(value)
+
+
+_HOOK_SEGMENTS = frozenset(
+    {"hook", "hooks", "webhook", "webhooks", "token", "tokens", "secret", "secrets", "key", "keys",
+     "trigger", "triggers", "services", "incoming"}
+)  # fmt: skip
+
+
+def _secret_path_segment(match: re.Match[str]) -> bool:
+    """A segment of 32 characters or more, with letters and digits, in a URL whose path
+    names a hook or a credential before it. (Looks back 256 characters, no further.)"""
+    segment = match["secret"]
+    if not (any(c.isdigit() for c in segment) and any(c.isalpha() for c in segment)):
+        return False
+    start = match.start("secret")
+    window = match.string[max(0, start - 256) : start]
+    scheme = window.rfind("://")
+    if scheme == -1 or any(c.isspace() for c in window[scheme:]):
+        return False
+    segments = window[scheme + 3 :].split("/")[1:-1]  # the host first, this segment last
+    return any(s.lower() in _HOOK_SEGMENTS or s.lower().startswith(("webhook", "hook")) for s in segments)
+
+
+# A value after `=`: in quotes (the quote in the head) to its closing quote, else a word.
+_QUOTED_OR_WORD = (
+    r"(?P<secret>(?<=')(?:[^'\\\n]|\\.){1,1024}+(?=')|(?<=\")(?:[^\"\\\n]|\\.){1,1024}+(?=\")"
+    r"|(?<!['\"])WORD)"
+)
+
 _Pattern = tuple[re.Pattern[str], Callable[[re.Match[str]], bool] | None]
 
 _VALUE_PATTERNS: list[_Pattern] = [
@@ -190,13 +247,30 @@ _VALUE_PATTERNS: list[_Pattern] = [
     (
         re.compile(
             r"(?P<head>(?:^|[?&\s;,])(?:ssl)?(?:password|passwd|pwd|token|secret|api[_-]?key|access[_-]?key|key)"
-            r"\s*+=\s*+)(?P<secret>'(?:[^'\\\n]|\\.){0,1024}+'|[^&\s;,]++)",
+            r"\s*+=\s*+['\"]?)" + _QUOTED_OR_WORD.replace("WORD", r"[^&\s;,]++"),
             re.I,
         ),
         None,
     ),
-    # --api-key=X inside one argument
-    (re.compile(r"(?P<head>(?<![\w-])--?[\w-]++=)(?P<secret>\S++)"), _flag_names_secret),
+    # --api-key=X inside one argument ("--api-key='a b'" whole)
+    (
+        re.compile(r"(?P<head>(?<![\w-])--?[\w-]++=['\"]?)" + _QUOTED_OR_WORD.replace("WORD", r"\S++")),
+        _flag_names_secret,
+    ),
+    # secrets in URL queries by name (?access_token=x&refresh_token=y), also URL-encoded
+    # inside another parameter (?next=%2Fcb%3Fapi_key%3Dx%26y%3D1)
+    (
+        re.compile(r"(?P<head>(?<=[?&])(?P<name>[A-Za-z][\w.-]{0,63}+)=)(?P<secret>[^&\s#\"'<>]++)"),
+        _query_names_secret,
+    ),
+    (
+        re.compile(
+            r"(?P<head>(?:(?<=%26)|(?<=%3F)|(?<![\w%.-]))(?P<name>[A-Za-z][\w-]{0,63}+)(?:%3D|%253D))"
+            r"(?P<secret>(?:(?!%26|%2526)[^&\s#;,\"'<>])++)",
+            re.I,
+        ),
+        _query_names_secret,
+    ),
     # Telegram bot URLs and bare bot tokens: 123456:AA...
     (re.compile(r"(?P<head>/bot)(?P<secret>\d{5,}:[\w-]{20,})"), None),
     (re.compile(r"(?P<head>)(?P<secret>(?<![\w:])\d{5,}:[\w-]{30,})"), None),
@@ -217,6 +291,12 @@ _VALUE_PATTERNS: list[_Pattern] = [
     ),
     (re.compile(r"(?P<head>)(?P<secret>(?<![\w-])eyJ[\w-]{5,}+\.[\w-]{5,}+\.[\w-]++)"), None),
     (re.compile(r"(?P<head>hooks\.slack\.com/services/)(?P<secret>[\w/]+)"), None),
+    # a long random path segment after a hook / token / secret / key segment of a URL
+    # (https://x.example/hook/<40 hex>); a commit URL (/commit/<40 hex>) is kept
+    (
+        re.compile(r"(?P<head>)(?<=/)(?P<secret>[A-Za-z0-9_-]{32,}+)(?![\w.~%-])"),
+        _secret_path_segment,
+    ),
     (re.compile(r"(?P<head>[?&](?:sig|signature|x-amz-signature)=)(?P<secret>[^&\s]+)", re.I), None),
     # Well-known key formats
     (
@@ -239,23 +319,58 @@ _PHRASE_KEYWORDS = (
     r"pass(?:word|wd|phrase|code)s?|pwd|pw|pass|pin|otp"
     r"|(?:api|access|secret|private|signing|encryption|licen[cs]e|ssh|master|client|app|deploy|service"
     r"|account|storage|subscription)[ \t_-]?keys?"
-    r"|apikeys?|tokens?|secrets?|credentials?|cookie|authorization|(?<=-)auth"
-    # German, Dutch, French, Spanish, Portuguese, Swedish, Polish, Russian
+    r"|apikeys?|tokens?|secrets?|credentials?|creds?|cookie|authorization|(?<=-)auth"
+    # codes that open something ("the wifi code is x"; never a bare "code": exit, error, status)
+    r"|(?:wi-?fi|wlan|door|gate|alarm|security|verification|unlock|entry|access|lock)[ \t_-]?(?:code|pin)s?"
+    # German, Dutch, French, Spanish, Portuguese, Swedish, Polish, Russian, Italian
     r"|passw(?:ort|örter)|kennw(?:ort|örter)|wachtwoord(?:en)?|mots?[ \t]de[ \t]passe|contrase(?:ñ|n)as?"
-    r"|senhas?|lösenord|has(?:ł|l)o|пароль"
+    r"|senhas?|lösenord|has(?:ł|l)o|пароль|parol[ae][ \t]d['’]ordine"
+    # a bare key last: its value must look like one (_looks_like_key)
+    r"|keys?"
 )
+# Chinese, Japanese, Korean: no word boundaries, the value often written attached
+# ("密码是hunter2", "パスワードは hunter2 です", "비밀번호는 hunter2입니다"): the value is the
+# run of ASCII after the connector.
+_CJK_PHRASE = re.compile(
+    r"(?P<kw>密码|密碼|口令|パスワード|暗証番号|비밀번호|암호)"
+    r"(?P<conn>[ \t]{0,3}(?:是|为|為|:|=|は|が|는|은|이|가)?[ \t]{0,3})"
+    r"[「『\"'“]?(?P<value>[!-~]{1,256}+)"
+)
+# "login with admin / hunter2", "log in as root:hunter2": the password of the pair.
+_LOGIN_PAIR = re.compile(
+    r"(?<!\w)(?:log[ \t]?(?:in|on)|logged[ \t](?:in|on)|sign(?:ed)?[ \t]?in)"
+    r"(?:[ \t]{1,3}(?:with|as|using|via|is|are))?[ \t]{0,3}:?[ \t]{1,3}"
+    r"(?P<user>[\w.@+-]{1,64}+)(?P<sep>[ \t]{0,2}/[ \t]{0,2}|:)(?P<value>[^\s/]{1,256}+)",
+    re.I,
+)
+# Credentials on a command line inside text: `-u user:pw` / `--user user:pw` (curl, wget,
+# httpie...), and the password flags of tools that take one attached or after a flag.
+_USER_FLAG = re.compile(
+    r"(?<![\w-])(?:-u[ \t]*+|--(?:http-|proxy-)?user(?:[ \t]++|=))[\"']?+"
+    r"(?P<user>[^\s:\"']{1,128}+):(?P<value>[^\s\"']{1,256}+)"
+)
+_PASSWORD_TOOL = re.compile(
+    r"(?<![\w-])(?P<tool>mysql(?:dump|admin|import|check|slap|sh)?|mariadb(?:-dump|-admin)?|mycli"
+    r"|sshpass|redis-cli)(?![\w-])"
+)
+_ARGUMENT = re.compile(r"[ \t]*+(?P<arg>[^\s;|&]++)")
+_PLACEHOLDER_PASSWORDS = frozenset({"pass", "password", "passwd", "pwd", "pw", "secret", "token"})
 _STRONG_VERBS = r"is|was|are|were|equals|ist|lautet|war|est|était|es|era|é|è|är|jest|это"
+# After a strong connector the value may start the next line ("password is\nhunter2").
+_GAP = r"(?:[ \t]{1,3}|[ \t]{0,3}\r?\n[ \t]{0,3})"
 _PHRASE = re.compile(
     # (The look-ahead on the keywords' first letters skips most positions cheaply.)
-    r"(?<!\w)(?=[paosemlcdtkwhп])(?P<kw>" + _PHRASE_KEYWORDS + r")(?!\w)"
+    r"(?<!\w)(?=[paosemlcdtkwhпgvu])(?P<kw>" + _PHRASE_KEYWORDS + r")(?!\w)"
     r"(?:"
     # "password for the staging db is x", "Passwort für prod: x"
-    r"(?P<qual>[ \t]{1,3}(?:for|of|on|at|in|für|pour|de|del|para|do|da|van|voor)"
+    r"(?P<qual>[ \t]{1,3}(?:for|of|on|at|in|für|pour|de|del|para|do|da|van|voor|per|di)"
     r"(?:[ \t]{1,3}[\w.@/-]{1,64}+){1,3}?)?"
-    r"(?P<strong>[\"'”]?[ \t]{0,3}(?::=|=>|->|→|:|=)[ \t]{0,3}"
+    # "the password, as agreed, is x", "the password (new) is x"
+    r"(?P<aside>[ \t]{0,3}(?:,[^,()\n]{1,40}+,|\([^,()\n]{1,40}+\)))?"
+    r"(?P<strong>[\"'”]?[ \t]{0,3}(?::=|=>|->|→|:|=)[ \t]{0,3}(?:\r?\n[ \t]{0,3})?"
     r"|[ \t]{1,3}(?:(?:is|was|has[ \t]been|have[ \t]been)[ \t]{1,3})?(?:now[ \t]{1,3})?"
-    r"(?:changed|set|updated|rotated|reset)[ \t]{1,3}to[ \t]{1,3}"
-    r"|[ \t]{1,3}(?:" + _STRONG_VERBS + r")(?:[ \t]{1,3}(?:now|still|just|currently))?[ \t]{1,3})"
+    r"(?:changed|set|updated|rotated|reset)[ \t]{1,3}to" + _GAP + "|[ \t]{1,3}(?:" + _STRONG_VERBS + r")"
+    r"(?:[ \t]{1,3}(?:now|still|just|currently))?" + _GAP + ")"
     r"|(?P<weak>[ \t]{1,3}(?:to[ \t]{1,3})?)"
     r")",
     re.I,
@@ -268,8 +383,8 @@ _AUTH_SCHEMES = frozenset(
 # `DB_PASSWORD=x`, `apiKey: x`, `"api_key": "x"`: a name spelled like an identifier
 # (underscore, inner capital, or all capitals) that net 1 calls a secret.
 _ASSIGNMENT = re.compile(r"(?<![\w$])(?P<name>[A-Za-z_]\w*+)[\"']?[ \t]{0,3}(?::(?![/:])|=(?!=))[ \t]{0,3}")
-_ASSIGNMENT_HINTS = ("pass", "pwd", "token", "secret", "key", "auth", "cred", "cookie", "sig", "salt", "seed",
-                     "pin", "otp", "bearer", "jwt")  # fmt: skip
+_ASSIGNMENT_HINTS = ("pass", "pwd", "pw", "token", "secret", "key", "auth", "cred", "cookie", "sig", "salt",
+                     "seed", "pin", "otp", "bearer", "jwt", "refresh", "session", "sid")  # fmt: skip
 _INNER_CAPITAL = re.compile(r"[a-z0-9][A-Z]")
 
 
@@ -310,6 +425,8 @@ _STOP_WORDS = _words(
     pas trop oublié
     incorrecta correcta inválida válida caducada vacía obligatoria requerida demasiado
     errada correta inválida vazia obrigatória
+    sbagliata sbagliato errata errato scaduta scaduto vuota vuoto obbligatoria richiesta corretta
+    valida nuova troppo non
     """
 )
 _PROSE_SUFFIX = re.compile(
@@ -332,6 +449,7 @@ _TECH_WORD = re.compile(
 # settings.db_password, models.providers.*.apiKey, mcp_servers[].env: names, not values
 _DOTTED_IDENTIFIER = re.compile(r"^[A-Za-z_*][\w*\[\]]*+(?:\.[A-Za-z_*][\w*\[\]]*+)+$")
 _CREDENTIAL_SYMBOLS = frozenset("!@#$%^&*+=?~/|\\:")
+_RANDOM_WORD = re.compile(r"^[\w+/=-]++$")
 
 
 def _is_prose(word: str) -> bool:
@@ -344,6 +462,23 @@ def _is_prose(word: str) -> bool:
     if not word.replace("-", "").replace("'", "").isalpha() or word.isupper() or not plain_case:
         return False
     return len(lowered) > 4 and bool(_PROSE_SUFFIX.search(lowered))
+
+
+def _looks_random(word: str) -> bool:
+    """A long random word (a session id, a refresh token, a key in hex or base64): 24
+    characters or more of letters, digits and `-_+/=`, with letters and digits."""
+    return (
+        len(word) >= 24
+        and _RANDOM_WORD.match(word) is not None
+        and any(c.isdigit() for c in word)
+        and any(c.isalpha() for c in word)
+    )
+
+
+def _looks_like_key(word: str) -> bool:
+    """After a bare "key" (not "api key"): eight characters or more, letters and digits
+    ("the key is 9f8e7d6c5b4a", never "the key is to test early")."""
+    return len(word) >= 8 and any(c.isdigit() for c in word) and any(c.isalpha() for c in word)
 
 
 def _looks_like_credential(word: str) -> bool:
@@ -394,6 +529,10 @@ def is_secret_key(key: str, value: Any = None) -> bool:
             return False
     if "token" in name and isinstance(value, int | float):
         return False  # maxTokens, contextTokens: counts, not credentials
+    if name in _SECRET_EXACT_NAMES:
+        return True
+    if name in _TOKEN_VALUED_NAMES:
+        return isinstance(value, str) and _looks_random(value)
     if any(part in name for part in _SECRET_KEY_PARTS):
         return True
     return bool(_KEY_WORD_AT_END.search(key)) and name not in _NOT_SECRET_KEYS
@@ -592,98 +731,245 @@ class Redactor:
                 return match["head"] + self.marker(match["secret"])
 
             text = pattern.sub(replace, text)
-        text = self._scrub_assignments(text)
-        return self._scrub_phrases(text)
-
-    def _scrub_assignments(self, text: str) -> str:
+        # The nets below read the text with compatibility forms folded (ｐａｓｓｗｏｒｄ) and
+        # invisible characters dropped (pass\u200bword); what they find is replaced in the
+        # text as it was written.
+        folded, origin = _fold(text)
+        spans = [
+            *_assignment_spans(folded),
+            *_phrase_spans(folded),
+            *_cjk_spans(folded),
+            *_login_spans(folded),
+            *_command_spans(folded),
+        ]
+        if not spans:
+            return text
+        spans.sort(key=lambda span: (span[0], -span[1]))
         out: list[str] = []
         pos = 0
-        for m in _ASSIGNMENT.finditer(text):
-            if m.start() < pos:
-                continue
-            name = m["name"]
-            identifier = (
-                "_" in name.strip("_") or _INNER_CAPITAL.search(name) or (name.isupper() and len(name) > 1)
-            )
-            lowered = name.lower()
-            if not identifier or not any(hint in lowered for hint in _ASSIGNMENT_HINTS):
-                continue  # plain words are the phrase net's
-            found = _candidate(text, m.end())
-            if found is None:
-                continue
-            start, end, word, quoted = found
-            as_value: Any = int(word) if word.isdigit() else word
-            if not is_secret_key(name, as_value):
-                continue
-            if not word.strip() or _not_a_value(word, keyword=name, following="") or _is_prose(word):
-                continue
-            end = _whole_token(text, start, end, quoted)
+        for start, end in spans:
+            if origin is not None:
+                start, end = origin[start], origin[end - 1] + 1
+            if start < pos:
+                continue  # found by another net
             out += [text[pos:start], self.marker(text[start:end])]
             pos = end
-        if not out:
-            return text
         out.append(text[pos:])
         return "".join(out)
 
-    def _scrub_phrases(self, text: str) -> str:
-        out: list[str] = []
-        pos = 0
-        for m in _PHRASE.finditer(text):
-            if m.start() < pos:
+
+_Span = tuple[int, int]
+# Characters that do not show: a keyword split by one is still the keyword.
+_INVISIBLE = frozenset("\u00ad\u180e\u200b\u200c\u200d\u200e\u200f\u2060\u2061\u2062\u2063\u2064\ufeff")
+_INVISIBLE_CHARACTER = re.compile("[" + "".join(sorted(_INVISIBLE)) + "]")
+
+
+def _fold(text: str) -> tuple[str, list[int] | None]:
+    """`text` with each character in its NFKC form (full-width letters and colons become
+    ASCII) and invisible characters dropped, with where each folded character came from;
+    (text, None) when folding changes nothing (always for ASCII)."""
+    if text.isascii() or (
+        unicodedata.is_normalized("NFKC", text) and _INVISIBLE_CHARACTER.search(text) is None
+    ):
+        return text, None
+    parts: list[str] = []
+    origin: list[int] = []
+    for i, c in enumerate(text):
+        if c in _INVISIBLE:
+            continue
+        folded = c if c.isascii() else unicodedata.normalize("NFKC", c)
+        parts.append(folded)
+        origin += [i] * len(folded)
+    return "".join(parts), origin
+
+
+def _assignment_spans(text: str) -> list[_Span]:
+    spans: list[_Span] = []
+    pos = 0
+    for m in _ASSIGNMENT.finditer(text):
+        if m.start() < pos:
+            continue
+        name = m["name"]
+        identifier = (
+            "_" in name.strip("_") or _INNER_CAPITAL.search(name) or (name.isupper() and len(name) > 1)
+        )
+        lowered = name.lower()
+        if not identifier or not any(hint in lowered for hint in _ASSIGNMENT_HINTS):
+            continue  # plain words are the phrase net's
+        found = _candidate(text, m.end())
+        if found is None:
+            continue
+        start, end, word, quoted = found
+        as_value: Any = int(word) if word.isdigit() else word
+        if not is_secret_key(name, as_value):
+            continue
+        if not word.strip() or _not_a_value(word, keyword=name, following="") or _is_prose(word):
+            continue
+        end = _whole_token(text, start, end, quoted)
+        spans.append((start, end))
+        pos = end
+    return spans
+
+
+def _phrase_spans(text: str) -> list[_Span]:
+    spans: list[_Span] = []
+    pos = 0
+    for m in _PHRASE.finditer(text):
+        if m.start() < pos:
+            continue
+        keyword = m["kw"]
+        lowered = keyword.lower()
+        strong = m["strong"] is not None
+        if lowered in ("pass", "pin", "otp") and not strong:
+            continue  # everyday words: "second pass", "pin the version"
+        found = _candidate(text, m.end())
+        if found is None:
+            continue
+        start, end, word, quoted = found
+        if lowered == "pass" and not (_at_line_start(text, m.start()) or _looks_like_credential(word)):
+            continue  # "second pass: refactor"; but "pass: x" as a line of its own
+        if lowered in ("key", "keys") and not _looks_like_key(word):
+            continue  # "the key is to test early", "primary key: id"
+        if strong and "\n" in m["strong"] and not _ends_line(text, end + 1 if quoted else end):
+            continue  # the next line is not a value alone: "password:\n  file: /run/x"
+        if lowered in _REST_OF_LINE_KEYWORDS:
+            # A header line ("Cookie: a=1; b=2"), never prose ("the session cookie is set").
+            if not strong or m["strong"].strip(" \t\r\n\"'”") not in (":", "="):
                 continue
-            keyword = m["kw"]
-            strong = m["strong"] is not None
-            if keyword.lower() in ("pass", "pin", "otp") and not strong:
-                continue  # everyday words: "second pass", "pin the version"
-            found = _candidate(text, m.end())
-            if found is None:
+            span = _header_rest(text, start, word)
+            if span is not None:
+                spans.append(span)
+                pos = span[1]
+            continue
+        if not _phrase_value_is_secret(keyword, word, quoted=quoted, strong=strong, text=text, end=end):
+            continue
+        end = _whole_token(text, start, end, quoted)
+        spans.append((start, end))
+        pos = end
+    return spans
+
+
+def _ends_line(text: str, pos: int) -> bool:
+    """Whether the line ends at `pos`, after at most one sentence mark."""
+    if pos < len(text) and text[pos] in ".,;!":
+        pos += 1
+    return pos >= len(text) or text[pos] in "\r\n"
+
+
+def _cjk_spans(text: str) -> list[_Span]:
+    spans: list[_Span] = []
+    for m in _CJK_PHRASE.finditer(text):
+        start = m.start("value")
+        word = m["value"].rstrip(_TRAILING_PUNCTUATION)
+        end = start + len(word)
+        if len(word) < 4:
+            continue  # "パスワードは8文字以上": a length
+        strong = bool(m["conn"].strip())
+        if _phrase_value_is_secret(m["kw"], word, quoted=False, strong=strong, text=text, end=end):
+            spans.append((start, end))
+    return spans
+
+
+def _login_spans(text: str) -> list[_Span]:
+    spans: list[_Span] = []
+    for m in _LOGIN_PAIR.finditer(text):
+        start = m.start("value")
+        word = m["value"].rstrip(_TRAILING_PUNCTUATION)
+        if not _command_secret(word) or word == m["user"] or word.isdigit():
+            continue  # "login with localhost:5432", "log in as admin/admin"
+        if _not_a_value(word, keyword="login", following="") or _is_prose(word):
+            continue
+        if "/" in m["sep"]:  # "login with Google / GitHub": a choice, not a pair
+            if not any(c.isdigit() or c in _CREDENTIAL_SYMBOLS for c in word):
                 continue
-            start, end, word, quoted = found
-            if keyword.lower() == "pass" and not (
-                _at_line_start(text, m.start()) or _looks_like_credential(word)
+        elif not _looks_like_credential(word):
+            continue
+        spans.append((start, start + len(word)))
+    return spans
+
+
+def _command_secret(word: str) -> bool:
+    """A password given on a command line, not a placeholder (`$PASS`, `<pw>`, `password`)."""
+    return (
+        any(c.isalnum() for c in word)
+        and not word.startswith(("$", MARKER_PREFIX, "//"))
+        and not _PLACEHOLDER.match(word)
+        and word.lower() not in _PLACEHOLDER_PASSWORDS
+    )
+
+
+def _command_spans(text: str) -> list[_Span]:
+    """`curl -u user:pw`, `mysql -p<pw>`, `sshpass -p <pw>`, `redis-cli -a <pw>`."""
+    spans: list[_Span] = []
+    for m in _USER_FLAG.finditer(text):
+        word = m["value"].rstrip(_TRAILING_PUNCTUATION)
+        if _command_secret(word) and word != m["user"] and not word.isdigit():
+            spans.append((m.start("value"), m.start("value") + len(word)))  # not uid:gid, app:app
+    scanned = 0
+    for m in _PASSWORD_TOOL.finditer(text):
+        if m.start() < scanned:
+            continue
+        tool = m["tool"]
+        pos = m.end()
+        takes_next = False
+        for _ in range(40):  # the arguments of this command, on its line
+            a = _ARGUMENT.match(text, pos)
+            if a is None:
+                break
+            pos = a.end()
+            arg, start = a["arg"], a.start("arg")
+            if not takes_next and (
+                (tool == "sshpass" and arg == "-p") or (tool == "redis-cli" and arg in ("-a", "--pass"))
             ):
-                continue  # "second pass: refactor"; but "pass: x" as a line of its own
-            if keyword.lower() in _REST_OF_LINE_KEYWORDS:
-                # A header line ("Cookie: a=1; b=2"), never prose ("the session cookie is set").
-                if not strong or m["strong"].strip(" \t\"'”") not in (":", "="):
+                takes_next = True
+                continue
+            if not takes_next:
+                if tool == "redis-cli" or not arg.startswith("-p") or arg.startswith("--") or len(arg) < 3:
+                    continue  # `mysql -p` alone prompts; `-P 3306` is a port
+                arg, start = arg[2:], start + 2
+            takes_next = False
+            quote = text[start]
+            if quote in "\"'":  # -p'a b': to the closing quote, on this line
+                close = text.find(quote, start + 1, start + 258)
+                if close > start + 1 and "\n" not in text[start:close]:
+                    if _command_secret(text[start + 1 : close]):
+                        spans.append((start + 1, close))
+                    pos = max(pos, close + 1)
+                    if tool == "sshpass":
+                        break
                     continue
-                span = self._header_rest(text, start, word)
-                if span is not None:
-                    out += [text[pos : span[0]], self.marker(text[span[0] : span[1]])]
-                    pos = span[1]
-                continue
-            if not _phrase_value_is_secret(keyword, word, quoted=quoted, strong=strong, text=text, end=end):
-                continue
-            end = _whole_token(text, start, end, quoted)
-            out += [text[pos:start], self.marker(text[start:end])]
-            pos = end
-        if not out:
-            return text
-        out.append(text[pos:])
-        return "".join(out)
+            value = arg.strip("\"'")
+            lead = len(arg) - len(arg.lstrip("\"'"))
+            if _command_secret(value):
+                spans.append((start + lead, start + lead + len(value)))
+            if tool == "sshpass":
+                break  # what follows is the command it runs
+        scanned = pos
+    return spans
 
-    def _header_rest(self, text: str, start: int, first: str) -> tuple[int, int] | None:
-        """`Cookie: a=1; b=2`, `Authorization: Token abc`: the rest of the line, after an
-        auth scheme's name; None when the line goes on as a sentence."""
-        if first.lower() in _AUTH_SCHEMES:
-            start = start + len(first)
-            while start < len(text) and text[start] in " \t":
-                start += 1
-            nxt = _candidate(text, start)
-            if nxt is None:
-                return None
-            first = nxt[2]
-        elif _is_prose(first):
+
+def _header_rest(text: str, start: int, first: str) -> tuple[int, int] | None:
+    """`Cookie: a=1; b=2`, `Authorization: Token abc`: the rest of the line, after an
+    auth scheme's name; None when the line goes on as a sentence."""
+    if first.lower() in _AUTH_SCHEMES:
+        start = start + len(first)
+        while start < len(text) and text[start] in " \t":
+            start += 1
+        nxt = _candidate(text, start)
+        if nxt is None:
             return None
-        if first.startswith(MARKER_PREFIX) or _PLACEHOLDER.match(first):
-            return None
-        end = text.find("\n", start)
-        end = len(text) if end == -1 else end
-        found = text.find("\r", start, end)  # within the line only: linear over many lines
-        end = end if found == -1 else found
-        while end > start and text[end - 1] in " \t":
-            end -= 1
-        return (start, end) if end > start else None
+        first = nxt[2]
+    elif _is_prose(first):
+        return None
+    if first.startswith(MARKER_PREFIX) or _PLACEHOLDER.match(first):
+        return None
+    end = text.find("\n", start)
+    end = len(text) if end == -1 else end
+    found = text.find("\r", start, end)  # within the line only: linear over many lines
+    end = end if found == -1 else found
+    while end > start and text[end - 1] in " \t":
+        end -= 1
+    return (start, end) if end > start else None
 
 
 def _at_line_start(text: str, pos: int) -> bool:
