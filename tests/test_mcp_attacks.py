@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from mcp import Client
 
-from openclaw.chat import Message, Role
+from openclaw.chat import Message, Role, ToolCall
 from openclaw.db import Database, DatabaseTarget, TargetSource
 from openclaw.db.reader import READER, login_role
 from openclaw.sessions.postgres_store import PostgresSessionStore
@@ -338,3 +338,172 @@ def test_costs_the_deadline_stops_are_allowed_and_stopped(db_url: str, isolated_
             assert (await call(client, "query", sql="SELECT 1 AS n"))["rows"] == [[1]]
 
     asyncio.run(run())
+
+
+# The red team's second list (issue 12): more work Postgres does without checking for
+# interrupts, measured on PostgreSQL 15 (see openclaw.mcp.guard). Path <-> path of 5,000
+# points a side ran 7.5 s past a 2 s deadline; jsonb @> of 25,000 elements a side 3.6 s;
+# a multirange parsed from 700,000 ranges 4.2 s and 4 GB; array_remove(array_fill()) of
+# 130M elements, twice in a row, 6.1 s; three repeat()s of 800 MB in one row 5.9 s. Small
+# sizes here: the old code ran them, which the test catches by their being accepted.
+_LONG_LITERAL = "'[" + ",".join(["1"] * 1700) + "]'"
+UNSTOPPABLE_KIN = {
+    "geometry": [
+        (
+            "SELECT (SELECT '[' || string_agg(format('(%s,0)', g), ',') || ']'"
+            " FROM generate_series(0, 50) AS g)::path <-> (SELECT '[' || string_agg(format('(%s,5)', g), ',')"
+            " || ']' FROM generate_series(1, 49) AS g)::path",
+            "geometric types",
+        ),
+        (
+            "SELECT CAST('((0,0),(1,1),(2,0))' AS pg_catalog.polygon) <-> polygon '((5,5),(6,6),(7,5))'",
+            "geometric types",
+        ),
+        ("SELECT point(1, 2) <-> point(3, 4)", "geometric types"),
+        ("SELECT area(box '((0,0),(1,1))')", "geometric types"),
+        ("SELECT '{\"(1,2)\"}'::point[]", "geometric types"),
+        ('SELECT * FROM jsonb_to_record(\'{"a": "(1,2)"}\') AS x(a point)', "geometric types"),
+        ("SELECT path_in('[(0,0),(1,1)]'::cstring)", "geometric types"),
+        ("SELECT (content).npoints FROM messages", "geometric types"),
+    ],
+    "containment": [
+        (
+            "SELECT (SELECT jsonb_agg(g) FROM generate_series(1, 250) AS g)"
+            " @> (SELECT jsonb_agg(251 - g) FROM generate_series(1, 250) AS g)",
+            "each side of @> must have a size the query's text fixes",
+        ),
+        (
+            "SELECT count(*) FROM messages WHERE tool_calls_json <@ (SELECT jsonb_agg(g) FROM"
+            " generate_series(1, 100) AS g)",
+            "each side of <@",
+        ),
+        ("SELECT (SELECT array_agg(g) FROM generate_series(1, 100) AS g) && ARRAY[1]", "each side of &&"),
+        ("SELECT ARRAY(SELECT generate_series(1, 100)) @> ARRAY[1]", "each side of @>"),
+        (
+            "SELECT '{\"a\": 1}'::jsonb ?| (SELECT array_agg(g::text) FROM generate_series(1, 100) AS g)",
+            "each side of ?|",
+        ),
+        ("SELECT '{\"a\": 1}'::jsonb ?& string_to_array(repeat('a,', 100), ',')", "each side of ?&"),
+        (
+            "SELECT v @> '[1]' FROM (SELECT jsonb_agg(g) AS v FROM generate_series(1, 100) AS g) AS s",
+            "v is computed",
+        ),
+        (
+            "SELECT e.value @> '[1]' FROM jsonb_array_elements((SELECT jsonb_agg(jsonb_build_array(g))"
+            " FROM generate_series(1, 10) AS g)) AS e",
+            "e.value is computed",
+        ),
+        (f"SELECT {_LONG_LITERAL}::jsonb @> {_LONG_LITERAL}::jsonb", "of two literals this long"),
+        (
+            "SELECT (SELECT jsonb_agg(g) FROM generate_series(1, 100) AS g) @> ANY (ARRAY['[1]'::jsonb])",
+            "each side of @>",
+        ),
+        (
+            "SELECT jsonb_contains((SELECT jsonb_agg(g) FROM generate_series(1, 100) AS g), '[1]')",
+            "each argument of function jsonb_contains()",
+        ),
+        (  # jsonb - text[] looks every key up in the whole document
+            "SELECT '{\"a\": 1}'::jsonb - (SELECT array_agg(g::text) FROM generate_series(1, 10) AS g)",
+            "each side of - (jsonb minus keys)",
+        ),
+    ],
+    "parsed": [
+        (
+            "SELECT length((SELECT '{' || string_agg(format('[%s,%s)', g * 2, g * 2 + 1), ',') || '}'"
+            " FROM generate_series(1, 700) AS g)::int4multirange::text)",
+            "a cast to int4multirange must be a literal, a stored column",
+        ),
+        (
+            "SELECT (SELECT '{' || string_agg(g::text, ',') || '}' FROM generate_series(1, 100) AS g)::int[]",
+            "a cast to an array type must be a literal",
+        ),
+        ("SELECT CAST(lower(content) AS text ARRAY) FROM messages", "a cast to an array type"),
+        ("SELECT ('[' || length(content) || ',99)')::int8range FROM messages", "a cast to int8range"),
+        ("SELECT ARRAY[(SELECT string_agg('[1,2)', ','))]::int4multirange[]", "a cast to an array type"),
+        ("SELECT array_in(lower(content)::cstring, 'int4'::regtype, -1) FROM messages", "input function"),
+        (
+            'SELECT * FROM jsonb_to_record(\'{"a": "{[1,2)}"}\') AS x(a int4multirange)',
+            "column definition of type int4multirange",
+        ),
+    ],
+    "bulk": [
+        ("SELECT repeat(content, 2001) FROM messages", "budget of 200,000,000"),
+        (
+            "SELECT md5(repeat('abcd', 4000000)), md5(repeat('abce', 4000000)), md5(repeat('abcf', 4000000))",
+            "function md5(), going through a generated text",
+        ),
+        ("SELECT length(quote_literal(repeat('ab''d', 6250001)))", "going through a generated text"),
+        (
+            "SELECT cardinality(array_fill(1, ARRAY[10000000]))"
+            " + cardinality(array_fill(2, ARRAY[10000000]))",
+            "array_fill() makes more than the query's budget",
+        ),
+        (
+            "SELECT cardinality(array_remove(array_fill(1, ARRAY[3000000]), 2))",
+            "array_remove(), going through",
+        ),
+        ("SELECT array_fill(0, ARRAY[length(content)]) FROM messages", "array_fill() takes its dimensions"),
+        (
+            "SELECT " + ", ".join(["md5(r)"] * 13) + " FROM (SELECT repeat('ab', 1000001) AS r) AS s",
+            "function md5(), going through a generated text",
+        ),
+        ("SELECT length(upper(lower(repeat('abcd', 3500000))))", "going through a generated text"),
+        ("SELECT length(r || r || r) FROM (SELECT repeat('abcd', 5000000)) AS s(r)", "operator ||"),
+    ],
+}
+UNSTOPPABLE_KIN_ALLOWED = [
+    ('SELECT count(*) FROM messages WHERE tool_calls_json @> \'[{"function": {"name": "exec"}}]\'', [[1]]),
+    (
+        "SELECT count(*) FROM messages WHERE tool_calls_json @> jsonb_build_array(jsonb_build_object('type',"
+        " 'function'))",
+        [[1]],
+    ),
+    (
+        "SELECT count(*) FROM messages AS m, jsonb_array_elements(m.tool_calls_json) AS c"
+        ' WHERE c @> \'{"type": "function"}\'',
+        [[1]],
+    ),
+    (
+        "SELECT ARRAY['a', 'b'] @> ARRAY['a'], '{1,2}'::int[] && ARRAY[2], '{\"a\": 1}'::jsonb ?| ARRAY['a']",
+        [[True, True, True]],
+    ),
+    ("SELECT '[1,5)'::int4range @> 3, '{[1,2),[5,6)}'::int4multirange @> 5", [[True, True]]),
+    (
+        "SELECT count(*) - 1, max(created_at) - (SELECT min(created_at) FROM messages) > interval '1 day',"
+        " max((tool_calls_json - '{x}'::text[])::text) = max(tool_calls_json::text) FROM messages",
+        [[0, False, True]],
+    ),
+    ("SELECT string_to_array('1,2,3', ',')::int[], ARRAY[1, 2]::bigint[]", [[[1, 2, 3], [1, 2]]]),
+    (
+        "SELECT length(repeat('ab', 3)), cardinality(array_fill(0, ARRAY[2, 3])), md5(repeat('x', 1000)) ="
+        " md5(repeat('x', 1000)), length('abc')",
+        [[6, 6, True, 3]],
+    ),
+]
+
+
+@pytest.mark.parametrize("kin", sorted(UNSTOPPABLE_KIN))
+def test_the_red_teams_second_list_is_refused_by_class(
+    kin: str, db_url: str, isolated_environment: Path
+) -> None:
+    """Geometric types refused whole; containment of sizes the query's text fixes only;
+    arrays, ranges and multiranges parsed from literals and stored columns only; one budget
+    of generated bulk per query, charged again by each function that goes through it."""
+    asyncio.run(_second_list_is_refused(kin, db_url, isolated_environment))
+
+
+async def _second_list_is_refused(kin: str, db_url: str, home: Path) -> None:
+    async with await Database.open(DatabaseTarget(TargetSource.OPTION, url=db_url)) as db:
+        store = PostgresSessionStore(db, "main")
+        await store.create_session("tg:main:5:5", "main")
+        await store.append_messages(
+            "tg:main:5:5", [Message.assistant("running it", tool_calls=(ToolCall("c1", "exec"),))]
+        )
+    async with mcp_client(db_url, home) as client:
+        for sql, reason in UNSTOPPABLE_KIN[kin]:
+            started = time.monotonic()
+            message = await refused(client, "query", sql=sql)
+            assert reason in message, (sql, message)
+            assert time.monotonic() - started < 2, sql
+        for sql, rows in UNSTOPPABLE_KIN_ALLOWED:
+            assert (await call(client, "query", sql=sql))["rows"] == rows, sql

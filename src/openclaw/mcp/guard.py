@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 
 from pglast import ast, parse_sql
+from pglast.enums import A_Expr_Kind, SubLinkType
 from pglast.parser import ParseError
 from pglast.visitors import Visitor
 
@@ -104,6 +105,135 @@ MAX_PAD_CHARS = 10_000_000
 # with ||) may be parsed as JSON up to this size: 1M characters take jsonb ~15 ms.
 MAX_PARSED_JSON_CHARS = 1_000_000
 _PADDERS = frozenset({"lpad", "rpad"})
+# Measured on PostgreSQL 15 (issue 12, the red team's second list), work done with no
+# interrupt check once its input is made:
+# - Geometry: path <-> path and polygon <-> polygon compare every segment with every other
+#   (5,000 points a side ran 7.5 s past a 2 s deadline; 20,000 ignored pg_terminate_backend
+#   for 90 s). The views hold no geometric value: the types are refused outright (casts,
+#   typed literals, column definitions, every function taking or returning one, from the
+#   catalog), which leaves their operators nothing to work on.
+# - Containment: jsonb @> and <@ of arrays, ?| and ?&, array @>, <@ and && compare every
+#   element with every other: 20,000 elements a side ran 0.4 to 1.7 s under a 0.1 s timeout,
+#   jsonb @> of 25,000 3.6 s, a 10-element literal @> a jsonb_agg of 1M 0.45 s. Their
+#   operands must have a size the query's text fixes (_Checker._fixed_size); so must the
+#   arguments of the functions behind them, and both sides of jsonb - text[] (20,000 keys
+#   against 20,000 elements: 0.57 s under a 0.1 s timeout).
+# - Input functions of arrays, ranges and multiranges, like JSON's: a cast to int[] of 40M
+#   characters ran 0.5 s under a 0.1 s timeout (2.5 s per 100M); a multirange of 700,000
+#   ranges 4.2 s and 4 GB. Parsed from literals and stored columns only, as JSON.
+# - Bulk: one row's expressions run with no check between them, and many functions work
+#   through their whole input at once (per 100M: array_fill 1 s, array_remove 0.5 s,
+#   upper() 1.25 s, quote_literal 0.4-0.5 s, md5 0.1-0.25 s, and the result's own length()
+#   and left() when it is sent; repeat() itself is stopped by the timeout). What the
+#   query's text makes (repeat()'s width times its count, pads, format() widths,
+#   array_fill()'s elements) is summed per query, and each function or operator going
+#   through more than MIN_CHARGED_CHARS of it counts it PASS_UNITS times again, up to
+#   MAX_GENERATED_UNITS.
+GEOMETRIC_TYPES = frozenset({"point", "line", "lseg", "box", "path", "polygon", "circle"})
+# Types whose input function parses a whole text at once, as JSON's (and arrays of any type).
+PARSED_TYPES = frozenset(
+    {
+        "int4range",
+        "int8range",
+        "numrange",
+        "tsrange",
+        "tstzrange",
+        "daterange",
+        "int4multirange",
+        "int8multirange",
+        "nummultirange",
+        "tsmultirange",
+        "tstzmultirange",
+        "datemultirange",
+    }
+)
+# The budget: 200M characters is what `repeat('x', 200000000)` makes, which the server cuts
+# to 4,000 (its length() and left() then take ~0.25 s each, uninterrupted).
+MAX_GENERATED_UNITS = 200_000_000
+ELEMENT_UNITS = 10  # an element of array_fill(): 1 s per 100M to make, 0.5 s to array_remove
+# A function or operator that goes through generated text counts it again, this many times:
+# upper() takes 1.25 s per 100M characters, quote_literal() 0.5 s, md5() 0.1-0.25 s, against
+# 0.15 s for the length() the server applies anyway.
+PASS_UNITS = 8
+UNKNOWN_WIDTH_CHARS = 100_000  # repeat() of a column (a tool output may be long): per copy
+MAX_CONTAINED_LITERALS = 10_000_000  # characters x characters of two literals compared
+# A generated text is charged again at each function or operator that goes through it,
+# but for those the timeout stops (regular expressions, replace(), string_to_array(),
+# to_tsvector()) and those that read little of it or fast (length: 0.05 s per 40M).
+MIN_CHARGED_CHARS = 1_000_000
+_STOPPABLE_PASSES = frozenset(
+    {
+        "regexp_match",
+        "regexp_matches",
+        "regexp_replace",
+        "regexp_split_to_array",
+        "regexp_split_to_table",
+        "regexp_count",
+        "regexp_instr",
+        "regexp_like",
+        "regexp_substr",
+        "substring",
+        "replace",
+        "string_to_array",
+        "string_to_table",
+        "to_tsvector",
+        "length",
+        "char_length",
+        "character_length",
+        "octet_length",
+        "bit_length",
+        "left",
+        "right",
+        "substr",
+        "strpos",
+        "position",
+        "starts_with",
+        "array_length",
+        "cardinality",
+    }
+)
+_GENERATORS = frozenset({"repeat", "lpad", "rpad", "array_fill"})  # counted as they make it
+_REGEX_OPERATORS = frozenset({"~", "~*", "!~", "!~*", "~~", "~~*", "!~~", "!~~*"})
+_OP_KINDS = (A_Expr_Kind.AEXPR_OP, A_Expr_Kind.AEXPR_OP_ANY, A_Expr_Kind.AEXPR_OP_ALL)
+# The functions behind those operators, which can be called by name, and jsonb - text[].
+_CONTAINMENT_FUNCTIONS = frozenset(
+    {
+        "arraycontains",
+        "arraycontained",
+        "arrayoverlap",
+        "jsonb_contains",
+        "jsonb_contained",
+        "jsonb_exists_any",
+        "jsonb_exists_all",
+        "jsonb_delete",
+    }
+)
+_CONTAINMENT_OPERATORS = frozenset({"@>", "<@", "&&", "?|", "?&"})
+# Calls whose result holds as many elements as the call has arguments, whatever they are:
+# an operand of a containment operator may be built with them.
+_FIXED_SIZE_CALLS = frozenset(
+    {
+        "jsonb_build_array",
+        "jsonb_build_object",
+        "json_build_array",
+        "json_build_object",
+        "to_jsonb",
+        "to_json",
+        "lower",
+        "upper",
+        "btrim",
+        "ltrim",
+        "rtrim",
+        "now",
+        "date_trunc",
+        "int4range",
+        "int8range",
+        "numrange",
+        "tsrange",
+        "tstzrange",
+        "daterange",
+    }
+)
 # A format() conversion: %[position$][flags][width]type, width digits or * (an argument).
 _FORMAT_SPEC = re.compile(r"%(?:\d+\$)?-?(\*(?:\d+\$)?|\d+)?([sIL%])?")
 # The names Postgres gives an output column that is no column reference and has no alias.
@@ -144,6 +274,12 @@ class FunctionPolicy:
     allowed: frozenset[str]
     known: frozenset[str]
     whole_row: frozenset[str]
+    # names whose every overload takes or returns a geometric type: refused
+    geometric: frozenset[str] = frozenset()
+    # names whose every overload returns an array (converted element by element when cast)
+    array_valued: frozenset[str] = frozenset()
+    # names of type input functions (an argument of type cstring): literals only
+    input_functions: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +314,10 @@ def check_query(sql: str, functions: FunctionPolicy) -> CheckedQuery:
             raise QueryRefused("EXPLAIN ANALYZE is not allowed; plain EXPLAIN is")
     elif not is_select:
         raise QueryRefused(f"only SELECT (or EXPLAIN SELECT) is allowed, not {_kind(statement)}")
-    _Checker(functions).check(statement)
+    try:
+        _Checker(functions).check(statement)
+    except RecursionError:  # the checks that follow an expression down (sizes, bulk)
+        raise QueryRefused("the query nests its expressions too deeply to be checked") from None
     # The statement's own text (pglast gives character offsets; a length of 0 means "to
     # the end"): psycopg declares a cursor around it, so no semicolon may follow, and a
     # line break ends a trailing comment.
@@ -207,11 +346,23 @@ class _Checker(Visitor):
         self.renamed: list[tuple[str, str]] = []  # (alias, column it renames) in subqueries
         self.root: object = None
         self.padded = 0  # characters of lpad/rpad lengths and format() widths, in all
+        self.generated = 0  # units of bulk the query's text makes (MAX_GENERATED_UNITS)
+        # Containment operands read from columns: refused if the query computes them.
+        self.contained_columns: list[tuple[str, ...]] = []
+        self.from_functions: list[ast.RangeFunction] = []
+        # Calls and operators that go through their input at once, charged at the end with
+        # the bulk of their operands; the output columns of nested SELECTs, by name.
+        self.passes: list[ast.FuncCall | ast.A_Expr] = []
+        self.outputs: list[tuple[str, object]] = []
+        self.named_bulk: dict[str, int] = {}
+        self.bulk_seen: dict[int, int] = {}  # id(node): its bulk, once the names are known
 
     def check(self, statement: ast.Node) -> None:
         self.root = statement.query if isinstance(statement, ast.ExplainStmt) else statement
         self(statement)
         self._check_parsed_columns()
+        self._check_contained_columns()
+        self._charge_passes()
         for field in self.two_part:
             # f(t) is tried only if t has no column f, with t's row as the argument. A
             # table's, view's, subquery's or CTE's row is composite, which few functions
@@ -233,6 +384,7 @@ class _Checker(Visitor):
                 self._note_computed(node)
         elif isinstance(node, ast.FuncCall):
             self._check_call(node)
+            self.passes.append(node)
         elif isinstance(node, ast.XmlExpr | ast.XmlSerialize | ast.RangeTableFunc):
             raise QueryRefused(_XML_REFUSED)
         elif isinstance(node, ast.TypeCast):
@@ -243,12 +395,48 @@ class _Checker(Visitor):
                 raise QueryRefused(_XML_REFUSED)
             if names and names[-1] in JSON_TYPES:
                 self._check_parsed(node.arg, f"a cast to {names[-1]}")
+            elif names and _parsed_type(node.typeName):
+                array = bool(node.typeName and _is_array(node.typeName))
+                what = "an array type" if array else names[-1]
+                if not (array and names[-1].lstrip("_") not in PARSED_TYPES and self._array_valued(node.arg)):
+                    self._check_parsed(node.arg, f"a cast to {what}", parser="input function")
+        elif isinstance(node, ast.TypeName):
+            names = [n.sval.lower() for n in node.names or ()]
+            if names and (names[-1] in GEOMETRIC_TYPES or names[-1].lstrip("_") in GEOMETRIC_TYPES):
+                raise QueryRefused(_GEOMETRIC_REFUSED)
+            if names and names[-1].lstrip("_") == "xml":
+                raise QueryRefused(_XML_REFUSED)
+        elif isinstance(node, ast.ColumnDef) and node.typeName is not None:
+            # `AS x(a int4multirange)` after jsonb_to_record() parses a JSON string as the type
+            names = [n.sval.lower() for n in node.typeName.names or ()]
+            if names and names[-1].lstrip("_") in PARSED_TYPES:
+                raise QueryRefused(
+                    f"a column definition of type {names[-1]} is not allowed: its input function"
+                    " would parse a computed text, which Postgres cannot stop"
+                )
         elif isinstance(node, ast.RangeSubselect) and node.alias is not None:
             self.computed |= {str(c.sval).lower() for c in node.alias.colnames or ()}
+            self._note_aliases(node.alias.colnames, node.subquery)
         elif isinstance(node, ast.CommonTableExpr):
             self.computed |= {str(c.sval).lower() for c in node.aliascolnames or ()}
+            self._note_aliases(node.aliascolnames, node.ctequery)
         elif isinstance(node, ast.A_Expr) and node.lexpr is not None:
+            self.passes.append(node)
             operator = node.name[-1].sval if node.name else ""
+            if operator == "-" and any(self._array_like(o) for o in (node.lexpr, node.rexpr)):
+                operator = "- (jsonb minus keys)"  # jsonb - text[]: each key against each
+            if operator in _CONTAINMENT_OPERATORS | {"- (jsonb minus keys)"} and node.kind in _OP_KINDS:
+                before = len(self.contained_columns)
+                for operand in (node.lexpr, node.rexpr):
+                    self._check_contained(operand, operator)
+                sizes = _literal_chars(node.lexpr) * _literal_chars(node.rexpr)
+                if len(self.contained_columns) == before and sizes > MAX_CONTAINED_LITERALS:
+                    # two literals, each at most MAX_SQL_CHARS: 4,500 jsonb elements a side, 0.63 s
+                    raise QueryRefused(
+                        f"{operator} of two literals this long is not allowed (the product of their"
+                        f" lengths is over {MAX_CONTAINED_LITERALS:,}): Postgres compares every"
+                        " element with every other and cannot stop it"
+                    )
             # tsquery @@ tsvector, or @@ with a query on the right: text @@ text parses its
             # right side with plainto_tsquery, whatever the operand is.
             columns = _tsquery_columns(ancestors) if operator in _MATCH_OPERATORS else frozenset()
@@ -275,6 +463,7 @@ class _Checker(Visitor):
                 self.two_part.append(last.sval)
         elif isinstance(node, ast.RangeFunction):
             self.function_in_from = True
+            self.from_functions.append(node)
             if node.alias is not None:
                 self.computed.add(str(node.alias.aliasname).lower())
                 self.computed |= {str(c.sval).lower() for c in node.alias.colnames or ()}
@@ -301,6 +490,7 @@ class _Checker(Visitor):
         for target in select.targetList or ():
             if not isinstance(target, ast.ResTarget):
                 continue
+            self._note_output(target)
             value = target.val
             while isinstance(value, ast.TypeCast):  # a column cast is the column's value
                 value = value.arg
@@ -318,20 +508,130 @@ class _Checker(Visitor):
                 if isinstance(value, ast.FuncCall) and value.funcname:
                     self.computed.add(value.funcname[-1].sval.lower())
 
-    def _check_parsed(self, node: object, what: str) -> None:
-        """The text a JSON parser is given: a literal, or a column (cast or not), which is
-        checked once the whole query is seen."""
+    def _note_aliases(self, names: object, select: object) -> None:
+        """`(SELECT ...) AS s(a, b)`, `WITH w(a, b)`: the columns renamed by position."""
+        while isinstance(select, ast.SelectStmt) and select.larg is not None:
+            select = select.larg
+        targets = select.targetList or () if isinstance(select, ast.SelectStmt) else ()
+        for alias, target in zip(names or (), targets, strict=False):  # type: ignore[call-overload]
+            if isinstance(target, ast.ResTarget):
+                self.outputs.append((str(alias.sval).lower(), target.val))
+
+    def _note_output(self, target: ast.ResTarget) -> None:
+        value = target.val
+        while isinstance(value, ast.TypeCast):
+            value = value.arg
+        name = target.name
+        if not name and isinstance(value, ast.ColumnRef) and value.fields:
+            name = getattr(value.fields[-1], "sval", None)
+        if not name and isinstance(value, ast.FuncCall) and value.funcname:
+            name = value.funcname[-1].sval
+        self.outputs.append(((name or "?column?").lower(), target.val))
+
+    def _bulk(self, root: object) -> int:
+        """The characters of generated text an expression carries (the query's own literals
+        and what repeat(), pads and array_fill() make of them, through any function or
+        operator, or a column of a nested SELECT that holds it); stored values count 0.
+        Worked out with a stack, not recursion: expressions may nest thousands deep."""
+        stack: list[tuple[object, bool]] = [(root, False)]
+        while stack:
+            node, ready = stack.pop()
+            if id(node) in self.bulk_seen:
+                continue
+            own, parts = self._bulk_parts(node)
+            pending = [p for p in parts if id(p) not in self.bulk_seen]
+            if pending and not ready:
+                stack.append((node, True))
+                stack.extend((p, False) for p in pending)
+            else:
+                self.bulk_seen[id(node)] = own + sum(self.bulk_seen.get(id(p), 0) for p in parts)
+        return self.bulk_seen[id(root)]
+
+    def _bulk_parts(self, node: object) -> tuple[int, list[object]]:
+        """A node's own bulk, and the nodes whose bulk it carries too."""
+        if isinstance(node, ast.A_Const):
+            return len(str(getattr(getattr(node, "val", None), "sval", None) or "")), []
+        if isinstance(node, ast.TypeCast):
+            return 0, [node.arg]
+        if isinstance(node, ast.ColumnRef):
+            last = (node.fields or (None,))[-1]
+            return self.named_bulk.get(str(getattr(last, "sval", "")).lower(), 0), []
+        if isinstance(node, ast.SubLink) and isinstance(node.subselect, ast.SelectStmt):
+            targets = node.subselect.targetList or ()
+            return 0, [t.val for t in targets if isinstance(t, ast.ResTarget)]
+        if isinstance(node, ast.A_Expr):
+            return 0, [o for o in (node.lexpr, node.rexpr) if o is not None]
+        if isinstance(node, ast.A_ArrayExpr):
+            return 0, list(node.elements or ())
+        if isinstance(node, ast.FuncCall) and node.funcname:
+            name = node.funcname[-1].sval.lower()
+            args = list(node.args or ())
+            count = _literal_int(args[1]) if len(args) >= 2 else None
+            if name == "repeat" and count is not None:
+                width = _static_chars(args[0])
+                return (UNKNOWN_WIDTH_CHARS if width is None else width) * max(count, 0), []
+            if name in _PADDERS and count is not None:
+                return max(count, 0), args[2:]
+            if name == "array_fill" and len(args) >= 2:
+                return _fill_units(args[0], _literal_dims(args[1]) or [0]), []
+            return 0, args
+        return 0, []
+
+    def _charge_passes(self) -> None:
+        """Each function or operator that goes through a generated bulk (over
+        MIN_CHARGED_CHARS) counts it again against the query's budget: upper() of 40M
+        characters took 0.5 s, and nothing stops it; a column of a nested SELECT counts at
+        every reference."""
+        for _ in range(4):  # a column of a column of a nested SELECT...
+            for name, value in self.outputs:
+                self.named_bulk[name] = max(self.named_bulk.get(name, 0), self._bulk(value))
+            self.bulk_seen.clear()
+        for node in self.passes:
+            if isinstance(node, ast.FuncCall):
+                name = node.funcname[-1].sval.lower() if node.funcname else ""
+                args = list(node.args or ())
+                if name in _STOPPABLE_PASSES or name in _GENERATORS:
+                    continue
+                what = f"function {name}()"
+            else:
+                name = node.name[-1].sval if node.name else ""
+                if node.kind != A_Expr_Kind.AEXPR_OP or name in _REGEX_OPERATORS:
+                    continue
+                args = [o for o in (node.lexpr, node.rexpr) if o is not None]
+                what = f"operator {name}"
+            carried = sum(self._bulk(a) for a in args)
+            if carried > MIN_CHARGED_CHARS:
+                self._generate(carried * PASS_UNITS, f"{what}, going through a generated text,")
+
+    def _check_parsed(self, node: object, what: str, parser: str = "JSON parser") -> None:
+        """The text a JSON parser (or an array's, range's, multirange's input function) is
+        given: a literal, or a column (cast or not), which is checked once the whole query
+        is seen. ARRAY[...] cast to an array type: each element is cast."""
         size = _static_chars(node)
         if size is not None and size <= MAX_PARSED_JSON_CHARS:
             return  # literals, or text built from them to a size known here
         while isinstance(node, ast.TypeCast):
             node = node.arg
+        if isinstance(node, ast.A_ArrayExpr) and parser != "JSON parser":
+            for element in node.elements or ():
+                self._check_parsed(element, what, parser)
+            return
         fields = node.fields if isinstance(node, ast.ColumnRef) else None
         last = fields[-1] if fields else None
         if isinstance(last, ast.String):
             self.parsed_columns.append(last.sval or "")
             return
-        raise QueryRefused(_computed_json(what))
+        raise QueryRefused(_computed_json(what, parser))
+
+    def _array_valued(self, node: object) -> bool:
+        """An array (not a text), which a cast to another array type converts element by
+        element: ARRAY(SELECT ...), or a call of a function that returns arrays only."""
+        while isinstance(node, ast.TypeCast):
+            node = node.arg
+        if isinstance(node, ast.SubLink):
+            return node.subLinkType == SubLinkType.ARRAY_SUBLINK
+        parts = (node.funcname or ()) if isinstance(node, ast.FuncCall) else ()
+        return bool(parts) and parts[-1].sval.lower() in self.functions.array_valued
 
     def _check_parsed_columns(self) -> None:
         computed = set(self.computed)
@@ -364,15 +664,28 @@ class _Checker(Visitor):
         if name in JSON_PARSERS:
             for arg in call.args or ():
                 self._check_parsed(arg, f"function {qualified}()")
+        if name in self.functions.input_functions and not all(_bounded_literal(a) for a in call.args or ()):
+            raise QueryRefused(
+                f"function {qualified}() is a type's input function: it may parse a text literal of at"
+                f" most {MAX_PARSED_LITERAL_CHARS} characters only (write a cast), since Postgres"
+                " cannot stop it once started"
+            )
+        if name in GEOMETRIC_TYPES or name in self.functions.geometric:
+            raise QueryRefused(_GEOMETRIC_REFUSED)
+        if name in _CONTAINMENT_FUNCTIONS:
+            for arg in call.args or ():
+                self._check_contained(arg, f"function {qualified}()", "each argument of")
         if name in _PADDERS:
             length = (call.args or [None, None])[1] if len(call.args or ()) >= 2 else None
             value = getattr(length, "val", None)
             if not isinstance(value, ast.Integer):
                 raise QueryRefused(f"function {qualified}() takes a whole-number literal length here")
             self._pad(value.ival or 0, f"function {qualified}()")
+            self._generate(value.ival or 0, f"function {qualified}()")
         if name == "format":
             for width in _format_widths(call, qualified):
                 self._pad(width, f"function {qualified}()")
+                self._generate(width, f"function {qualified}()")
         if name == "repeat":
             count = (call.args or [None, None])[-1]
             value = getattr(count, "val", None)
@@ -382,6 +695,17 @@ class _Checker(Visitor):
                 )
             if (value.ival or 0) > MAX_REPEAT_COUNT:
                 raise QueryRefused(f"function repeat() may repeat at most {MAX_REPEAT_COUNT:,} times")
+            base = _static_chars((call.args or [None])[0])
+            width = UNKNOWN_WIDTH_CHARS if base is None else base
+            self._generate(width * max(value.ival or 0, 0), "function repeat()")
+        if name == "array_fill":
+            args = call.args or ()
+            dims = _literal_dims(args[1]) if len(args) >= 2 else None
+            if dims is None:
+                raise QueryRefused(
+                    "function array_fill() takes its dimensions as ARRAY[...] of whole-number literals here"
+                )
+            self._generate(_fill_units(args[0], dims), "function array_fill()")
         if name in HARMLESS_VOLATILE or name in self.functions.allowed:
             return
         raise QueryRefused(
@@ -398,13 +722,108 @@ class _Checker(Visitor):
                 " format() width of the query: Postgres cannot stop it while it pads"
             )
 
+    def _generate(self, units: int, what: str) -> None:
+        """Count what the query's text makes against its budget: each function goes through
+        its whole input with no interrupt check, and one row's expressions run together."""
+        self.generated += max(units, 0)
+        if self.generated > MAX_GENERATED_UNITS:
+            raise QueryRefused(
+                f"{what} makes more than the query's budget of {MAX_GENERATED_UNITS:,} characters"
+                f" (an array element counts {ELEMENT_UNITS} and its width; a function or operator"
+                f" going through a generated text counts it {PASS_UNITS} times again), counting every"
+                " repeat(), pad, format() width and array_fill() of the query: Postgres cannot stop"
+                " the functions that go through it"
+            )
+
+    def _check_contained(self, node: object, operator: str, each: str = "each side of") -> None:
+        if not self._fixed_size(node):
+            raise QueryRefused(
+                f"{each} {operator} must have a size the query's text fixes: a literal, a"
+                " stored column, ARRAY[...] or jsonb_build_array/object() of such, cast or not; not a"
+                " subquery, an aggregate or another computed array or document: Postgres compares"
+                " every element with every other and cannot stop it"
+            )
+
+    def _array_like(self, node: object) -> bool:
+        """An expression that is an array by its form: ARRAY[...], ARRAY(SELECT ...), a call
+        of a function that returns arrays only, or a subquery selecting one."""
+        while isinstance(node, ast.TypeCast):
+            if node.typeName is not None and _is_array(node.typeName):
+                return True
+            node = node.arg
+        if isinstance(node, ast.A_ArrayExpr):
+            return True
+        if isinstance(node, ast.SubLink) and isinstance(node.subselect, ast.SelectStmt):
+            targets = node.subselect.targetList or ()
+            return node.subLinkType == SubLinkType.ARRAY_SUBLINK or any(
+                isinstance(t, ast.ResTarget) and self._array_like(t.val) for t in targets
+            )
+        return self._array_valued(node)
+
+    def _fixed_size(self, node: object) -> bool:
+        """An operand of a containment operator whose element count the query's text fixes
+        (its columns are recorded, checked once the computed names are known)."""
+        if isinstance(node, ast.A_Const | ast.ParamRef | ast.SQLValueFunction):
+            return True
+        if isinstance(node, ast.TypeCast):
+            return self._fixed_size(node.arg)
+        if isinstance(node, ast.ColumnRef):
+            fields = tuple(str(getattr(f, "sval", "*")).lower() for f in node.fields or ())
+            self.contained_columns.append(fields)
+            return True
+        if isinstance(node, ast.A_ArrayExpr):
+            return all(self._fixed_size(e) for e in node.elements or ())
+        if isinstance(node, ast.A_Expr) and node.kind == A_Expr_Kind.AEXPR_OP:
+            return all(self._fixed_size(o) for o in (node.lexpr, node.rexpr) if o is not None)
+        if isinstance(node, ast.FuncCall) and node.funcname and node.over is None:
+            name = node.funcname[-1].sval.lower()
+            if name in UNINTERRUPTIBLE:  # a tsquery, its text checked as any call's
+                return True
+            return name in _FIXED_SIZE_CALLS and all(self._fixed_size(a) for a in node.args or ())
+        return False
+
+    def _check_contained_columns(self) -> None:
+        """Columns compared by containment: refused if the query computes them (a subquery's,
+        a CTE's, or a function's in FROM whose arguments are no fixed-size values)."""
+        if not self.contained_columns:
+            return
+        computed = set(self.computed)
+        bulky = False
+        for item in self.from_functions:
+            calls = [f[0] for f in item.functions or () if f]
+            alias = item.alias
+            names = {str(alias.aliasname).lower()} if alias else set()
+            names |= {str(c.sval).lower() for c in (alias.colnames or () if alias else ())}
+            calls_ = [c for c in calls if isinstance(c, ast.FuncCall)]
+            if len(calls_) == len(calls) and all(self._fixed_size(a) for c in calls_ for a in c.args or ()):
+                computed -= names  # its rows come from stored values or literals
+            else:
+                bulky = True
+                computed |= names | {c.funcname[-1].sval.lower() for c in calls_ if c.funcname}
+        while True:
+            more = {alias for alias, source in self.renamed if source in computed} - computed
+            if not more:
+                break
+            computed |= more
+        for fields in self.contained_columns:
+            if any(f in computed for f in fields) or (bulky and len(fields) == 1):
+                raise QueryRefused(
+                    f"{'.'.join(fields)} is computed by the query: a containment operator compares it"
+                    " element by element with the other side, which Postgres cannot stop; compare"
+                    " stored columns and literals"
+                )
+
     def _check_attribute(self, field: str | None, *, whole_row_only: bool) -> None:
         if not field:
             return
         name = field.lower()
         if _REFUSED_XML.search(name) and name in self.functions.known:
             raise QueryRefused(_XML_REFUSED)
-        if name in UNINTERRUPTIBLE | JSON_PARSERS | _PADDERS or name in ("repeat", "format"):
+        if name in GEOMETRIC_TYPES or name in self.functions.geometric:
+            raise QueryRefused(_GEOMETRIC_REFUSED)
+        if name in self.functions.input_functions:
+            raise QueryRefused(f".{field} calls the input function {name}() on a value that is no literal")
+        if name in UNINTERRUPTIBLE | JSON_PARSERS | _PADDERS or name in ("repeat", "format", "array_fill"):
             # (x).f is f(x): never a literal
             raise QueryRefused(f".{field} calls the function {name}() on a value that is no literal")
         if name in HARMLESS_VOLATILE or name in self.functions.allowed:
@@ -486,12 +905,81 @@ _XML_REFUSED = (
 )
 
 
-def _computed_json(what: str) -> str:
+def _computed_json(what: str, parser: str = "JSON parser") -> str:
     return (
         f"{what} must be a literal, a stored column, or a text built from literals (repeat(), ||)"
         f" of at most {MAX_PARSED_JSON_CHARS:,} characters, not another computed text: Postgres"
-        " cannot stop its JSON parser once started"
+        f" cannot stop its {parser} once started"
     )
+
+
+_GEOMETRIC_REFUSED = (
+    "geometric types (point, line, lseg, box, path, polygon, circle) are not allowed here: their"
+    " distances and containment take quadratic time that no timeout stops (the views hold none)"
+)
+
+
+def _is_array(type_name: ast.TypeName) -> bool:
+    names = [n.sval.lower() for n in type_name.names or ()]
+    return bool(type_name.arrayBounds) or bool(names and names[-1].startswith("_"))
+
+
+def _parsed_type(type_name: ast.TypeName | None) -> bool:
+    """An array, range or multirange type: its input function parses a whole text at once."""
+    if type_name is None:
+        return False
+    names = [n.sval.lower() for n in type_name.names or ()]
+    return _is_array(type_name) or bool(names and names[-1] in PARSED_TYPES)
+
+
+def _literal_int(node: object) -> int | None:
+    while isinstance(node, ast.TypeCast):
+        node = node.arg
+    value = getattr(node, "val", None)
+    return value.ival if isinstance(value, ast.Integer) else None
+
+
+def _literal_chars(node: object) -> int:
+    """The characters of the literals in an expression (at least 1)."""
+    total = 1
+    nodes = [node]
+    while nodes:
+        item = nodes.pop()
+        if isinstance(item, ast.A_Const):
+            total += len(str(getattr(getattr(item, "val", None), "sval", None) or ""))
+        elif isinstance(item, ast.Node):
+            nodes.extend(getattr(item, name) for name in item)
+        elif isinstance(item, tuple | list):
+            nodes.extend(item)
+    return total
+
+
+def _fill_units(value: object, dims: list[int]) -> int:
+    """What array_fill(value, dims) makes: ELEMENT_UNITS and the value's width per element."""
+    elements = 1
+    for dim in dims:
+        elements *= max(dim, 0)
+    while isinstance(value, ast.TypeCast):
+        value = value.arg
+    constant = getattr(value, "val", None) if isinstance(value, ast.A_Const) else None
+    if isinstance(value, ast.A_Const):
+        width = len(str(getattr(constant, "sval", None) or getattr(constant, "ival", None) or ""))
+    else:
+        width = _static_chars(value) or UNKNOWN_WIDTH_CHARS
+    return elements * (ELEMENT_UNITS + width)
+
+
+def _literal_dims(node: object) -> list[int] | None:
+    """array_fill()'s dimensions: ARRAY[n, ...] of integer literals, or a literal '{n,...}'."""
+    while isinstance(node, ast.TypeCast):
+        node = node.arg
+    if isinstance(node, ast.A_ArrayExpr):
+        dims = [_literal_int(e) for e in node.elements or ()]
+        return None if None in dims else [d or 0 for d in dims]
+    text = getattr(getattr(node, "val", None), "sval", None)
+    if isinstance(text, str) and re.fullmatch(r"\s*\{\s*\d+(\s*,\s*\d+)*\s*\}\s*", text):
+        return [int(d) for d in re.findall(r"\d+", text)]
+    return None
 
 
 def _static_chars(node: object) -> int | None:

@@ -56,6 +56,32 @@ SELECT DISTINCT lower(p.proname)
 """
 
 
+# Every function name whose overloads all take or return a geometric type (point, line,
+# lseg, box, path, polygon, circle, or an array of one): the views hold none, and their
+# distances and containment run in quadratic time that no timeout stops (openclaw.mcp.guard).
+_GEOMETRIC_FUNCTIONS = """
+SELECT lower(p.proname)
+  FROM pg_proc AS p
+ GROUP BY p.proname
+HAVING bool_and(EXISTS (
+         SELECT 1
+           FROM unnest(p.proargtypes::oid[] || p.prorettype) AS a (t)
+           JOIN pg_type AS ty ON ty.oid = a.t
+           LEFT JOIN pg_type AS el ON el.oid = ty.typelem AND ty.typcategory = 'A'
+          WHERE ty.typcategory = 'G' OR el.typcategory = 'G'))
+"""
+
+
+# Every function name whose overloads all return an array: cast to another array type, its
+# value is converted element by element, not parsed from a text.
+_ARRAY_VALUED_FUNCTIONS = """
+SELECT lower(p.proname)
+  FROM pg_proc AS p JOIN pg_type AS t ON t.oid = p.prorettype
+ GROUP BY p.proname
+HAVING bool_and(t.typcategory = 'A' OR t.oid IN ('anyarray'::regtype, 'anycompatiblearray'::regtype))
+"""
+
+
 async def function_policy(conn: AsyncConnection) -> FunctionPolicy:
     async def names(sql: str) -> frozenset[str]:
         return frozenset(r[0] for r in await (await conn.execute(sql)).fetchall())
@@ -64,6 +90,11 @@ async def function_policy(conn: AsyncConnection) -> FunctionPolicy:
         allowed=await names(_ALLOWED_FUNCTIONS),
         known=await names("SELECT DISTINCT lower(proname) FROM pg_proc"),
         whole_row=await names(_WHOLE_ROW_FUNCTIONS),
+        geometric=await names(_GEOMETRIC_FUNCTIONS),
+        array_valued=await names(_ARRAY_VALUED_FUNCTIONS),
+        input_functions=await names(
+            "SELECT DISTINCT lower(proname) FROM pg_proc WHERE 'cstring'::regtype = ANY (proargtypes)"
+        ),
     )
 
 
