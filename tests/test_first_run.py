@@ -169,7 +169,10 @@ def test_a_base_url_that_is_not_text_is_named(cli: Cli, isolated_environment: Pa
         json.dumps({"models": {"providers": {"p": {"baseUrl": 42, "models": ["m"]}}}})
     )
     result = cli("models", "list")
-    assert result.exit_code == 1 and "baseUrl must be a string" in result.stderr, result.stderr
+    assert result.exit_code == 2, result.stderr  # a wrong type: a usage error (issue 13)
+    assert result.stderr == (
+        "openclaw: error: openclaw-manual.json: models.providers.p.baseUrl must be a string, got an integer\n"
+    )
 
 
 # ---- configuration and files -------------------------------------------------------------------

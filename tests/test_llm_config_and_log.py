@@ -82,7 +82,7 @@ def test_load_config(tmp_path: Path) -> None:
         (lambda d: d["models"]["providers"]["local"].update(api="grpc"), "unknown api 'grpc'"),
         (
             lambda d: d["agents"]["defaults"].update(timeoutSeconds=-1),
-            "timeoutSeconds .* must be a positive number",
+            r"agents\.defaults\.timeoutSeconds must be a positive number, got -1",
         ),
         (lambda d: d.update(models={}), "no providers in"),
     ],

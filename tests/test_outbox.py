@@ -28,6 +28,7 @@ from openclaw.outbox import Flusher, Spool
 from openclaw.sessions.mirror import HANDLERS as SESSION_HANDLERS
 from openclaw.sessions.mirror import DualSessionStore
 from openclaw.sessions.postgres_store import PostgresSessionStore
+from openclaw.sessions.resilient import ResilientSessionStore
 from openclaw.sessions.sqlite_store import SqliteSessionStore
 from tests.sessions_support import TcpProxy, at
 from tests.waiting import until, wait_for_line
@@ -187,7 +188,7 @@ async def test_postgres_sessions_ride_out_an_outage(db_url: str, isolated_enviro
         DatabaseTarget(TargetSource.OPTION, url=proxied), wait=False, pool_wait_s=1
     )
     spool = Spool(isolated_environment / "outbox" / "spool.db")
-    store = PostgresSessionStore(database, "main", spool)
+    store = ResilientSessionStore(PostgresSessionStore(database, "main"), spool)
     key = "tg:main:7:7"
     try:
         await store.create_session(key, "main", "kimi-k2")
@@ -284,7 +285,7 @@ async def test_a_row_postgres_refuses_is_an_error_for_that_turn_not_an_outage(
     poison = "poison " + " ".join(str(uuid.uuid4()) for _ in range(200))  # ~7 KB, incompressible
     spool = Spool(isolated_environment / "outbox" / "spool.db")
     async with await Database.open(DatabaseTarget(TargetSource.OPTION, url=db_url)) as database:
-        store = PostgresSessionStore(database, "main", spool)
+        store = ResilientSessionStore(PostgresSessionStore(database, "main"), spool)
         key = "agent:main:webhook:poison"
         with pytest.raises(DatabaseError, match="Postgres refused to store this message"):
             await store.append_message(key, Message(Role.USER, content=poison))

@@ -264,7 +264,7 @@ async def test_a_sessions_new_messages_land_after_those_an_earlier_run_spooled(
     messages land after the old ones, whether Postgres is back when it starts or only later.
     Only that session waits for the backlog: others go straight to Postgres."""
     from openclaw.chat import Message, Role
-    from openclaw.sessions.postgres_store import PostgresSessionStore
+    from openclaw.sessions.resilient import ResilientSessionStore
 
     target = DatabaseTarget(TargetSource.ENV, url=db_url)
 
@@ -291,7 +291,7 @@ async def test_a_sessions_new_messages_land_after_those_an_earlier_run_spooled(
         await say("first", "agent:main:cli:b")
         runtime = await open_runtime(target, home=isolated_environment, require_models=False)
     try:
-        assert isinstance(runtime.store, PostgresSessionStore)
+        assert isinstance(runtime.store, ResilientSessionStore)
         await runtime.store.append_messages("agent:main:cli:b", [Message(Role.USER, content="second")])
         assert runtime.spool.pending() == 2  # queued behind the first, though Postgres is back
         await runtime.store.append_messages("agent:main:cli:c", [Message(Role.USER, content="other")])

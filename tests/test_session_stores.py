@@ -18,18 +18,25 @@ from openclaw.outbox import Flusher, Spool
 from openclaw.sessions import Backend, SessionStore, open_store
 from openclaw.sessions.mirror import HANDLERS, TOKENS_ADD, DualSessionStore
 from openclaw.sessions.postgres_store import PostgresSessionStore
+from openclaw.sessions.resilient import ResilientSessionStore
 from openclaw.sessions.sqlite_store import SqliteSessionStore
 from tests.sessions_support import at, sample_turn
 
 
-@pytest.fixture(params=[b.value for b in Backend])
+@pytest.fixture(params=[*(b.value for b in Backend), "plain postgres"])
 async def store(
     request: pytest.FixtureRequest, database: Database, isolated_environment: Path
 ) -> AsyncIterator[SessionStore]:
     spool = Spool(isolated_environment / "outbox" / "spool.db")
-    store = open_store(
-        Backend(request.param), agent="main", home=isolated_environment, database=database, spool=spool
-    )
+    store: SessionStore
+    if request.param == "plain postgres":  # what the resilient store wraps, on its own
+        store = PostgresSessionStore(database, "main")
+    else:
+        store = open_store(
+            Backend(request.param), agent="main", home=isolated_environment, database=database, spool=spool
+        )
+        if request.param == Backend.POSTGRES.value:
+            assert isinstance(store, ResilientSessionStore)
     yield store
     if isinstance(store, DualSessionStore):
         # Whatever the test did, the Postgres mirror ends up equal to the SQLite truth.

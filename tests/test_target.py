@@ -31,8 +31,9 @@ def test_resolution_order(
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        ('{"database": "postgresql://x"}', '"database" in .* must be an object'),
-        ('{"database": {"url": 5}}', '"database.url" in .* must be a non-empty string'),
+        ('{"database": "postgresql://x"}', "^gateway config: database must be an object, got a string$"),
+        ('{"database": {"url": 5}}', "^gateway config: database.url must be a string, got an integer$"),
+        ('{"database": {"url": " "}}', "^gateway config: database.url must not be empty$"),
         ("{", "invalid JSON in"),
     ],
 )

@@ -1,4 +1,4 @@
-"""Reading openclaw's JSON configuration files.
+"""Reading openclaw's JSON configuration files (their typed models: openclaw.config).
 
 openclaw adds one section to the gateway's snake_case config file (`$GATEWAY_CONFIG`),
 which openclaw-rs already reads and which ignores keys it does not know:
@@ -18,6 +18,14 @@ from typing import Any
 
 from openclaw.errors import ConfigError
 from openclaw.home import gateway_config_is_explicit, gateway_config_path
+
+
+class InvalidConfigError(ConfigError):
+    """A value of the wrong type or out of range in a config file or the environment: one
+    line that names it (`gateway config: webhook must be an object, got a string`), exit
+    code 2 as for any usage error. The models that check them are in openclaw.config."""
+
+    exit_code = 2
 
 
 def read_json_object(path: Path, *, what: str = "config file") -> dict[str, Any]:
@@ -83,39 +91,3 @@ def read_gateway_config() -> tuple[Path, dict[str, Any]] | None:
     except OSError as exc:
         raise ConfigError(f"cannot read gateway config {path}: {exc.strerror or exc}") from None
     return path, read_json_object(path, what="gateway config")
-
-
-def gateway_section(section: str) -> dict[str, Any]:
-    """A section of the gateway config as a dict ({} when the file or the section is absent)."""
-    found = read_gateway_config()
-    if found is None:
-        return {}
-    path, config = found
-    value = config.get(section) or {}
-    if not isinstance(value, dict):
-        raise ConfigError(f'"{section}" in {path} must be an object')
-    return value
-
-
-def gateway_setting(section: str, key: str) -> str | None:
-    """A non-empty string setting `{section: {key: ...}}` of the gateway config, if set."""
-    found = read_gateway_config()
-    if found is None:
-        return None
-    path, config = found
-    value = config.get(section)
-    if value is None:
-        return None
-    if not isinstance(value, dict):
-        raise ConfigError(f'"{section}" in {path} must be an object like {{"{key}": "..."}}')
-    setting = value.get(key)
-    if setting is None:
-        return None
-    if not isinstance(setting, str) or not setting.strip():
-        raise ConfigError(f'"{section}.{key}" in {path} must be a non-empty string')
-    return setting.strip()
-
-
-def configured_database_url() -> str | None:
-    """`database.url` from the gateway config file, if the file exists and sets it."""
-    return gateway_setting("database", "url")

@@ -13,6 +13,7 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import psycopg
@@ -20,20 +21,22 @@ import psycopg
 from openclaw import hostinfo
 from openclaw.agent.context_tools import context_tools
 from openclaw.agent.loop import Agent
-from openclaw.agent.tools import LIST_DIR, READ_FILE, ToolRegistry, exec_tool, sandbox_from
+from openclaw.agent.tools import LIST_DIR, READ_FILE, ToolRegistry, exec_tool
 from openclaw.db import Database, migrate, migration_status
 from openclaw.db.runtime import HANDLERS as RUNTIME_HANDLERS
 from openclaw.db.target import DatabaseTarget
 from openclaw.errors import ConfigError
-from openclaw.llm.config import LlmConfig, load_llm_config
-from openclaw.llm.log import LlmLog, configured_capacity
+from openclaw.llm.config import LlmConfig
+from openclaw.llm.log import LlmLog
 from openclaw.llm.router import Router, build_providers
-from openclaw.outbox import Flusher, Spool, configured_limits, open_spool
+from openclaw.outbox import Flusher, Spool, open_spool
 from openclaw.sessions import configured_backend, open_store
 from openclaw.sessions.mirror import HANDLERS as SESSION_HANDLERS
-from openclaw.sessions.postgres_store import PostgresSessionStore
+from openclaw.sessions.resilient import ResilientSessionStore
 from openclaw.sessions.store import SessionStore
-from openclaw.settings import gateway_section
+
+if TYPE_CHECKING:
+    from openclaw.config.loader import Settings
 
 log = logging.getLogger(__name__)
 
@@ -111,24 +114,34 @@ async def open_runtime(
     config_path: Path | None = None,
     require_models: bool = True,
     use_fallback: bool = True,
+    settings: Settings | None = None,
 ) -> AgentRuntime:
-    try:
-        config = load_llm_config(config_path)
-    except ConfigError as exc:
+    """The runtime of `settings` (loaded by the command: openclaw.config.loader); without
+    them (tests, and the commands that have not loaded any) they are loaded here, once."""
+    if settings is None:
+        from openclaw.config.loader import load_settings
+
+        settings = load_settings(require_models=require_models, manual_path=config_path)
+    config = settings.llm
+    if config.problem is not None:
         if require_models:
-            raise
-        log.error("%s; the gateway serves, and turns answer that no model is configured", exc)
-        config = LlmConfig.unusable(str(exc))
-    sandbox = sandbox_from(gateway_section("agent").get("sandbox") or {})
+            raise ConfigError(config.problem)
+        log.error("%s; the gateway serves, and turns answer that no model is configured", config.problem)
+    sandbox = settings.gateway.sandbox
     database = await Database.open(target, wait=False, application_name="openclaw-agent", pool_wait_s=3)
     ready = await _ensure_schema(database)
     # the spool of this database (outbox/targets.py)
-    limits = configured_limits(gateway_section("outbox"))
-    spool = await asyncio.to_thread(open_spool, home, target, **limits)  # it may count an old file once
-    llm_log = LlmLog(
-        spool, capacity=configured_capacity(gateway_section("llm_log")), host=hostinfo.hostname()
+    spool = await asyncio.to_thread(
+        open_spool, home, target, **settings.outbox_limits
+    )  # it may count an old file once
+    llm_log = LlmLog(spool, capacity=settings.llm_log_capacity, host=hostinfo.hostname())
+    store = open_store(
+        configured_backend(settings.sessions_backend),
+        agent=agent_name,
+        home=home,
+        database=database,
+        spool=spool,
     )
-    store = open_store(configured_backend(), agent=agent_name, home=home, database=database, spool=spool)
     client = httpx.AsyncClient()
     router = Router(
         config,
@@ -141,7 +154,7 @@ async def open_runtime(
         router, store, tools, name=agent_name, turn_timeout_s=min(config.timeout_s, sandbox.turn_timeout_secs)
     )
     flusher = Flusher(spool, database, OUTBOX_HANDLERS)
-    if isinstance(store, PostgresSessionStore) and spool.stats().pending:
+    if isinstance(store, ResilientSessionStore) and spool.stats().pending:
         # Writes from before this process (an earlier run, another process) ship first: a
         # session's new messages must land after its old ones. Only those sessions wait
         # for the flusher (which starts with them); the others go straight to Postgres.

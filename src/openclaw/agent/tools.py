@@ -16,12 +16,14 @@ import signal
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from openclaw.chat import ToolCall
-from openclaw.errors import ConfigError
 from openclaw.home import openclaw_home
 from openclaw.llm.types import ToolSpec
+
+if TYPE_CHECKING:
+    from openclaw.config.gateway_file import SandboxSection
 
 MAX_OUTPUT_CHARS = 16_000
 MAX_FILE_BYTES = 100_000
@@ -209,35 +211,26 @@ class SandboxSettings:
         return self.root if self.root is not None else openclaw_home() / "workspace"
 
 
-def sandbox_from(section: dict[str, Any]) -> SandboxSettings:
-    """`agent.sandbox` of the gateway config; missing keys keep openclaw-rs's defaults."""
-    defaults = SandboxSettings()
-    blocked = section.get("blocked_commands") or []
-    if not isinstance(blocked, list) or not all(isinstance(b, str) for b in blocked):
-        raise ConfigError("agent.sandbox.blocked_commands must be a list of strings")
-
-    def number(key: str, default: float) -> float:
-        value = section.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-            raise ConfigError(f"agent.sandbox.{key} must be a positive number")
-        return float(value)
-
-    everyone = section.get("allow_exec_for_everyone", False)
-    if not isinstance(everyone, bool):
-        raise ConfigError("agent.sandbox.allow_exec_for_everyone must be true or false")
-    root = section.get("root")
-    if root is not None and (not isinstance(root, str) or not root.strip()):
-        raise ConfigError("agent.sandbox.root must be a directory path (a string)")
+def sandbox_settings(section: SandboxSection) -> SandboxSettings:
+    """`agent.sandbox` of the checked gateway config (openclaw.config.gateway_file)."""
     return SandboxSettings(
-        blocked_commands=tuple(blocked),
-        max_exec_timeout_secs=number("max_exec_timeout_secs", defaults.max_exec_timeout_secs),
-        turn_timeout_secs=number("turn_timeout_secs", defaults.turn_timeout_secs),
-        max_concurrent=int(number("max_concurrent", defaults.max_concurrent)),
-        rate_limit_messages=int(number("rate_limit_messages", defaults.rate_limit_messages)),
-        rate_limit_window_secs=number("rate_limit_window_secs", defaults.rate_limit_window_secs),
-        allow_exec_for_everyone=everyone,
-        root=Path(root).expanduser() if root else None,
+        blocked_commands=tuple(section.blocked_commands),
+        max_exec_timeout_secs=section.max_exec_timeout_secs,
+        turn_timeout_secs=section.turn_timeout_secs,
+        max_concurrent=section.max_concurrent,
+        rate_limit_messages=section.rate_limit_messages,
+        rate_limit_window_secs=section.rate_limit_window_secs,
+        allow_exec_for_everyone=section.allow_exec_for_everyone,
+        root=Path(section.root).expanduser() if section.root else None,
     )
+
+
+def sandbox_from(section: dict[str, Any]) -> SandboxSettings:
+    """`agent.sandbox` from a plain dict (tests, tools); missing keys keep openclaw-rs's
+    defaults. The gateway and the CLI get theirs from openclaw.config.loader."""
+    from openclaw.config.gateway_file import parse_sandbox
+
+    return sandbox_settings(parse_sandbox(section))
 
 
 def _words(command: str, depth: int = 0) -> list[str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import signal
 import sys
@@ -18,12 +17,12 @@ from psycopg.rows import class_row
 from openclaw.agent.loop import TurnResult, message_problem
 from openclaw.agent.runtime import AgentRuntime, open_runtime
 from openclaw.cli.common import JSON_OPTION, note, print_json, print_table, run_db, state, when
+from openclaw.config.loader import Settings, load_settings
 from openclaw.db.runtime import LlmCall
 from openclaw.db.target import resolve_target
 from openclaw.durations import parse_duration
 from openclaw.errors import ConfigError, NotFoundError, OpenclawError, UsageError
-from openclaw.home import openclaw_home
-from openclaw.llm.config import ModelRef, load_llm_config
+from openclaw.llm.config import LlmConfig, ModelRef, load_llm_config
 from openclaw.sessions.keys import agent_name_problem, new_cli_key, session_key_problem
 
 AGENT_OPTION = typer.Option("main", "--agent", help="Agent name (sessions live under it).")
@@ -35,7 +34,13 @@ SESSION_OPTION = typer.Option(
 )
 
 
-def _model(text: str | None) -> ModelRef | None:
+def _settings() -> Settings:
+    """The settings of `agent` and `chat`, read once, before anything is opened or written:
+    a wrong value in a config file or the environment is one line and exit code 2."""
+    return load_settings(require_models=True)
+
+
+def _model(text: str | None, config: LlmConfig) -> ModelRef | None:
     """The --model option, checked against openclaw-manual.json: a model that is not
     configured is a usage error, never a silent answer from another model."""
     if text is None:
@@ -44,7 +49,7 @@ def _model(text: str | None) -> ModelRef | None:
         ref = ModelRef.parse(text)
     except ConfigError as exc:
         raise UsageError(f"--model: {exc}") from None
-    problem = load_llm_config().unknown_model(ref)
+    problem = config.unknown_model(ref)
     if problem is not None:
         raise UsageError(f"--model: {problem}")
     return ref
@@ -62,11 +67,6 @@ def _session_key(agent: str, session: str | None) -> str:
     if problem is not None:
         raise UsageError(f"--session: {problem}")
     return session
-
-
-def _use_fallback() -> bool:
-    """USE_FALLBACK=false tries the chosen (or first) model only, as in the gateway."""
-    return os.environ.get("USE_FALLBACK", "true").strip().lower() not in ("0", "false", "no", "off")
 
 
 async def _turn(runtime: AgentRuntime, key: str, text: str, model: ModelRef | None) -> TurnResult:
@@ -103,13 +103,16 @@ async def _turn(runtime: AgentRuntime, key: str, text: str, model: ModelRef | No
 
 
 async def _with_runtime(
-    ctx: typer.Context, agent: str, work: Callable[[AgentRuntime], Awaitable[None]]
+    ctx: typer.Context, settings: Settings, agent: str, work: Callable[[AgentRuntime], Awaitable[None]]
 ) -> None:
     runtime = await open_runtime(
-        resolve_target(state(ctx).database_url),
-        home=openclaw_home(),
+        resolve_target(state(ctx).database_url, settings),
+        home=settings.home,
         agent_name=agent,
-        use_fallback=_use_fallback(),
+        # USE_FALLBACK=false (or agent.fallback: false) tries the chosen (or first) model
+        # only, as in the gateway.
+        use_fallback=settings.gateway.use_fallback,
+        settings=settings,
     )
     runtime.start_flusher()
     try:
@@ -135,12 +138,13 @@ def agent_command(
     if problem is not None:
         raise UsageError(f"--message: {problem}")
     key = _session_key(agent, session)
-    ref = _model(model)
+    settings = _settings()
+    ref = _model(model, settings.llm)
 
     async def work(runtime: AgentRuntime) -> None:
         await _turn(runtime, key, message, ref)
 
-    asyncio.run(_with_runtime(ctx, agent, work))
+    asyncio.run(_with_runtime(ctx, settings, agent, work))
 
 
 CHAT_HELP = """commands (handled here, not sent to the model):
@@ -174,7 +178,8 @@ def chat_command(
     """Talk with the agent; /exit or Ctrl-D ends, /help lists the commands. A new session
     unless --session. Ctrl-C stops the answer being written and the chat goes on."""
     key = _session_key(agent, session)
-    ref = _model(model)
+    settings = _settings()
+    ref = _model(model, settings.llm)
 
     async def work(runtime: AgentRuntime) -> None:
         note(f"session {key} · /help for commands, /exit to leave")
@@ -224,7 +229,7 @@ def chat_command(
         finally:
             loop.remove_signal_handler(signal.SIGINT)
 
-    asyncio.run(_with_runtime(ctx, agent, work))
+    asyncio.run(_with_runtime(ctx, settings, agent, work))
 
 
 models_app = typer.Typer(help="The configured providers, models and fallback chain.", no_args_is_help=True)

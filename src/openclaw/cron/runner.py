@@ -23,6 +23,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -41,6 +42,11 @@ RUN_NAMESPACE = uuid.UUID("6f70656e-636c-6177-2d63-726f6e2d7275")
 DB_WAIT_S = 2.0  # how long a decision waits for a pooled connection before going without
 Deliver = Callable[[Job, str], Awaitable[None]]
 Clock = Callable[[], datetime]
+# A place for one turn, held while it runs: the gateway's turn runner shares its limit
+# with cron this way (a cron run waits for a place; it is never refused).
+Place = Callable[[], AbstractAsyncContextManager[None]]
+# Due jobs run side by side, at most this many at once (the gateway passes its own limit).
+DEFAULT_MAX_CONCURRENT = 4
 
 
 def run_uid(job: Job, due: datetime) -> uuid.UUID:
@@ -52,6 +58,12 @@ def lease_run_uid(job: Job, due: datetime, host: str, boot_id: uuid.UUID) -> uui
     """The uid of a slot run without a claim: its own process's, so that it can never merge
     with another run of the same slot."""
     return uuid.uuid5(RUN_NAMESPACE, f"{job.id}@{due.astimezone(UTC).isoformat()}#lease:{host}:{boot_id}")
+
+
+def _report(run: asyncio.Task[CronExecution]) -> None:
+    """A run started by the loop failed outside the turn (its row or state): say so."""
+    if not run.cancelled() and run.exception() is not None:
+        log.error("cron: a run failed", exc_info=run.exception())
 
 
 def _postgres_unreachable(exc: BaseException) -> bool:
@@ -73,6 +85,8 @@ class CronRunner:
         lease_s: float = DEFAULT_LEASE_S,
         db_wait_s: float = DB_WAIT_S,
         monotonic: Monotonic = time.monotonic,
+        place: Place | None = None,
+        max_concurrent: int = DEFAULT_MAX_CONCURRENT,
     ) -> None:
         self.path = path
         self.agent = agent
@@ -89,6 +103,9 @@ class CronRunner:
         self.file: JobFile | None = None
         self._mtime: float | None = None
         self._due: dict[str, datetime] = {}
+        self.place = place
+        self._slots = asyncio.Semaphore(max(1, max_concurrent))
+        self._in_flight: dict[str, asyncio.Task[CronExecution]] = {}  # per job id: its running run
 
     def reload(self) -> None:
         """Read jobs.json again if it changed; keep the last good set if it no longer parses."""
@@ -123,7 +140,14 @@ class CronRunner:
         return job
 
     async def tick(self) -> list[CronExecution]:
-        """Run every job that is due now and is this process's to run; return the runs made."""
+        """Run every job that is due now and is this process's to run, side by side (within
+        the limit); return the runs made."""
+        runs = await self._start_due()
+        return list(await asyncio.gather(*runs))
+
+    async def _start_due(self) -> list[asyncio.Task[CronExecution]]:
+        """Decide the slots due now (one after another: claims are quick) and start the runs
+        this process makes, each its own task: a long run does not delay the others."""
         self.reload()
         now = self.clock()
         enabled = [job for job in self.jobs() if job.enabled]
@@ -132,11 +156,14 @@ class CronRunner:
             due = self._due.setdefault(job.id, job.schedule.next_after(now))  # first sight: from now on
             if due <= now:
                 self._due[job.id] = job.schedule.next_after(now)
+                if job.id in self._in_flight:  # a job does not overlap itself
+                    log.warning("cron: %s at %s is skipped: its previous run is still going", job.name, due)
+                    continue
                 slots.append((job, due))
         job_ids = [job.id for job in enabled]
         if not slots and self.lease.renewal_due():
             await self._renew(job_ids)
-        ran = []
+        ran: list[asyncio.Task[CronExecution]] = []
         postgres_answers = True  # once it did not in this tick, the tick's other slots don't wait for it
         for job, due in slots:
             execution = self._execution(job, due)
@@ -151,8 +178,18 @@ class CronRunner:
             if claimed is False:
                 log.info("cron: %s at %s runs elsewhere", job.name, due)
             elif claimed or await self._decide_alone(job, due, execution):
-                ran.append(await self._perform(job, execution))
+                ran.append(self._launch(job, execution))
         return ran
+
+    def _launch(self, job: Job, execution: CronExecution) -> asyncio.Task[CronExecution]:
+        task = asyncio.create_task(self._perform_in_place(job, execution))
+        self._in_flight[job.id] = task
+        task.add_done_callback(lambda done: self._in_flight.pop(job.id, None))
+        return task
+
+    async def _perform_in_place(self, job: Job, execution: CronExecution) -> CronExecution:
+        async with self._slots, self.place() if self.place is not None else contextlib.nullcontext():
+            return await self._perform(job, execution)
 
     async def run(self, job: Job) -> CronExecution:
         """Run `job` now, once, outside its schedule (`openclaw cron run`), recorded like a
@@ -275,15 +312,23 @@ class CronRunner:
             log.error("cron: could not write the state of %s: %s", job.name, exc)
 
     async def loop(self, stop: asyncio.Event, interval_s: float = 1.0) -> None:
+        """Tick every `interval_s` until `stop`; runs go on in their own tasks between ticks.
+        When the loop ends (or is cancelled), the runs still going are cancelled (each row
+        says so) and awaited, then the leases are let go."""
         try:
             while not stop.is_set():
                 try:
-                    await self.tick()
+                    for run in await self._start_due():
+                        run.add_done_callback(_report)
                 except Exception:  # a bug in one tick must not end cron for the process
                     log.exception("cron: tick failed")
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), interval_s)
         finally:
+            running = list(self._in_flight.values())
+            for run in running:
+                run.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
             await self.release()
 
     async def release(self) -> None:

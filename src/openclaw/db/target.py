@@ -2,6 +2,7 @@
 
 Resolution order: the `--database-url` option, then `DATABASE_URL`, then `database.url`
 in the gateway config file, then the embedded server in `$OPENCLAW_HOME/pgdata`.
+The environment and the file come from the command's typed settings when it loaded them.
 """
 
 from __future__ import annotations
@@ -11,10 +12,13 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 from openclaw.home import pgdata_path
-from openclaw.settings import configured_database_url
+
+if TYPE_CHECKING:
+    from openclaw.config.loader import Settings
 
 
 class TargetSource(StrEnum):
@@ -49,16 +53,31 @@ class DatabaseTarget:
         return f"{redact_url(self.url)} (from {origin})"
 
 
-def resolve_target(option_url: str | None = None) -> DatabaseTarget:
+def resolve_target(option_url: str | None = None, settings: Settings | None = None) -> DatabaseTarget:
+    """The database of a command: from its `--database-url` and the settings the command
+    loaded (openclaw.config.loader). A command that loads no settings (context, db, mcp...)
+    gets them here, and only as far as needed: with a URL given, no file is read."""
     if option_url:
         return DatabaseTarget(TargetSource.OPTION, url=option_url)
-    env_url = os.environ.get("DATABASE_URL", "").strip()
+    if settings is not None:
+        env_url, config_url, home = settings.env_database_url, settings.config_database_url, settings.home
+    else:
+        env_url = os.environ.get("DATABASE_URL", "").strip() or None
+        config_url = None if env_url else _config_database_url()
+        home = None
     if env_url:
         return DatabaseTarget(TargetSource.ENV, url=env_url)
-    config_url = configured_database_url()
     if config_url:
         return DatabaseTarget(TargetSource.CONFIG, url=config_url)
-    return DatabaseTarget(TargetSource.EMBEDDED, pgdata=pgdata_path())
+    return DatabaseTarget(TargetSource.EMBEDDED, pgdata=pgdata_path(home))
+
+
+def _config_database_url() -> str | None:
+    """`database.url` of the gateway config, the whole file checked (pydantic loads only
+    here, for a command run without a URL)."""
+    from openclaw.config.gateway_file import load_gateway_file
+
+    return load_gateway_file().database.url
 
 
 _KEYWORD_PASSWORD = re.compile(r"((?:^|\s)(?:ssl)?password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)

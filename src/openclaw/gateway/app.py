@@ -13,26 +13,24 @@ import hmac
 import json
 import logging
 import os
-import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from psycopg.rows import class_row
 from starlette.requests import ClientDisconnect
 
 from openclaw import __version__
-from openclaw.agent.loop import InvalidMessageError, TurnTimeoutError, message_problem
+from openclaw.agent.loop import message_problem
 from openclaw.agent.runtime import AgentRuntime
 from openclaw.db.runtime import LlmCall
-from openclaw.errors import NotStoredError, first_line
+from openclaw.errors import first_line
 from openclaw.gateway.config import GatewayConfig
-from openclaw.gateway.metrics import Counters, OutboxFigures, Process, prometheus_text
-from openclaw.llm.router import AllModelsFailedError, ProviderInitError
-from openclaw.sessions.keys import InvalidSessionKeyError
+from openclaw.gateway.metrics import Channel, Counters, OutboxFigures, Process, prometheus_text
+from openclaw.gateway.turns import Answered, TurnRunner
 
 PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -41,15 +39,24 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Gateway:
-    """What the API serves from: configuration, the agent runtime, counters."""
+    """What the API serves from: configuration, the agent runtime, counters, and the turn
+    runner every turn goes through (webhook, chats, cron)."""
 
     config: GatewayConfig
     runtime: AgentRuntime
     host: str
     counters: Counters = field(default_factory=Counters)
     process: Process = field(default_factory=Process)
-    active_turns: int = 0
     draining: bool = False
+    turns: TurnRunner = field(init=False)
+
+    def __post_init__(self) -> None:
+        # The limit is read from the config at each turn: the config may be replaced.
+        self.turns = TurnRunner(self.counters, lambda: self.config.sandbox.max_concurrent)
+
+    @property
+    def active_turns(self) -> int:
+        return self.turns.active
 
     def authorized(self, request: Request) -> bool:
         header = request.headers.get("authorization", "")
@@ -85,6 +92,14 @@ def _error(request_id: str, status: int, code: str, message: str, *, close: bool
 
 class _BodyTooLargeError(Exception):
     pass
+
+
+class _RefusedError(Exception):
+    """A request refused before its route ran (a token check): `response` is the answer."""
+
+    def __init__(self, response: JSONResponse) -> None:
+        super().__init__(response.status_code)
+        self.response = response
 
 
 async def _read_body(request: Request, max_bytes: int, timeout_s: float) -> bytes:
@@ -154,6 +169,31 @@ def create_app(gw: Gateway) -> FastAPI:
                 status_code=503,
             )
         return JSONResponse({"error": "missing or invalid token"}, status_code=401)
+
+    # The token checks, as dependencies: a route that needs the token says so in its
+    # signature. A refusal is an exception whose answer is the route's own error shape.
+    async def answer_refusal(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, _RefusedError)
+        return exc.response
+
+    app.add_exception_handler(_RefusedError, answer_refusal)
+
+    def require_token(request: Request) -> None:
+        if not gw.authorized(request):
+            raise _RefusedError(unauthorized())
+
+    def webhook_request_id(request: Request) -> str:
+        """The webhook call's request id, once its token is checked (before the body is read)."""
+        request_id = str(uuid.uuid4())
+        if not gw.config.webhook_token:
+            raise _RefusedError(
+                _error(request_id, 503, "WEBHOOK_NOT_CONFIGURED", "the webhook has no token configured")
+            )
+        if not gw.authorized(request):
+            raise _RefusedError(_error(request_id, 401, "INVALID_TOKEN", "missing or invalid token"))
+        return request_id
+
+    token = [Depends(require_token)]
 
     async def session_totals() -> dict[str, Any]:
         try:
@@ -279,10 +319,8 @@ def create_app(gw: Gateway) -> FastAPI:
             f"llm={stats.total_recorded} llm_err={stats.errors} up={_uptime(gw.process.uptime_s)}"
         )
 
-    @app.get("/status", response_model=None)
-    async def status(request: Request) -> JSONResponse | dict[str, Any]:
-        if not gw.authorized(request):
-            return unauthorized()
+    @app.get("/status", dependencies=token)
+    async def status() -> dict[str, Any]:
         return {
             "running": not gw.draining,
             "agent": gw.config.agent_name,
@@ -302,18 +340,14 @@ def create_app(gw: Gateway) -> FastAPI:
             "tools": runtime.agent.tools.names(),
         }
 
-    @app.get("/logs", response_model=None)
-    async def logs(request: Request, limit: int = 50) -> JSONResponse | dict[str, Any]:
-        if not gw.authorized(request):
-            return unauthorized()
+    @app.get("/logs", dependencies=token)
+    async def logs(limit: int = 50) -> dict[str, Any]:
         limit = max(1, min(limit, 1000))
         entries = [_entry(c) for c in runtime.llm_log.recent(limit)]
         return {**llm_stats(), "showing": len(entries), "entries": entries}
 
-    @app.get("/logs/{call_id}", response_model=None)
-    async def log_entry(request: Request, call_id: str) -> JSONResponse | dict[str, Any]:
-        if not gw.authorized(request):
-            return unauthorized()
+    @app.get("/logs/{call_id}", response_model=None, dependencies=token)
+    async def log_entry(call_id: str) -> JSONResponse | dict[str, Any]:
         try:
             wanted = uuid.UUID(call_id)
         except ValueError:
@@ -339,13 +373,10 @@ def create_app(gw: Gateway) -> FastAPI:
             return JSONResponse({"found": False, "error": f"no log entry {call_id}"}, status_code=404)
         return {"found": True, "entry": _entry(call)}
 
-    @app.post("/webhook", response_model=None)
-    async def webhook(request: Request) -> JSONResponse:
-        request_id = str(uuid.uuid4())
-        if not gw.config.webhook_token:
-            return _error(request_id, 503, "WEBHOOK_NOT_CONFIGURED", "the webhook has no token configured")
-        if not gw.authorized(request):
-            return _error(request_id, 401, "INVALID_TOKEN", "missing or invalid token")
+    @app.post("/webhook")
+    # A default rather than Annotated: the annotation is a string (PEP 563) that FastAPI
+    # resolves in the module's globals, where this closure is not.
+    async def webhook(request: Request, request_id: str = Depends(webhook_request_id)) -> JSONResponse:
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > gw.config.max_body_bytes:
             return _error(request_id, 413, "PAYLOAD_TOO_LARGE", f"body over {gw.config.max_body_bytes} bytes")
@@ -369,50 +400,24 @@ def create_app(gw: Gateway) -> FastAPI:
         message, key = parsed
         if gw.draining:
             return _error(request_id, 503, "SHUTTING_DOWN", "the gateway is shutting down")
-        if gw.active_turns >= gw.config.sandbox.max_concurrent:
-            gw.counters.concurrency_rejected += 1
+        turns = gw.turns
+        if turns.reject_if_busy():
             return _error(request_id, 503, "BUSY", "too many turns running; try again shortly")
-        gw.counters.webhook_requests += 1
+        gw.counters.request(Channel.WEBHOOK)
         session_key = key or f"webhook:{gw.config.agent_name}:{uuid.uuid4()}"
-        started = time.perf_counter()
-        gw.active_turns += 1
-
-        def failed(code: str, message: str) -> JSONResponse:
-            gw.counters.webhook_errors += 1  # a failed turn is an error, as on the chat channels
-            return _error(request_id, 500, code, message)
-
-        try:
-            result = await runtime.agent.turn(session_key, message, model=gw.config.model)
-        except InvalidSessionKeyError as exc:  # checked above; the turn checks again before it writes
-            return _error(request_id, 400, "INVALID_SESSION_KEY", str(exc))
-        except InvalidMessageError as exc:
-            return _error(request_id, 400, "INVALID_MESSAGE", str(exc))
-        except TurnTimeoutError as exc:
-            gw.counters.agent_timeouts += 1
-            return failed("AGENT_TURN_FAILED", str(exc))
-        except ProviderInitError as exc:
-            return failed("PROVIDER_INIT_FAILED", str(exc))
-        except AllModelsFailedError as exc:
-            return failed("AGENT_TURN_FAILED", str(exc))
-        except NotStoredError as exc:  # nothing of the turn is kept: say so, no traceback
-            log.error("webhook: %s: %s", session_key, exc)
-            gw.counters.webhook_errors += 1
-            if exc.retryable:
-                return _error(request_id, 503, "OUTBOX_FULL", str(exc))
-            return _error(request_id, 422, "MESSAGE_NOT_STORED", str(exc))
-        except asyncio.CancelledError:
-            gw.counters.tasks_cancelled += 1
-            raise
-        except Exception as exc:  # a bug must still answer in the webhook's JSON
-            log.exception("webhook: the turn failed")
-            return failed("AGENT_TURN_FAILED", f"{type(exc).__name__}: {exc}")
-        finally:
-            gw.active_turns -= 1
-        elapsed_ms = round((time.perf_counter() - started) * 1000)
-        gw.counters.agent_turns += 1
-        gw.counters.tool_calls += result.tool_calls
-        gw.counters.completed_requests += 1
-        gw.counters.total_latency_ms += elapsed_ms
+        with turns.place():
+            try:
+                outcome = await turns.run(
+                    Channel.WEBHOOK,
+                    session_key,
+                    lambda: runtime.agent.turn(session_key, message, model=gw.config.model),
+                )
+            except asyncio.CancelledError:  # the client left, or the gateway stops
+                gw.counters.tasks_cancelled += 1
+                raise
+        if not isinstance(outcome, Answered):
+            return _error(request_id, outcome.status, outcome.code, outcome.detail)
+        result, elapsed_ms = outcome.result, outcome.elapsed_ms
         return JSONResponse(
             {
                 "request_id": request_id,

@@ -2,13 +2,14 @@
 commands, and answers streamed by editing one message (reference §8).
 
 A transport adapter (python-telegram-bot, discord.py) turns its updates into `Incoming`
-and gives a `Replier` that can send and edit; everything else happens here.
+and gives a `Replier` that can send and edit; everything else happens here. The turn
+itself (the concurrency gate, one answer per chat where the latest message wins, the
+counters, what a failure tells the user) is the gateway's `TurnRunner` (gateway/turns.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
 import logging
 import time
@@ -19,13 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from openclaw.agent.loop import Agent, InvalidMessageError, TurnTimeoutError
+from openclaw.agent.loop import Agent, TurnResult
 from openclaw.cron.runner import CronRunner
-from openclaw.errors import NotFoundError, NotStoredError
+from openclaw.errors import NotFoundError
 from openclaw.gateway.app import Gateway
 from openclaw.gateway.config import ChannelConfig
-from openclaw.llm.router import AllModelsFailedError, ProviderInitError
-from openclaw.sessions.keys import InvalidSessionKeyError
+from openclaw.gateway.metrics import Channel
+from openclaw.gateway.turns import Answered
 
 log = logging.getLogger(__name__)
 
@@ -90,12 +91,11 @@ class ChannelCore:
     ) -> None:
         self.gateway = gateway
         self.cron = cron
-        self.channel = channel  # "telegram" or "discord": the counters' names
+        self.channel = Channel(channel)  # telegram or discord: the counters' label
         self.prefix = prefix  # "tg" or "dc": the session keys'
         self.config = config
         sandbox = gateway.config.sandbox
         self.limiter = SlidingWindow(sandbox.rate_limit_messages, sandbox.rate_limit_window_secs)
-        self._running: dict[str, asyncio.Task[None]] = {}  # per chat
         self._restricted: tuple[Agent, Path, Agent] | None = None  # the runtime's agent, root, the copy
 
     @property
@@ -122,10 +122,6 @@ class ChannelCore:
             self._restricted = (full, root, limited)
         return self._restricted[2]
 
-    def _count(self, what: str) -> None:
-        name = f"{self.channel}_{what}" if what in ("requests", "errors") else what
-        setattr(self.gateway.counters, name, getattr(self.gateway.counters, name) + 1)
-
     def base_key(self, msg: Incoming) -> str:
         return f"{self.prefix}:{self.gateway.config.agent_name}:{msg.user_id}:{msg.chat_id}"
 
@@ -134,8 +130,13 @@ class ChannelCore:
         latest = await self.gateway.runtime.store.find_latest_session(self.base_key(msg))
         return latest.session_key if latest else self.base_key(msg)
 
+    def chat_key(self, msg: Incoming) -> str:
+        """The chat, for the turn runner (shared by every channel): one answer at a time."""
+        return f"{self.prefix}:{msg.user_id}:{msg.chat_id}"
+
     async def handle(self, msg: Incoming, reply: Replier) -> None:
-        self._count("requests")
+        gw, turns = self.gateway, self.gateway.turns
+        gw.counters.request(self.channel)
         if not self.config.allows(msg.user_id):
             await reply.send("Sorry, you are not on this bot's allowlist.")
             return
@@ -144,50 +145,22 @@ class ChannelCore:
             await self.command(msg, text, reply)
             return
         if not self.limiter.allow(msg.user_id):
-            self._count("rate_limited")
+            gw.counters.rate_limited += 1
             await reply.send("Slow down a little: too many messages in a short time.")
             return
-        chat = f"{msg.user_id}:{msg.chat_id}"
-        previous = self._running.get(chat)
-        replacing = previous is not None and not previous.done()
-        if not replacing and self.gateway.active_turns >= self.gateway.config.sandbox.max_concurrent:
-            self._count("concurrency_rejected")
+        chat = self.chat_key(msg)
+        # A message that replaces the chat's running answer takes its place, even at the limit.
+        if turns.running(chat) is None and turns.reject_if_busy():
             await reply.send("I'm busy with other conversations; please try again in a moment.")
             return
-        # Take the turn's place before any await: updates are handled concurrently, and the
-        # next one must see this turn (in the limit, and as the chat's running answer).
-        self.gateway.active_turns += 1
-        task = asyncio.create_task(self._answer(msg, text, reply, previous if replacing else None))
-        self._running[chat] = task
-        if replacing:
-            assert previous is not None
-            previous.cancel()  # a new message replaces the answer in progress
-            self._count("tasks_cancelled")
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await turns.wait(turns.start_latest(chat, lambda: self._turn(msg, text, reply)))
 
     def cancel_all(self) -> None:
-        """Stop every running answer (the gateway is shutting down)."""
-        for task in self._running.values():
-            if not task.done():
-                task.cancel()
-                self._count("tasks_cancelled")
-
-    async def _answer(
-        self, msg: Incoming, text: str, reply: Replier, replaces: asyncio.Task[None] | None
-    ) -> None:
-        gw = self.gateway
-        try:
-            if replaces is not None:  # let the cancelled answer finish storing nothing half-done
-                with contextlib.suppress(asyncio.CancelledError):
-                    await replaces
-            await self._turn(msg, text, reply)
-        finally:
-            gw.active_turns -= 1
+        """Stop every running answer of this channel (it is shutting down)."""
+        self.gateway.turns.cancel_all(f"{self.prefix}:")
 
     async def _turn(self, msg: Incoming, text: str, reply: Replier) -> None:
         gw = self.gateway
-        started = time.perf_counter()
         shown = ""
         handle: object | None = None
         last_edit = 0.0
@@ -207,55 +180,29 @@ class ChannelCore:
             nonlocal shown
             shown = ""  # another model answers from the start; the next edit replaces the text
 
-        try:
-            result = await self.agent.turn(
+        async def turn() -> TurnResult:
+            return await self.agent.turn(
                 await self.session_key(msg),
                 text,
                 model=gw.config.model,
                 on_delta=on_delta,
                 on_restart=on_restart,
             )
+
+        try:
+            outcome = await gw.turns.run(self.channel, f"chat {msg.chat_id}", turn)
         except asyncio.CancelledError:
             if handle is not None:
                 await reply.edit(handle, (shown + " …(stopped)").strip())
             raise
-        except TurnTimeoutError:
-            self._count("agent_timeouts")
-            self._count("errors")
-            await reply.send("That took too long and was stopped. Try again, or ask for less.")
+        if not isinstance(outcome, Answered):
+            await reply.send(outcome.told)
             return
-        except ProviderInitError:
-            self._count("errors")
-            await reply.send("No model is configured on this gateway yet (see openclaw-manual.json).")
-            return
-        except AllModelsFailedError:
-            self._count("errors")
-            await reply.send("Sorry, no model could answer just now. Try again in a moment.")
-            return
-        except (InvalidMessageError, InvalidSessionKeyError):
-            self._count("errors")
-            await reply.send("That message could not be read (it is not valid text).")
-            return
-        except NotStoredError as exc:  # one line in the log: not a bug
-            log.error("%s: chat %s: %s", self.channel, msg.chat_id, exc)
-            self._count("errors")
-            await reply.send("Sorry, that message could not be stored, so it was not answered.")
-            return
-        except Exception:  # unforeseen: the user hears of it, the log has the details, the bot serves on
-            log.exception("%s: the answer to chat %s failed", self.channel, msg.chat_id)
-            self._count("errors")
-            await reply.send("Sorry, something went wrong on my side. Try again in a moment.")
-            return
-        final = result.reply or "(no answer)"
+        final = outcome.result.reply or "(no answer)"
         if handle is None:
             await reply.send(final)
         else:
             await reply.edit(handle, final)  # the whole answer, whatever the last throttled edit showed
-        c = gw.counters
-        c.agent_turns += 1
-        c.tool_calls += result.tool_calls
-        c.completed_requests += 1
-        c.total_latency_ms += round((time.perf_counter() - started) * 1000)
 
     async def command(self, msg: Incoming, text: str, reply: Replier) -> None:
         name, _, argument = text[1:].partition(" ")
@@ -283,10 +230,7 @@ class ChannelCore:
             lines = [f"{m.role.value}: {(m.content or '(tool call)')[:200]}" for m in messages]
             await reply.send("\n".join(lines) or "No messages yet.")
         elif name in ("cancel", "stop"):
-            task = self._running.get(f"{msg.user_id}:{msg.chat_id}")
-            if task is not None and not task.done():
-                task.cancel()
-                self._count("tasks_cancelled")
+            if gw.turns.cancel(self.chat_key(msg)):
                 await reply.send("Stopped.")
             else:
                 await reply.send("Nothing is running.")

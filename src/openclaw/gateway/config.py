@@ -18,25 +18,30 @@ $OPENCLAW_HOME/workspace), unless `agent.sandbox.allow_exec_for_everyone` is tru
 webhook (its token holder is the operator) and the CLI (the local user) keep every tool.
 
 Env: TELEGRAM_BOT_TOKEN, DISCORD_BOT_TOKEN and ALLOWED_USER_IDS (comma-separated, Telegram's)
-override the file, TELEGRAM_API_BASE and DISCORD_API_BASE apply where it has none; without
-a file AGENT_NAME (main), USE_FALLBACK (true) and MODEL apply; HTTP_BIND (127.0.0.1) and
-HTTP_PORT (3100) say where the API listens.
+override the file, TELEGRAM_API_BASE and DISCORD_API_BASE apply where it has none; where the
+file does not set them AGENT_NAME (main), USE_FALLBACK (true) and MODEL apply; HTTP_BIND
+(127.0.0.1) and HTTP_PORT (3100) say where the API listens.
+
+The file is checked by openclaw.config.gateway_file, the environment by openclaw.config.env;
+`gateway_config_from` resolves the two into the frozen `GatewayConfig` the gateway holds.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
-from openclaw.agent.tools import SandboxSettings, sandbox_from
-from openclaw.cron.lease import DEFAULT_LEASE_S, lease_seconds
+from openclaw.agent.tools import SandboxSettings, sandbox_settings
+from openclaw.cron.lease import DEFAULT_LEASE_S
 from openclaw.errors import ConfigError
-from openclaw.home import gateway_config_path, manual_config_path
 from openclaw.llm.config import ModelRef
 from openclaw.sessions.keys import MAX_SESSION_KEY_CHARS, agent_name_problem, session_key_problem
-from openclaw.settings import read_gateway_config, read_json_object
+from openclaw.settings import InvalidConfigError
+
+if TYPE_CHECKING:
+    from openclaw.config.env import EnvSettings
+    from openclaw.config.gateway_file import ChannelSection, GatewayFile
 
 DEFAULT_PORT = 3100
 DEFAULT_BIND = "127.0.0.1"
@@ -125,97 +130,69 @@ class GatewayConfig:
         )
 
 
-def _ids(value: Any, where: str) -> tuple[int, ...]:
-    if isinstance(value, str):
-        try:
-            return tuple(int(v) for v in value.replace(" ", "").split(",") if v)
-        except ValueError:
-            raise ConfigError(f"{where} must be comma-separated numbers, not {value!r}") from None
-    if value is None:
-        return ()
-    if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-        raise ConfigError(f"{where} must be a list of numbers")
-    return tuple(value)
+def _ids(value: str, where: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in value.replace(" ", "").split(",") if v)
+    except ValueError:
+        raise InvalidConfigError(f"{where} must be comma-separated numbers, not {value!r}") from None
 
 
-def _channel(section: dict[str, Any], name: str, env_prefix: str, default_api_base: str) -> ChannelConfig:
-    token = os.environ.get(f"{env_prefix}_BOT_TOKEN") or section.get("bot_token")
-    ids_env = os.environ.get("ALLOWED_USER_IDS") if env_prefix == "TELEGRAM" else None
-    ids = (
-        _ids(ids_env, "ALLOWED_USER_IDS")
-        if ids_env
-        else _ids(section.get("allowed_user_ids"), f"{name}.allowed_user_ids")
+def _channel(
+    section: ChannelSection,
+    token_env: str | None,
+    ids_env: str | None,
+    api_base_env: str | None,
+    default: str,
+) -> ChannelConfig:
+    ids = _ids(ids_env, "environment: ALLOWED_USER_IDS") if ids_env else tuple(section.allowed_user_ids or ())
+    api_base = section.api_base or api_base_env or default
+    return ChannelConfig(token_env or section.bot_token or None, ids, api_base.rstrip("/"))
+
+
+def gateway_config_from(
+    file: GatewayFile, env: EnvSettings, *, api_token: str | None = None
+) -> GatewayConfig:
+    """The gateway's settings from its checked config file and the environment (which
+    applies where the module docstring says); `api_token` is gateway.auth of
+    openclaw-manual.json."""
+    agent = file.agent
+    name = agent.name or env.agent_name or "main"
+    problem = agent_name_problem(name)
+    if problem is not None:
+        raise InvalidConfigError(f"gateway config: agent.name (or AGENT_NAME): {problem}")
+    fallback = agent.fallback if agent.fallback is not None else env.use_fallback
+    model = agent.model or env.model
+    try:
+        preferred = ModelRef.parse(model) if model else None
+    except ConfigError as exc:
+        raise InvalidConfigError(f"gateway config: agent.model (or MODEL): {exc}") from None
+    return GatewayConfig(
+        cron_lease_s=file.cron.lease_s,
+        agent_name=name,
+        use_fallback=True if fallback is None else fallback,
+        model=preferred,
+        sandbox=sandbox_settings(agent.sandbox),
+        telegram=_channel(
+            file.telegram,
+            env.telegram_bot_token,
+            env.allowed_user_ids,
+            env.telegram_api_base,
+            TELEGRAM_API_BASE,
+        ),
+        discord=_channel(file.discord, env.discord_bot_token, None, env.discord_api_base, DISCORD_API_BASE),
+        webhook_token=file.webhook.token,
+        webhook_session_prefixes=tuple(file.webhook.allowed_session_prefixes),
+        webhook_body_timeout_s=file.webhook.body_timeout_s,
+        api_token=api_token,
+        bind=env.http_bind,
+        port=env.http_port,
+        snapshot_interval_s=file.metrics.snapshot_interval_secs,
     )
-    api_base = section.get("api_base") or os.environ.get(f"{env_prefix}_API_BASE") or default_api_base
-    return ChannelConfig(token or None, ids, str(api_base).rstrip("/"))
-
-
-def _prefixes(webhook: dict[str, Any]) -> tuple[str, ...]:
-    value = webhook.get("allowed_session_prefixes", list(WEBHOOK_SESSION_PREFIXES))
-    if not isinstance(value, list) or not value or not all(isinstance(p, str) and p for p in value):
-        raise ConfigError(
-            'webhook.allowed_session_prefixes must be a list of non-empty strings, e.g. ["webhook:"]'
-        )
-    return tuple(value)
-
-
-def _manual_auth_token() -> str | None:
-    path = manual_config_path()
-    if not path.exists():
-        return None
-    auth = (read_json_object(path, what="model config").get("gateway") or {}).get("auth")
-    if isinstance(auth, str):
-        return auth or None
-    if isinstance(auth, dict) and isinstance(auth.get("token"), str):
-        return auth["token"] or None
-    return None
 
 
 def load_gateway_config() -> GatewayConfig:
-    path, document = read_gateway_config() or (gateway_config_path(), {})
-    agent = document.get("agent") or {}
-    if not isinstance(agent, dict):
-        raise ConfigError(f'"agent" in {path} must be an object')
-    name = agent.get("name") or os.environ.get("AGENT_NAME") or "main"
-    fallback = agent.get(
-        "fallback", os.environ.get("USE_FALLBACK", "true").lower() not in ("0", "false", "no")
-    )
-    model = agent.get("model") or os.environ.get("MODEL")
-    try:
-        port = int(os.environ.get("HTTP_PORT", DEFAULT_PORT))
-    except ValueError:
-        raise ConfigError(f"HTTP_PORT must be a number, not {os.environ['HTTP_PORT']!r}") from None
-    if not 0 <= port <= 65535:
-        raise ConfigError(f"HTTP_PORT {port} is not a port number")
-    metrics = document.get("metrics") or {}
-    interval = metrics.get("snapshot_interval_secs", 60)
-    if isinstance(interval, bool) or not isinstance(interval, int | float) or interval <= 0:
-        raise ConfigError("metrics.snapshot_interval_secs must be a positive number")
-    problem = agent_name_problem(str(name))
-    if problem is not None:
-        raise ConfigError(f"agent.name (or AGENT_NAME): {problem}")
-    webhook = document.get("webhook") or {}
-    if not isinstance(webhook, dict):
-        raise ConfigError(f'"webhook" in {path} must be an object')
-    body_timeout = webhook.get("body_timeout_s", WEBHOOK_BODY_TIMEOUT_S)
-    if isinstance(body_timeout, bool) or not isinstance(body_timeout, int | float) or not body_timeout > 0:
-        raise ConfigError("webhook.body_timeout_s must be a positive number of seconds")
-    cron = document.get("cron") or {}
-    if not isinstance(cron, dict):
-        raise ConfigError(f'"cron" in {path} must be an object')
-    return GatewayConfig(
-        cron_lease_s=lease_seconds(cron),
-        agent_name=str(name),
-        use_fallback=bool(fallback),
-        model=ModelRef.parse(model) if model else None,
-        sandbox=sandbox_from(agent.get("sandbox") or {}),
-        telegram=_channel(document.get("telegram") or {}, "telegram", "TELEGRAM", TELEGRAM_API_BASE),
-        discord=_channel(document.get("discord") or {}, "discord", "DISCORD", DISCORD_API_BASE),
-        webhook_token=webhook.get("token") or None,
-        webhook_session_prefixes=_prefixes(webhook),
-        webhook_body_timeout_s=float(body_timeout),
-        api_token=_manual_auth_token(),
-        bind=os.environ.get("HTTP_BIND", DEFAULT_BIND),
-        port=port,
-        snapshot_interval_s=float(interval),
-    )
+    """The gateway's settings alone (tests, tools): `openclaw gateway` loads them with the
+    rest of the settings, once (openclaw.config.loader.load_settings)."""
+    from openclaw.config.loader import load_settings
+
+    return load_settings().gateway

@@ -120,7 +120,7 @@ class DiscordChannel:
         try:
             await self.core.handle(incoming, DiscordReplier(message.channel))
         except TRANSPORT_ERRORS as exc:
-            self.core.gateway.counters.discord_errors += 1
+            self.core.gateway.counters.error(self.core.channel)
             log.error("discord: could not answer channel %s: %s", message.channel.id, exc)
 
     async def start(self) -> None:

@@ -10,7 +10,8 @@ import resource
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -21,30 +22,74 @@ from openclaw.db.runtime import METRICS_SNAPSHOT, MetricsSnapshot, to_payload
 from openclaw.outbox import Flusher, Spool
 
 
+class Channel(StrEnum):
+    """Where a turn comes from: the label of the per-channel counters."""
+
+    TELEGRAM = "telegram"
+    DISCORD = "discord"
+    WEBHOOK = "webhook"
+    CRON = "cron"  # no per-channel counters (the cron_executions rows say it all)
+
+
+def _counter(text: str, family: str | None = None, label: tuple[str, str] | None = None) -> Any:
+    """A counter field: its Prometheus help text, and for a labelled family (requests per
+    channel, Discord events) the family and its label. The Prometheus text is made from
+    these, so a new counter is one field here (and its column in `metrics_snapshots`)."""
+    return field(default=0, metadata={"help": text, "family": family, "label": label})
+
+
 @dataclass
 class Counters:
-    """Process-lifetime counters, counted where things happen."""
+    """Process-lifetime counters, counted where things happen. Bumped by attribute (typed),
+    or per channel through `request`/`error`: never by a name built at run time."""
 
-    telegram_requests: int = 0
-    discord_requests: int = 0
-    telegram_errors: int = 0
-    discord_errors: int = 0
-    rate_limited: int = 0
-    concurrency_rejected: int = 0
-    total_latency_ms: int = 0
-    completed_requests: int = 0
-    gateway_connects: int = 0
-    gateway_disconnects: int = 0
-    gateway_resumes: int = 0
-    tasks_cancelled: int = 0
-    agent_timeouts: int = 0
-    agent_turns: int = 0
-    tool_calls: int = 0
-    webhook_requests: int = 0
-    webhook_errors: int = 0  # failed webhook turns (500 AGENT_TURN_FAILED, PROVIDER_INIT_FAILED)
+    telegram_requests: int = _counter("Requests per channel", "requests", ("channel", "telegram"))
+    discord_requests: int = _counter("Requests per channel", "requests", ("channel", "discord"))
+    telegram_errors: int = _counter("Errors per channel", "errors", ("channel", "telegram"))
+    discord_errors: int = _counter("Errors per channel", "errors", ("channel", "discord"))
+    rate_limited: int = _counter("Messages refused by the rate limit")
+    concurrency_rejected: int = _counter("Messages refused as busy")
+    total_latency_ms: int = _counter("Total answer latency (ms)", "latency_ms")
+    completed_requests: int = _counter("Requests answered")
+    gateway_connects: int = _counter("Discord gateway events", "ws_events", ("event", "connect"))
+    gateway_disconnects: int = _counter("Discord gateway events", "ws_events", ("event", "disconnect"))
+    gateway_resumes: int = _counter("Discord gateway events", "ws_events", ("event", "resume"))
+    tasks_cancelled: int = _counter("Turns cancelled")
+    agent_timeouts: int = _counter("Turns that timed out")
+    agent_turns: int = _counter("Agent turns")
+    tool_calls: int = _counter("Tool calls")
+    # Also a sample of openclaw_gateway_requests_total{channel="webhook"} (see _Collector).
+    webhook_requests: int = _counter("Webhook requests")
+    # Failed webhook turns (422, 500, 503 OUTBOX_FULL).
+    webhook_errors: int = _counter("Errors per channel", "errors", ("channel", "webhook"))
 
     def as_dict(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def request(self, channel: Channel) -> None:
+        """One request on `channel` (cron has no request counter)."""
+        if channel is Channel.TELEGRAM:
+            self.telegram_requests += 1
+        elif channel is Channel.DISCORD:
+            self.discord_requests += 1
+        elif channel is Channel.WEBHOOK:
+            self.webhook_requests += 1
+
+    def error(self, channel: Channel) -> None:
+        """One failed request on `channel` (cron's failures are in its rows)."""
+        if channel is Channel.TELEGRAM:
+            self.telegram_errors += 1
+        elif channel is Channel.DISCORD:
+            self.discord_errors += 1
+        elif channel is Channel.WEBHOOK:
+            self.webhook_errors += 1
+
+    def answered(self, *, tool_calls: int, latency_ms: int) -> None:
+        """One turn answered."""
+        self.agent_turns += 1
+        self.tool_calls += tool_calls
+        self.completed_requests += 1
+        self.total_latency_ms += latency_ms
 
     @property
     def errors(self) -> int:
@@ -181,39 +226,22 @@ class _Collector:
         if self.outbox is not None:
             yield from _outbox_metrics(self.outbox)
         c = self.counters
-        requests = CounterMetricFamily(
-            "openclaw_gateway_requests_total", "Requests per channel", labels=["channel"]
-        )
-        requests.add_metric(["telegram"], c.telegram_requests)
-        requests.add_metric(["discord"], c.discord_requests)
-        requests.add_metric(["webhook"], c.webhook_requests)
-        yield requests
-        errors = CounterMetricFamily(
-            "openclaw_gateway_errors_total", "Errors per channel", labels=["channel"]
-        )
-        errors.add_metric(["telegram"], c.telegram_errors)
-        errors.add_metric(["discord"], c.discord_errors)
-        errors.add_metric(["webhook"], c.webhook_errors)
-        yield errors
-        events = CounterMetricFamily(
-            "openclaw_gateway_ws_events_total", "Discord gateway events", labels=["event"]
-        )
-        events.add_metric(["connect"], c.gateway_connects)
-        events.add_metric(["disconnect"], c.gateway_disconnects)
-        events.add_metric(["resume"], c.gateway_resumes)
-        yield events
-        for name, value, text in (
-            ("rate_limited", c.rate_limited, "Messages refused by the rate limit"),
-            ("concurrency_rejected", c.concurrency_rejected, "Messages refused as busy"),
-            ("completed_requests", c.completed_requests, "Requests answered"),
-            ("latency_ms", c.total_latency_ms, "Total answer latency (ms)"),
-            ("tasks_cancelled", c.tasks_cancelled, "Turns cancelled"),
-            ("agent_timeouts", c.agent_timeouts, "Turns that timed out"),
-            ("agent_turns", c.agent_turns, "Agent turns"),
-            ("tool_calls", c.tool_calls, "Tool calls"),
-            ("webhook_requests", c.webhook_requests, "Webhook requests"),
-        ):
-            yield CounterMetricFamily(f"openclaw_gateway_{name}_total", text, value=value)
+        families: dict[str, CounterMetricFamily] = {}
+        for f in fields(c):
+            family, label = f.metadata["family"] or f.name, f.metadata["label"]
+            if family not in families:
+                families[family] = CounterMetricFamily(
+                    f"openclaw_gateway_{family}_total",
+                    f.metadata["help"],
+                    labels=[label[0]] if label else None,
+                )
+            if label:
+                families[family].add_metric([label[1]], getattr(c, f.name))
+            else:
+                families[family].add_metric([], getattr(c, f.name))
+        # openclaw-rs counts webhook requests both on their own and as a channel's
+        families["requests"].add_metric(["webhook"], c.webhook_requests)
+        yield from families.values()
         gauges: tuple[tuple[str, float, str], ...] = (
             ("avg_latency_ms", c.avg_latency_ms, "Average answer latency (ms)"),
             ("error_rate_pct", c.error_rate_pct, "Errors per request (%)"),

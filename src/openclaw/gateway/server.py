@@ -5,8 +5,10 @@ with nothing written anywhere: a second gateway must not supersede the running o
 deployment row), then connect (embedded or DATABASE_URL) without waiting for Postgres,
 migrate when it answers, record this process's deployment row, start the outbox flusher
 and the metrics snapshot loop, serve the HTTP API. On SIGTERM or SIGINT: stop taking
-requests, let running turns finish within a bound, take a last metrics snapshot, flush the
-outbox, mark the deployment stopped, exit 0.
+requests, let running turns finish within a bound, take a last metrics snapshot, mark the
+deployment stopped, flush the outbox, exit 0. Each component's stop is a step of one
+AsyncExitStack, pushed as it starts: a step that fails is logged and the others still run
+(the outbox last); the process then exits 1 (ShutdownError), naming what did not stop.
 """
 
 from __future__ import annotations
@@ -17,12 +19,15 @@ import logging
 import os
 import signal
 import socket
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import uvicorn
 from telegram.error import TelegramError
 
 from openclaw import __version__, hostinfo
 from openclaw.agent.runtime import AgentRuntime, open_runtime
+from openclaw.config.loader import Settings, load_settings
 from openclaw.context.deployments import NewDeployment, log_deployment, mark_stopped
 from openclaw.cron.jobs import jobs_path
 from openclaw.cron.runner import CronRunner
@@ -31,7 +36,7 @@ from openclaw.db.target import DatabaseTarget
 from openclaw.errors import OpenclawError
 from openclaw.gateway.app import Gateway, create_app
 from openclaw.gateway.channel import ChannelCore
-from openclaw.gateway.config import GatewayConfig, load_gateway_config
+from openclaw.gateway.config import GatewayConfig
 from openclaw.gateway.delivery import telegram_delivery
 from openclaw.gateway.metrics import snapshot_loop
 from openclaw.gateway.telegram import TelegramChannel
@@ -100,25 +105,34 @@ async def _record_deployment(runtime: AgentRuntime, stop: asyncio.Event) -> int 
 
 
 async def serve(
-    target: DatabaseTarget, config: GatewayConfig | None = None, sock: socket.socket | None = None
+    target: DatabaseTarget,
+    config: GatewayConfig | None = None,
+    sock: socket.socket | None = None,
+    *,
+    settings: Settings | None = None,
 ) -> None:
     """Run the gateway until SIGTERM or SIGINT; on `sock` when given, else on a socket bound
-    to the config's address before anything else happens."""
-    config = config or load_gateway_config()
+    to the config's address before anything else happens. `settings`: as `openclaw
+    gateway` loaded them (read here when not given)."""
+    settings = settings or load_settings()
+    config = config or settings.gateway
     listener = sock if sock is not None else listen(config.bind, config.port)
     try:
-        await _serve(target, config, listener)
+        await _serve(target, config, listener, settings)
     finally:
         listener.close()
 
 
-async def _serve(target: DatabaseTarget, config: GatewayConfig, sock: socket.socket) -> None:
+async def _serve(
+    target: DatabaseTarget, config: GatewayConfig, sock: socket.socket, settings: Settings
+) -> None:
     runtime = await open_runtime(
         target,
-        home=openclaw_home(),
+        home=settings.home,
         agent_name=config.agent_name,
         require_models=False,
         use_fallback=config.use_fallback,
+        settings=settings,
     )
     unknown = (
         runtime.config.unknown_model(config.model) if config.model and runtime.config.providers else None
@@ -127,111 +141,174 @@ async def _serve(target: DatabaseTarget, config: GatewayConfig, sock: socket.soc
         log.error("the preferred model (MODEL or agent.model): %s; turns go to the fallback chain", unknown)
     gateway = Gateway(config, runtime, hostinfo.hostname())
     stop = asyncio.Event()
-    runtime.start_flusher()
-    # The embedded server this gateway depends on is started again whenever it is gone.
-    watchdog = (
-        asyncio.create_task(watch_embedded(target.pgdata, stop))
-        if target.is_embedded and target.pgdata is not None
-        else None
-    )
-    snapshots = asyncio.create_task(
-        snapshot_loop(
-            gateway.counters,
-            gateway.process,
-            runtime.spool,
-            host=gateway.host,
-            version=__version__,
-            interval_s=config.snapshot_interval_s,
-            stop=stop,
-        )
-    )
-    deployment = asyncio.create_task(_record_deployment(runtime, stop))
-    legacy_sessions = asyncio.create_task(
-        log_unimported_sessions(runtime.database, openclaw_home() / "agents")
-    )
-    cron = CronRunner(
-        jobs_path(openclaw_home()),
-        runtime.agent,
-        runtime.spool,
-        runtime.database,
-        host=gateway.host,
-        deliver=telegram_delivery(config.telegram, runtime.client),
-        lease_s=config.cron_lease_s,
-    )
-    cron_loop = asyncio.create_task(cron.loop(stop))
-    telegram = None
-    if config.telegram.enabled:
-        telegram = TelegramChannel(ChannelCore(gateway, "telegram", "tg", config.telegram, cron))
-        try:
-            await telegram.start()
-        except TelegramError as exc:  # a wrong token, or no network: the rest of the gateway still serves
-            log.error("telegram: not started: %s", exc)
-            telegram = None
-    discord = None
-    if config.discord.enabled:
-        # Imported here: discord.py takes a while to import, and most gateways have no Discord.
-        from openclaw.gateway.discord import DiscordChannel, DiscordStartError
+    failures: list[str] = []
 
-        discord = DiscordChannel(ChannelCore(gateway, "discord", "dc", config.discord, cron))
-        try:
-            await discord.start()
-        except DiscordStartError as exc:  # as for Telegram: the rest of the gateway still serves
-            log.error("discord: not started: %s", exc)
-            discord = None
-    # Once, for the chat channels that run: what strangers' chats cannot do, and why.
-    running = [
-        name for name, channel in (("telegram", telegram), ("discord", discord)) if channel is not None
-    ]
-    warning = config.open_channel_warning(running)
-    if warning:
-        log.warning("%s", warning)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(gateway),
-            host=config.bind,
-            port=config.port,
-            log_level="warning",
-            lifespan="off",
-            timeout_graceful_shutdown=int(SHUTDOWN_GRACE_S),
-            timeout_keep_alive=KEEP_ALIVE_S,
+    def stopping(name: str, step: Callable[[], Awaitable[object]]) -> Callable[[], Awaitable[None]]:
+        """`step`, as one step of the shutdown: its failure is logged and remembered, and
+        the steps after it still run."""
+
+        async def run() -> None:
+            try:
+                await step()
+            except Exception as exc:  # the other components must still stop, and the outbox be flushed
+                log.error("gateway: %s did not stop cleanly", name, exc_info=exc)
+                failures.append(f"{name}: {type(exc).__name__}: {exc}")
+
+        return run
+
+    def ended(task: asyncio.Task[Any]) -> Callable[[], Awaitable[object]]:
+        """Wait for a loop that ends once `stop` is set (set here too: the stack may unwind
+        because starting failed, before the step that sets it)."""
+
+        async def wait() -> object:
+            stop.set()
+            return await task
+
+        return wait
+
+    def cancelled(task: asyncio.Task[Any]) -> Callable[[], Awaitable[None]]:
+        async def cancel() -> None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+        return cancel
+
+    # Every component's stop is pushed as the component starts; the stack runs them in
+    # reverse order, each whatever happened to the others (a failed start included). The
+    # outbox is entered first so it is flushed last: after every component put its last rows
+    # (the snapshot, cron runs, the deployment) in it.
+    async with contextlib.AsyncExitStack() as stack:
+        # Signal handlers are put back at the very end: a second SIGTERM while stopping
+        # must not cut the shutdown short (filled in when serving starts).
+        previous: dict[signal.Signals, Any] = {}
+        stack.callback(_restore_signals, previous)
+        runtime.start_flusher()
+        stack.push_async_callback(stopping("the outbox", lambda: _close_runtime(runtime)))
+        # The embedded server this gateway depends on is started again whenever it is gone.
+        if target.is_embedded and target.pgdata is not None:
+            watchdog = asyncio.create_task(watch_embedded(target.pgdata, stop))
+            # it ends within a look once `stop` is set
+            stack.push_async_callback(stopping("the embedded server's watchdog", ended(watchdog)))
+        deployment = asyncio.create_task(_record_deployment(runtime, stop))
+        stack.push_async_callback(stopping("the deployment row", lambda: _mark_stopped(runtime, deployment)))
+        snapshots = asyncio.create_task(
+            snapshot_loop(
+                gateway.counters,
+                gateway.process,
+                runtime.spool,
+                host=gateway.host,
+                version=__version__,
+                interval_s=config.snapshot_interval_s,
+                stop=stop,
+            )
         )
-    )
-    log.warning(
-        "openclaw gateway %s listening on http://%s:%s (agent %s)",
-        __version__,
-        config.bind,
-        sock.getsockname()[1],
-        config.agent_name,
-    )
-    # uvicorn catches SIGTERM/SIGINT while it serves and, once stopped, raises the signal
-    # again under the handler that was there before: let that one be a no-op, so that the
-    # shutdown below runs to the end and the process exits 0.
-    previous = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
+        stack.push_async_callback(stopping("the metrics snapshots", ended(snapshots)))  # the last snapshot
+        cron = CronRunner(
+            jobs_path(openclaw_home()),
+            runtime.agent,
+            runtime.spool,
+            runtime.database,
+            host=gateway.host,
+            deliver=telegram_delivery(config.telegram, runtime.client),
+            lease_s=config.cron_lease_s,
+            # cron's turns share the gateway's limit (waiting for a place, never refused)
+            place=gateway.turns.queued_place,
+            max_concurrent=config.sandbox.max_concurrent,
+        )
+        cron_loop = asyncio.create_task(cron.loop(stop))
+        # a run cut short is recorded as cancelled
+        stack.push_async_callback(stopping("cron", cancelled(cron_loop)))
+        legacy_sessions = asyncio.create_task(
+            log_unimported_sessions(runtime.database, openclaw_home() / "agents")
+        )
+        stack.push_async_callback(stopping("the legacy sessions check", cancelled(legacy_sessions)))
+        telegram = None
+        if config.telegram.enabled:
+            telegram = TelegramChannel(ChannelCore(gateway, "telegram", "tg", config.telegram, cron))
+            try:
+                await telegram.start()
+            except TelegramError as exc:  # a wrong token, or no network: the rest of the gateway still serves
+                log.error("telegram: not started: %s", exc)
+                telegram = None
+            else:
+                stack.push_async_callback(stopping("telegram", telegram.stop))
+        discord = None
+        if config.discord.enabled:
+            # Imported here: discord.py takes a while to import, and most gateways have no Discord.
+            from openclaw.gateway.discord import DiscordChannel, DiscordStartError
+
+            discord = DiscordChannel(ChannelCore(gateway, "discord", "dc", config.discord, cron))
+            try:
+                await discord.start()
+            except DiscordStartError as exc:  # as for Telegram: the rest of the gateway still serves
+                log.error("discord: not started: %s", exc)
+                discord = None
+            else:
+                stack.push_async_callback(stopping("discord", discord.stop))
+        # Once, for the chat channels that run: what strangers' chats cannot do, and why.
+        running = [
+            name for name, channel in (("telegram", telegram), ("discord", discord)) if channel is not None
+        ]
+        warning = config.open_channel_warning(running)
+        if warning:
+            log.warning("%s", warning)
+        server = uvicorn.Server(
+            uvicorn.Config(
+                create_app(gateway),
+                host=config.bind,
+                port=config.port,
+                log_level="warning",
+                lifespan="off",
+                timeout_graceful_shutdown=int(SHUTDOWN_GRACE_S),
+                timeout_keep_alive=KEEP_ALIVE_S,
+            )
+        )
+        log.warning(
+            "openclaw gateway %s listening on http://%s:%s (agent %s)",
+            __version__,
+            config.bind,
+            sock.getsockname()[1],
+            config.agent_name,
+        )
+        # uvicorn catches SIGTERM/SIGINT while it serves and, once stopped, raises the signal
+        # again under the handler that was there before: let that one be a no-op, so that the
+        # shutdown below runs to the end and the process exits 0.
+        previous.update({sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGTERM, signal.SIGINT)})
+
+        def drain() -> None:  # the first step: no new turns, and every loop told to end
+            gateway.draining = True
+            stop.set()
+
+        stack.callback(drain)
         await server.serve(sockets=[sock])
-    finally:
-        gateway.draining = True
-        stop.set()
-        if telegram is not None:
-            await telegram.stop()
-        if discord is not None:
-            await discord.stop()
-        legacy_sessions.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await legacy_sessions
-        cron_loop.cancel()  # a run cut short is recorded as cancelled
-        with contextlib.suppress(asyncio.CancelledError):
-            await cron_loop
-        await snapshots  # writes the last snapshot
-        deployment_id = await deployment
-        if deployment_id is not None:
-            with contextlib.suppress(Exception):
-                async with runtime.database.connection(wait_s=3) as conn:
-                    await mark_stopped(conn, deployment_id)
-        if watchdog is not None:
-            await watchdog  # it ends within a look once `stop` is set
-        waiting = await runtime.close(drain_timeout_s=10)
-        if waiting:
-            log.warning("%d rows wait in the outbox; the next start ships them", waiting)
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    if failures:
+        raise ShutdownError("the gateway stopped, but not cleanly: " + "; ".join(failures))
+
+
+class ShutdownError(OpenclawError):
+    """A component failed to stop (each is in the log); every other one stopped, and the
+    outbox was flushed."""
+
+
+def _restore_signals(previous: dict[signal.Signals, Any]) -> None:
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
+
+
+async def _close_runtime(runtime: AgentRuntime) -> None:
+    """The last step: flush the outbox (within a bound), close the pools."""
+    waiting = await runtime.close(drain_timeout_s=10)
+    if waiting:
+        log.warning("%d rows wait in the outbox; the next start ships them", waiting)
+
+
+async def _mark_stopped(runtime: AgentRuntime, deployment: asyncio.Task[int | None]) -> None:
+    deployment_id = await deployment  # it returns once `stop` is set, recorded or not
+    if deployment_id is None:
+        return
+    try:
+        async with runtime.database.connection(wait_s=3) as conn:
+            await mark_stopped(conn, deployment_id)
+    except Exception as exc:  # Postgres gone at the end: the next deployment supersedes the row
+        log.warning("the deployment row was not marked stopped (%s)", type(exc).__name__)

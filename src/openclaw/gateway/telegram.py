@@ -66,7 +66,7 @@ class TelegramChannel:
         try:
             await self.core.handle(incoming, TelegramReplier(self.application, update.effective_chat.id))
         except TelegramError as exc:
-            self.core.gateway.counters.telegram_errors += 1
+            self.core.gateway.counters.error(self.core.channel)
             log.error("telegram: could not answer chat %s: %s", update.effective_chat.id, exc)
 
     async def start(self) -> None:

@@ -18,6 +18,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from openclaw.config.manual_file import ManualFile, parse_manual_file
 from openclaw.errors import ConfigError
 from openclaw.home import manual_config_path
 from openclaw.settings import read_json_object
@@ -71,6 +72,8 @@ class LlmConfig:
     providers: dict[str, ProviderConfig]
     fallbacks: tuple[ModelRef, ...]
     timeout_s: float = 300.0
+    # agents.defaults.maxConcurrent: how many LLM calls this process has in flight at once
+    # (openclaw.llm.router.Router waits for a free slot); a turn's tool rounds take one each.
     max_concurrent: int = 5
     path: Path | None = None
     problem: str | None = None  # why there are no providers, for a gateway that runs without
@@ -115,54 +118,30 @@ class LlmConfig:
             raise ConfigError(f"unknown provider {ref.provider!r} in {ref} (providers: {known})") from None
 
 
-def _section(value: Any, where: str, path: Path) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ConfigError(f"{where} in {path} must be an object")
-    return value
-
-
 def parse_llm_config(document: dict[str, Any], path: Path) -> LlmConfig:
-    models = _section(document.get("models"), "models", path)
+    """The providers, models and limits of openclaw-manual.json's content: the types are
+    checked by the model tree (openclaw.config.manual_file), the meaning here."""
+    return llm_config_from(parse_manual_file(document, path), path)
+
+
+def llm_config_from(manual: ManualFile, path: Path) -> LlmConfig:
     providers: dict[str, ProviderConfig] = {}
-    for name, raw in _section(models.get("providers"), "models.providers", path).items():
-        entry = _section(raw, f"models.providers.{name}", path)
-        base_url = entry.get("baseUrl")
-        if base_url is not None and not isinstance(base_url, str):
-            raise ConfigError(f"provider {name!r} in {path}: baseUrl must be a string, not {base_url!r}")
+    for name, entry in manual.models.providers.items():
+        base_url = entry.base_url
         if not base_url or not base_url.strip():
             raise ConfigError(f"provider {name!r} in {path} has no baseUrl")
-        api_name = str(entry.get("api") or "").strip().lower()
+        api_name = (entry.api or "").strip().lower()
         if name == "anthropic" or api_name in ("anthropic", "anthropic-messages"):
             api = Api.ANTHROPIC
         elif api_name in _OPENAI_LIKE:
             api = Api.OPENAI
         else:
-            raise ConfigError(f"provider {name!r} in {path}: unknown api {entry.get('api')!r}")
-        key = entry.get("apiKey")
-        if key is not None and not isinstance(key, str):
-            raise ConfigError(f"provider {name!r} in {path}: apiKey must be a string")
-        infos = []
-        for item in entry.get("models") or []:
-            if isinstance(item, str):
-                item = {"id": item}
-            if not isinstance(item, dict) or not isinstance(item.get("id"), str):
-                raise ConfigError(f'provider {name!r} in {path}: each model needs an "id"')
-            window = item.get("contextWindow")
-            infos.append(
-                ModelInfo(
-                    item["id"],
-                    item.get("name"),
-                    bool(item.get("reasoning")),
-                    window if isinstance(window, int) else None,
-                )
-            )
-        providers[name] = ProviderConfig(name, base_url.strip().rstrip("/"), api, key or None, tuple(infos))
-    raw_fallbacks = models.get("fallbacks") or []
-    if not isinstance(raw_fallbacks, list) or not all(isinstance(f, str) for f in raw_fallbacks):
-        raise ConfigError(f'models.fallbacks in {path} must be a list of "provider/model" strings')
-    fallbacks = tuple(ModelRef.parse(f) for f in raw_fallbacks)
+            raise ConfigError(f"provider {name!r} in {path}: unknown api {entry.api!r}")
+        infos = tuple(ModelInfo(m.id, m.name, m.reasoning, m.context_window) for m in entry.models)
+        providers[name] = ProviderConfig(
+            name, base_url.strip().rstrip("/"), api, entry.api_key or None, infos
+        )
+    fallbacks = tuple(ModelRef.parse(f) for f in manual.models.fallbacks)
     for ref in fallbacks:
         provider = providers.get(ref.provider)
         if provider is None:
@@ -173,16 +152,8 @@ def parse_llm_config(document: dict[str, Any], path: Path) -> LlmConfig:
             raise ConfigError(
                 f"models.fallbacks in {path} names {ref}, which provider {ref.provider!r} does not list"
             )
-    defaults = _section(
-        _section(document.get("agents"), "agents", path).get("defaults"), "agents.defaults", path
-    )
-    timeout = defaults.get("timeoutSeconds", 300)
-    concurrent = defaults.get("maxConcurrent", 5)
-    if not isinstance(timeout, int | float) or timeout <= 0:
-        raise ConfigError(f"agents.defaults.timeoutSeconds in {path} must be a positive number")
-    if not isinstance(concurrent, int) or concurrent <= 0:
-        raise ConfigError(f"agents.defaults.maxConcurrent in {path} must be a positive whole number")
-    return LlmConfig(providers, fallbacks, float(timeout), concurrent, path)
+    defaults = manual.agents.defaults
+    return LlmConfig(providers, fallbacks, defaults.timeout_seconds, defaults.max_concurrent, path)
 
 
 def load_llm_config(path: Path | None = None) -> LlmConfig:

@@ -124,6 +124,9 @@ class Router:
         self.breaker = breaker or CircuitBreaker()
         self.retry_delays_s = tuple(retry_delays_s)
         self.sleep = sleep
+        # agents.defaults.maxConcurrent of openclaw-manual.json: the LLM calls in flight at
+        # once, across every chat, cron job and webhook of this process; more wait their turn.
+        self.slots = asyncio.Semaphore(config.max_concurrent)
 
     def chain(self, model: ModelRef | None) -> tuple[ModelRef, ...]:
         """The models a turn tries, in order."""
@@ -217,7 +220,9 @@ class Router:
                 await on_delta(text)
 
         try:
-            result = await provider.chat(request, collect if on_delta is not None else None)
+            async with self.slots:
+                started = time.perf_counter()  # the call's latency, not its wait for a slot
+                result = await provider.chat(request, collect if on_delta is not None else None)
         except asyncio.CancelledError:  # Ctrl-C, a newer message, shutdown: the attempt still counts
             entry.error = "cancelled"
             entry.finish_reason = "cancelled"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from openclaw.db.database import Database
@@ -10,19 +9,17 @@ from openclaw.errors import UsageError
 from openclaw.outbox import Spool
 from openclaw.sessions.models import Backend, SessionInfo, SessionStats
 from openclaw.sessions.store import SessionStore
-from openclaw.settings import gateway_setting
 
 __all__ = ["Backend", "SessionInfo", "SessionStats", "SessionStore", "configured_backend", "open_store"]
 
 
-def configured_backend() -> Backend:
-    """`OPENCLAW_SESSIONS_BACKEND`, else `sessions.backend` from the gateway config, else postgres.
+def configured_backend(setting: str | None) -> Backend:
+    """The backend the settings name (`OPENCLAW_SESSIONS_BACKEND`, else `sessions.backend`
+    of the gateway config: `Settings.sessions_backend`), else postgres.
 
     `sqlite` (the openclaw-rs file) and `dual` are explicit choices for a cutover; a home
     with such files that Postgres lacks is told so (`openclaw.sessions.legacy`)."""
-    value = (
-        os.environ.get("OPENCLAW_SESSIONS_BACKEND") or gateway_setting("sessions", "backend") or "postgres"
-    )
+    value = setting or "postgres"
     try:
         return Backend(value.strip().lower())
     except ValueError:
@@ -35,6 +32,7 @@ def open_store(
 ) -> SessionStore:
     from openclaw.sessions.mirror import DualSessionStore
     from openclaw.sessions.postgres_store import PostgresSessionStore
+    from openclaw.sessions.resilient import ResilientSessionStore
     from openclaw.sessions.sqlite_store import SqliteSessionStore, sessions_db_path
 
     if backend is Backend.SQLITE:
@@ -42,7 +40,9 @@ def open_store(
     if backend is Backend.POSTGRES:
         if database is None:
             raise ValueError("the postgres backend needs a database")
-        return PostgresSessionStore(database, agent, spool)
+        store = PostgresSessionStore(database, agent)
+        # Without a spool (a one-off command) errors propagate; with one, an outage is ridden out.
+        return store if spool is None else ResilientSessionStore(store, spool)
     if spool is None:
         raise ValueError("the dual backend needs the outbox spool")
     return DualSessionStore(SqliteSessionStore(sessions_db_path(home, agent), agent), spool)

@@ -15,7 +15,14 @@ from openclaw.chat import Message
 from openclaw.outbox import Handler, Spool
 from openclaw.sessions.message_uids import MessageUids, uid_text
 from openclaw.sessions.models import SessionInfo, SessionStats
-from openclaw.sessions.pg_writes import MessageRow, SessionRow, insert_messages, upsert_sessions
+from openclaw.sessions.pg_writes import (
+    ADD_TOKENS_ONCE,
+    APPLIED_UIDS_KEPT,
+    MessageRow,
+    SessionRow,
+    insert_messages,
+    upsert_sessions,
+)
 from openclaw.sessions.sqlite_store import SqliteSessionStore, from_ms, to_ms
 from openclaw.sessions.store import SessionStore
 
@@ -182,25 +189,18 @@ async def _apply_tokens(conn: AsyncConnection, payloads: list[dict[str, Any]]) -
     )
 
 
-APPLIED_UIDS_KEPT = "30 days"
-
-
 async def _apply_tokens_add(conn: AsyncConnection, payloads: list[dict[str, Any]]) -> None:
-    # A uid only has to outlive its spool entry, which is removed right after the commit
-    # (or at the next start after a crash): a month is ample, and the table stays small.
-    await conn.execute(
-        "DELETE FROM outbox_applied WHERE applied_at < now() - %s::interval", (APPLIED_UIDS_KEPT,)
-    )
-    for p in payloads:
-        # The uid is recorded with the increment, in one transaction: a replay adds nothing.
+    for n, p in enumerate(payloads):
         # (Entries spooled before uids existed have none and are applied as they are.)
         await conn.execute(
-            """WITH fresh AS (
-                   INSERT INTO outbox_applied (uid) SELECT %(uid)s::uuid WHERE %(uid)s::uuid IS NOT NULL
-                   ON CONFLICT DO NOTHING RETURNING uid)
-               UPDATE sessions SET total_tokens = total_tokens + %(add)s
-                WHERE session_key = %(key)s AND (%(uid)s::uuid IS NULL OR EXISTS (SELECT 1 FROM fresh))""",
-            {"uid": p.get("uid"), "add": p["add"], "key": p["key"]},
+            ADD_TOKENS_ONCE,
+            {
+                "uid": p.get("uid"),
+                "add": p["add"],
+                "key": p["key"],
+                "prune": n == 0,
+                "kept": APPLIED_UIDS_KEPT,
+            },
         )
 
 

@@ -16,6 +16,25 @@ from openclaw.db.batch_insert import insert_batch
 from openclaw.db.sanitize import pg_json_text
 from openclaw.sessions.keys import parse_key
 
+# An addition's uid only has to outlive its spool entry, removed right after the commit
+# (or at the next start after a crash): a month is ample, and the table stays small.
+APPLIED_UIDS_KEPT = "30 days"
+
+# "Add N tokens", once per uid: the uid is recorded with the increment, in one statement,
+# so the same addition applied again (a retry, or the spooled copy of a write whose commit
+# answer was lost) adds nothing. `prune` also drops the uids older than `kept`: the
+# direct path asks for it now and then, not on every turn (it scans the table).
+ADD_TOKENS_ONCE = """
+WITH pruned AS (
+    DELETE FROM outbox_applied WHERE %(prune)s AND applied_at < now() - %(kept)s::interval
+), fresh AS (
+    INSERT INTO outbox_applied (uid) SELECT %(uid)s::uuid WHERE %(uid)s::uuid IS NOT NULL
+    ON CONFLICT DO NOTHING RETURNING uid
+)
+UPDATE sessions SET total_tokens = total_tokens + %(add)s
+ WHERE session_key = %(key)s AND (%(uid)s::uuid IS NULL OR EXISTS (SELECT 1 FROM fresh))
+"""
+
 
 @dataclass(slots=True)
 class SessionRow:

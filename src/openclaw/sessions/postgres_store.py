@@ -1,48 +1,28 @@
-"""Sessions in Postgres: committed before the turn goes on, shared by every gateway."""
+"""Sessions in Postgres: committed before the turn goes on, shared by every gateway.
+
+A plain SQL store: errors propagate. The gateway wraps it in `ResilientSessionStore`
+(`openclaw.sessions.resilient`), which rides out an outage through the outbox."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import time
 import uuid
-from collections import OrderedDict, deque
-from collections.abc import Sequence
-from contextlib import AbstractAsyncContextManager
-from datetime import UTC, datetime, timedelta
+from collections.abc import Collection, Sequence
+from datetime import timedelta
 from typing import Any
 
-from psycopg import AsyncConnection
 from psycopg.rows import class_row
-from psycopg_pool import PoolTimeout
 
 from openclaw.chat import Message, Role, parse_tool_calls
 from openclaw.db.database import Database
 from openclaw.db.sanitize import pg_json_text, pg_text
-from openclaw.errors import NotStoredError, first_line
-from openclaw.outbox import Spool
-from openclaw.outbox.classify import Verdict, classify, is_unavailable
-from openclaw.sessions.history import MAX_MESSAGES
 from openclaw.sessions.keys import like_prefix, parse_key
-from openclaw.sessions.mirror import CREATE, MESSAGES, TOKENS_ADD, messages_entry
 from openclaw.sessions.models import SessionInfo, SessionStats
-from openclaw.sessions.sqlite_store import to_ms
-from openclaw.sessions.store import SessionStore
+from openclaw.sessions.pg_writes import ADD_TOKENS_ONCE, APPLIED_UIDS_KEPT
+from openclaw.sessions.store import IdempotentSessionStore
 
-log = logging.getLogger(__name__)
-
-REMEMBERED_SESSIONS = 1000
-
-
-class _BehindOutboxError(PoolTimeout):
-    """Not an outage: a session's writes queue behind its own earlier ones."""
-
-
-class _RecentlyDownError(PoolTimeout):
-    """Postgres failed a moment ago: not tried again yet (and not logged again)."""
-
-
-RETRY_AFTER_S = 5.0
+# The direct path records a uid per addition (see ADD_TOKENS_ONCE): it prunes the old ones
+# with one in so many additions, inside the same statement (no round trip of its own).
+PRUNE_APPLIED_EVERY = 1000
 
 _SESSION_SELECT = """
     SELECT s.session_key, s.agent_name, s.model, s.channel, s.user_id, s.created_at, s.updated_at,
@@ -54,6 +34,7 @@ _MESSAGE_SELECT = """
     FROM messages m JOIN sessions s ON s.id = m.session_id
     WHERE s.session_key = %s
 """
+_MESSAGE_WITH_UID_SELECT = _MESSAGE_SELECT.replace("SELECT m.role", "SELECT m.uid::text, m.role", 1)
 
 _APPEND = """
 WITH s AS (
@@ -85,97 +66,26 @@ def _message(row: Sequence[Any]) -> Message:
     )
 
 
-class PostgresSessionStore(SessionStore):
-    """Sessions in Postgres. Given the outbox spool, it also rides out an outage (DESIGN.md
-    §5): writes go to the spool (with the same uids, so nothing lands twice), and the
-    history of the sessions this process talked in comes from memory until the spool has
-    shipped them."""
+class PostgresSessionStore(IdempotentSessionStore):
+    """Sessions in Postgres, nothing else: every error propagates (psycopg's, the pool's).
+    Riding out an outage is `ResilientSessionStore`'s job (`openclaw.sessions.resilient`)."""
 
-    def __init__(self, database: Database, agent: str, spool: Spool | None = None) -> None:
+    def __init__(self, database: Database, agent: str) -> None:
         self.database = database
         self.agent = agent  # for sessions a message arrives in before create_session
-        self.spool = spool
-        self._recent: OrderedDict[str, deque[Message]] = OrderedDict()  # the last messages, per session
-        self._spooled: set[str] = set()  # sessions with writes waiting in the outbox
-        self._down_until = 0.0  # after a failure, skip Postgres for a moment instead of waiting each time
-
-    async def _connection(
-        self, session_key: str | None = None
-    ) -> AbstractAsyncContextManager[AsyncConnection]:
-        if self.spool is not None and time.monotonic() < self._down_until:
-            raise _RecentlyDownError("Postgres was unreachable a moment ago")
-        if session_key is not None and await self._from_memory(session_key):
-            # Earlier writes of this session still wait in the outbox: these go after them,
-            # or the history would come back out of order.
-            raise _BehindOutboxError("this session's earlier writes are still in the outbox")
-        return self.database.connection()
-
-    def _remember(self, key: str, messages: Sequence[Message], *, replace: bool = False) -> None:
-        window = self._recent.pop(key, None)
-        if window is None or replace:
-            window = deque(maxlen=MAX_MESSAGES)
-        window.extend(messages)
-        self._recent[key] = window
-        while len(self._recent) > REMEMBERED_SESSIONS:
-            self._recent.popitem(last=False)
-
-    async def _fallback(self, kind: str, payload: dict[str, Any], key: str, exc: Exception) -> None:
-        """Spool a write Postgres could not take. Only for an outage: a row Postgres refuses
-        for what it holds (or a bug) is an error for this turn, not a reason to wait."""
-        verdict = classify(exc)
-        if verdict is Verdict.BAD_ROW:
-            raise NotStoredError(
-                f"Postgres refused to store this message: {first_line(exc)}", retryable=False
-            ) from exc
-        if verdict is Verdict.BUG or self.spool is None:
-            raise exc
-        if not await self.spool.put(kind, payload):
-            raise NotStoredError(
-                "Postgres is unreachable and the outbox cannot take more: this message was not stored",
-                retryable=True,
-            ) from None
-        self._spooled.add(key)
-        if isinstance(exc, _BehindOutboxError | _RecentlyDownError):
-            return
-        self._down_until = time.monotonic() + RETRY_AFTER_S
-        log.warning(
-            "Postgres unreachable (%s): session %s writes wait in the outbox", type(exc).__name__, key
-        )
+        self._additions = 0
 
     async def create_session(self, session_key: str, agent: str, model: str = "") -> None:
         info = parse_key(session_key)
-        try:
-            async with await self._connection(session_key) as conn:
-                await conn.execute(
-                    """INSERT INTO sessions (session_key, agent_name, model, channel, user_id)
-                       VALUES (%s, %s, %s, %s, %s) ON CONFLICT (session_key) DO NOTHING""",
-                    (session_key, agent, model, info.channel, info.user_id),
-                )
-        except Exception as exc:
-            now = to_ms(datetime.now(UTC))
-            await self._fallback(
-                CREATE,
-                {
-                    "key": session_key,
-                    "agent": agent,
-                    "model": model,
-                    "created_ms": now,
-                    "updated_ms": now,
-                    "authoritative": False,
-                },
-                session_key,
-                exc,
+        async with self.database.connection() as conn:
+            await conn.execute(
+                """INSERT INTO sessions (session_key, agent_name, model, channel, user_id)
+                   VALUES (%s, %s, %s, %s, %s) ON CONFLICT (session_key) DO NOTHING""",
+                (session_key, agent, model, info.channel, info.user_id),
             )
 
     async def append_messages(self, session_key: str, messages: Sequence[Message]) -> None:
-        uids = [uuid.uuid4() for _ in messages]
-        try:
-            await self.append_with_uids(session_key, messages, uids)
-        except Exception as exc:
-            agent = parse_key(session_key).agent or self.agent
-            entry = messages_entry(session_key, agent, messages, [str(u) for u in uids])
-            await self._fallback(MESSAGES, entry, session_key, exc)
-        self._remember(session_key, messages)
+        await self.append_with_uids(session_key, messages, [uuid.uuid4() for _ in messages])
 
     async def append_with_uids(
         self, session_key: str, messages: Sequence[Message], uids: Sequence[uuid.UUID]
@@ -184,7 +94,7 @@ class PostgresSessionStore(SessionStore):
         if not messages:
             return
         info = parse_key(session_key)
-        async with await self._connection(session_key) as conn:
+        async with self.database.connection() as conn:
             await conn.execute(
                 _APPEND,
                 {
@@ -205,62 +115,41 @@ class PostgresSessionStore(SessionStore):
             )
 
     async def add_tokens(self, session_key: str, tokens: int) -> None:
-        try:
-            async with await self._connection(session_key) as conn:
-                await conn.execute(
-                    "UPDATE sessions SET total_tokens = total_tokens + %s WHERE session_key = %s",
-                    (tokens, session_key),
-                )
-        except Exception as exc:
-            entry = {"key": session_key, "add": tokens, "uid": str(uuid.uuid4())}
-            await self._fallback(TOKENS_ADD, entry, session_key, exc)
+        await self.add_tokens_once(session_key, tokens, uuid.uuid4())
 
-    def behind_outbox(self, session_keys: set[str]) -> None:
-        """The outbox holds writes of these sessions from before this process (an earlier
-        run, another process) that could not be shipped at start: their new writes queue
-        behind them, and their history comes from memory, until those have shipped. Other
-        sessions are not held up."""
-        self._spooled |= session_keys
-
-    async def _from_memory(self, session_key: str) -> bool:
-        """Whether Postgres lacks writes of this session that wait in the outbox (an index
-        probe of the spool, off the event loop, for the sessions that had some)."""
-        if session_key not in self._spooled:
-            return False
-        if self.spool is not None and not await asyncio.to_thread(self.spool.has_pending, session_key):
-            self._spooled.discard(session_key)  # all shipped: Postgres has this session whole again
-            return False
-        return True
+    async def add_tokens_once(self, session_key: str, tokens: int, uid: uuid.UUID) -> None:
+        """Add with the caller's idempotency key, recorded in the same statement: the same
+        addition retried (or spooled and shipped after a commit whose answer was lost)
+        adds nothing. One round trip, as a plain increment."""
+        self._additions += 1
+        prune = self._additions % PRUNE_APPLIED_EVERY == 1  # the first, then now and then
+        async with self.database.connection() as conn:
+            await conn.execute(
+                ADD_TOKENS_ONCE,
+                {"uid": uid, "add": tokens, "key": session_key, "prune": prune, "kept": APPLIED_UIDS_KEPT},
+            )
 
     async def load_recent_messages(self, session_key: str, limit: int) -> list[Message]:
-        if not await self._from_memory(session_key):
-            try:
-                async with await self._connection() as conn:
-                    cur = await conn.execute(
-                        _MESSAGE_SELECT + " ORDER BY m.id DESC LIMIT %s", (session_key, limit)
-                    )
-                    messages = [_message(row) for row in reversed(await cur.fetchall())]
-                self._remember(session_key, messages, replace=True)
-                return messages
-            except Exception as exc:
-                if self.spool is None or not is_unavailable(exc):
-                    raise
-                self._down_until = time.monotonic() + RETRY_AFTER_S
-        return list(self._recent.get(session_key, ()))[-limit:]
+        async with self.database.connection() as conn:
+            cur = await conn.execute(_MESSAGE_SELECT + " ORDER BY m.id DESC LIMIT %s", (session_key, limit))
+            return [_message(row) for row in reversed(await cur.fetchall())]
+
+    async def load_recent_with_uids(self, session_key: str, limit: int) -> list[tuple[str, Message]]:
+        async with self.database.connection() as conn:
+            cur = await conn.execute(
+                _MESSAGE_WITH_UID_SELECT + " ORDER BY m.id DESC LIMIT %s",
+                (session_key, limit),
+            )
+            return [(row[0], _message(row[1:])) for row in reversed(await cur.fetchall())]
 
     async def load_messages(self, session_key: str) -> list[Message]:
         async with self.database.connection() as conn:
             cur = await conn.execute(_MESSAGE_SELECT + " ORDER BY m.id", (session_key,))
             return [_message(row) for row in await cur.fetchall()]
 
-    async def _sessions(
-        self,
-        where: str,
-        params: Sequence[Any],
-        connection: AbstractAsyncContextManager[AsyncConnection] | None = None,
-    ) -> list[SessionInfo]:
+    async def _sessions(self, where: str, params: Sequence[Any]) -> list[SessionInfo]:
         async with (
-            connection or self.database.connection() as conn,
+            self.database.connection() as conn,
             conn.cursor(row_factory=class_row(SessionInfo)) as cur,
         ):
             await cur.execute(_SESSION_SELECT + where, params)
@@ -277,31 +166,12 @@ class PostgresSessionStore(SessionStore):
         return rows[0] if rows else None
 
     async def find_latest_session(self, prefix: str) -> SessionInfo | None:
-        # The session a chat continues is asked for on every message: during an outage (or
-        # while this chat's writes wait in the outbox) the sessions this process talked
-        # in answer it, newest first.
-        remembered = [k for k in reversed(self._recent) if k == prefix or k.startswith(prefix + ":")]
-        if not [k for k in remembered if await self._from_memory(k)]:
-            try:
-                rows = await self._sessions(
-                    " WHERE s.session_key = %s OR s.session_key LIKE %s ESCAPE '\\'"
-                    " ORDER BY s.updated_at DESC, s.id DESC LIMIT 1",
-                    (prefix, like_prefix(prefix)),
-                    await self._connection(),  # fails at once while Postgres is known to be down
-                )
-                return rows[0] if rows else None
-            except Exception as exc:
-                if self.spool is None or not is_unavailable(exc):
-                    raise
-                self._down_until = time.monotonic() + RETRY_AFTER_S
-        if not remembered:
-            return None
-        now = datetime.now(UTC)
-        key = remembered[0]
-        info = parse_key(key)
-        return SessionInfo(
-            key, self.agent, "", info.channel, info.user_id, now, now, 0, len(self._recent[key])
+        rows = await self._sessions(
+            " WHERE s.session_key = %s OR s.session_key LIKE %s ESCAPE '\\'"
+            " ORDER BY s.updated_at DESC, s.id DESC LIMIT 1",
+            (prefix, like_prefix(prefix)),
         )
+        return rows[0] if rows else None
 
     async def delete_session(self, session_key: str) -> bool:
         async with self.database.connection() as conn:
@@ -327,10 +197,16 @@ class PostgresSessionStore(SessionStore):
         return stats
 
     async def prune(self, older_than: timedelta, agent: str | None = None) -> int:
+        return len(await self.prune_returning_keys(older_than, agent))
+
+    async def prune_returning_keys(
+        self, older_than: timedelta, agent: str | None = None, *, keep: Collection[str] = ()
+    ) -> list[str]:
         async with self.database.connection() as conn:
             cur = await conn.execute(
                 "DELETE FROM sessions"
-                " WHERE updated_at < now() - %s AND (%s::text IS NULL OR agent_name = %s)",
-                (older_than, agent, agent),
+                " WHERE updated_at < now() - %s AND (%s::text IS NULL OR agent_name = %s)"
+                " AND NOT session_key = ANY(%s::text[]) RETURNING session_key",
+                (older_than, agent, agent, list(keep)),
             )
-            return cur.rowcount
+            return [row[0] for row in await cur.fetchall()]

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import timedelta
 
 from openclaw.chat import Message
@@ -61,3 +62,29 @@ class SessionStore(ABC):
     async def load_llm_messages(self, session_key: str) -> list[Message]:
         """The history window to replay to the model (openclaw-rs rules, see `history`)."""
         return history_window(await self.load_recent_messages(session_key, MAX_MESSAGES))
+
+
+class IdempotentSessionStore(SessionStore):
+    """A store whose writes take the caller's idempotency keys, so a write tried directly
+    and also spooled (its commit's answer lost) lands once; what `ResilientSessionStore`
+    needs of the store it wraps."""
+
+    agent: str  # the agent of sessions whose key names none
+
+    @abstractmethod
+    async def append_with_uids(
+        self, session_key: str, messages: Sequence[Message], uids: Sequence[uuid.UUID]
+    ) -> None: ...
+
+    @abstractmethod
+    async def add_tokens_once(self, session_key: str, tokens: int, uid: uuid.UUID) -> None: ...
+
+    @abstractmethod
+    async def load_recent_with_uids(self, session_key: str, limit: int) -> list[tuple[str, Message]]:
+        """`load_recent_messages`, each message with its uid (as text)."""
+
+    @abstractmethod
+    async def prune_returning_keys(
+        self, older_than: timedelta, agent: str | None = None, *, keep: Collection[str] = ()
+    ) -> list[str]:
+        """`prune`, sparing the sessions in `keep`; returns the keys deleted."""
