@@ -283,8 +283,14 @@ def main() -> None:
         if args.keep:
             print(f"\nkept database {name}: {url}")
         else:
+            from openclaw.db.reader import READER, WRITER, login_role
+
             with psycopg.connect(args.database_url, autocommit=True) as admin:
                 admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+                # Its reader and writer roles belong to the server: they must not pile up there.
+                for kind in (READER, WRITER):
+                    role = sql.Identifier(login_role(kind, name))
+                    admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(role))
 
 
 if __name__ == "__main__":

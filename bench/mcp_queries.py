@@ -63,6 +63,7 @@ from psycopg.types.json import Jsonb
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from openclaw.db import DatabaseTarget, TargetSource, migrate
+from openclaw.db.reader import READER, WRITER, login_role
 from openclaw.mcp import calls, curated
 from openclaw.mcp.query import run_query
 from openclaw.mcp.server import create_server, untrusted
@@ -1193,6 +1194,10 @@ def main() -> None:
         else:
             with psycopg.connect(args.database_url, autocommit=True) as admin:
                 admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+                # Its reader and writer roles belong to the server: they must not pile up there.
+                for kind in (READER, WRITER):
+                    role = sql.Identifier(login_role(kind, name))
+                    admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(role))
         shutil.rmtree(home, ignore_errors=True)
         print(f"total {time.perf_counter() - started:.1f} s")
 

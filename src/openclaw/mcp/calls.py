@@ -39,11 +39,12 @@ log = logging.getLogger(__name__)
 
 # Postgres's statement_timeout, set to the time left, ends an interruptible statement at
 # the deadline with a clean error; the client steps in only this much later, so that it
-# acts only on what Postgres could not stop.
-BACKSTOP_S = 0.25
+# acts only on what Postgres could not stop. Together with CANCEL_GRACE_S it is what a call
+# may take past its deadline (the issue: at most a second, on a loaded machine too).
+BACKSTOP_S = 0.1
 # After cancelling the backend, how long the answer waits for the call to end before it is
 # sent anyway: the backend may be inside a function that sees the cancel only when done.
-CANCEL_GRACE_S = 0.5
+CANCEL_GRACE_S = 0.25
 # A backend that has not stopped this long after its deadline is let go (psycopg then
 # closes its connection): the gate stops counting it, though it may still run.
 ABANDON_S = 60.0
