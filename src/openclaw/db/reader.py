@@ -137,20 +137,8 @@ def login_role(kind: Kind, database: str) -> str:
     return f"openclaw_{kind}_{part}"
 
 
-def reader_role(database: str) -> str:
-    return login_role(READER, database)
-
-
-def writer_role(database: str) -> str:
-    return login_role(WRITER, database)
-
-
 def url_path(home: Path, kind: Kind) -> Path:
     return home / f"{kind}-url"
-
-
-def reader_url_path(home: Path) -> Path:
-    return url_path(home, READER)
 
 
 def login_url(main_url: str, role: str, password: str | None, database: str) -> str:
@@ -174,29 +162,28 @@ def login_url(main_url: str, role: str, password: str | None, database: str) -> 
     return f"postgresql://{netloc}/{path}" + (f"?{urlencode(query, safe='/')}" if query else "")
 
 
-def url_user(url: str) -> str | None:
+def _url_params(url: str) -> dict[str, object]:
+    """A URL's connection parameters; none for a malformed URL (it belongs to nobody)."""
     try:
-        user = conninfo_to_dict(url).get("user")
-    except Exception:  # a malformed URL belongs to nobody
-        return None
+        return dict(conninfo_to_dict(url))
+    except errors.ProgrammingError:
+        return {}
+
+
+def url_user(url: str) -> str | None:
+    user = _url_params(url).get("user")
     return str(user) if user else None
 
 
 def url_database(url: str) -> str | None:
-    try:
-        params = conninfo_to_dict(url)
-    except Exception:
-        return None
+    params = _url_params(url)
     name = params.get("dbname") or params.get("user")  # libpq's default is the user's name
     return str(name) if name else None
 
 
 def url_socket_dir(url: str) -> str | None:
     """The Unix socket directory a URL connects through, if any."""
-    try:
-        host = str(conninfo_to_dict(url).get("host") or "")
-    except Exception:
-        return None
+    host = str(_url_params(url).get("host") or "")
     return host if host.startswith("/") else None
 
 
@@ -213,10 +200,6 @@ def saved_file_url(home: Path, kind: Kind) -> str | None:
     path = url_path(home, kind)
     text = path.read_text().strip() if path.is_file() else ""
     return text or None
-
-
-def saved_reader_url(home: Path) -> str | None:
-    return saved_url(home, READER)
 
 
 def save_url(home: Path, kind: Kind, url: str) -> None:
@@ -359,7 +342,7 @@ async def grant_reader(conn: AsyncConnection, *, new_password: bool) -> str | No
     it set, if it set one. Run on an autocommit connection of a user with CREATEROLE (or a
     superuser)."""
     database = await current_database(conn)
-    role = reader_role(database)
+    role = login_role(READER, database)
     await _check_may_grant(conn, role)
     password = await _ensure_role(conn, role, new_password=new_password)
     ident, schema = sql.Identifier(role), sql.Identifier(SCHEMA)
@@ -390,7 +373,7 @@ async def grant_writer(conn: AsyncConnection, *, new_password: bool) -> str | No
     RETURNING and ON CONFLICT), INSERT and UPDATE on the three context tables, USAGE on
     their id sequences. Returns the password it set, if it set one."""
     database = await current_database(conn)
-    role = writer_role(database)
+    role = login_role(WRITER, database)
     await _check_may_grant(conn, role)
     password = await _ensure_role(conn, role, new_password=new_password)
     ident = sql.Identifier(role)
