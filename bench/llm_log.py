@@ -36,13 +36,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.fake_llm import FakeLlm, Step, completion, serve
 from tests.sessions_support import TcpProxy
 
+from openclaw.app import OUTBOX_HANDLERS as HANDLERS
 from openclaw.chat import Message
 from openclaw.db import Database, migrate
 from openclaw.db.embedded import start_embedded
-from openclaw.db.runtime import HANDLERS, LLM_CALL, LlmCall, from_payload, to_payload
+from openclaw.db.records import from_payload, to_payload
 from openclaw.db.target import DatabaseTarget, TargetSource
 from openclaw.llm.config import parse_llm_config
 from openclaw.llm.log import LlmLog
+from openclaw.llm.records import LLM_CALL, LlmCall
 from openclaw.llm.router import Router, build_providers
 from openclaw.outbox import Flusher, Spool
 

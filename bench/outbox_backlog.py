@@ -25,7 +25,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from openclaw.db.runtime import LLM_CALL, LlmCall, to_payload
+from openclaw.db.records import to_payload
+from openclaw.llm.records import LLM_CALL, LlmCall
 from openclaw.outbox import Spool
 
 TICK_S = 0.010

@@ -40,7 +40,7 @@ from openclaw.db import (
     migrate,
 )
 from openclaw.db.embedded import start_embedded
-from openclaw.db.runtime import LlmCall, write_llm_calls
+from openclaw.llm.records import LlmCall, write_llm_calls
 
 COLUMNS = [f.name for f in fields(LlmCall)]
 row_of = attrgetter(*COLUMNS)

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from openclaw.agent.runtime import open_runtime
+from openclaw.app import load_settings, open_runtime
 from openclaw.db.target import DatabaseTarget, TargetSource
 from openclaw.gateway.app import Gateway
 from openclaw.gateway.channel import ChannelCore, Incoming, SlidingWindow
-from openclaw.gateway.config import ChannelConfig, load_gateway_config
+from openclaw.gateway.config import ChannelConfig
 from tests.fake_llm import FakeLlm, Step, chunk, serve
 from tests.waiting import until
 
@@ -60,7 +60,7 @@ async def core(fake: FakeLlm, db_url: str, isolated_environment: Path) -> AsyncI
         )
     )
     runtime = await open_runtime(DatabaseTarget(TargetSource.OPTION, url=db_url), home=isolated_environment)
-    config = load_gateway_config()
+    config = load_settings().gateway
     config = replace(config, sandbox=replace(config.sandbox, rate_limit_messages=3, max_concurrent=1))
     gateway = Gateway(config, runtime, "h")
     yield ChannelCore(gateway, "telegram", "tg", ChannelConfig("t0ken", (42, 43)))
@@ -170,7 +170,7 @@ async def test_telegram_against_a_fake_bot_api(
     runtime = await open_runtime(DatabaseTarget(TargetSource.OPTION, url=db_url), home=isolated_environment)
     with serve(FakeBotApi()) as api:  # type: ignore[arg-type]
         core = ChannelCore(
-            Gateway(load_gateway_config(), runtime, "h"),
+            Gateway(load_settings().gateway, runtime, "h"),
             "telegram",
             "tg",
             ChannelConfig("123:fake", (42,), api.base_url),

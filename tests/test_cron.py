@@ -16,12 +16,15 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from openclaw.agent.runtime import AgentRuntime, open_runtime
+from openclaw.agent.runtime import AgentRuntime
+from openclaw.app import OUTBOX_HANDLERS as HANDLERS
+from openclaw.app import open_runtime
 from openclaw.cron.jobs import CronSchedule, EverySchedule, jobs_path, load_jobs
 from openclaw.cron.lease import DEFAULT_LEASE_S, lease_seconds
+from openclaw.cron.records import CRON_EXECUTION, CronExecution, write_cron_executions
 from openclaw.cron.runner import CronRunner, lease_run_uid, run_uid
 from openclaw.db.database import Database
-from openclaw.db.runtime import CRON_EXECUTION, HANDLERS, CronExecution, to_payload, write_cron_executions
+from openclaw.db.records import to_payload
 from openclaw.db.target import DatabaseTarget, TargetSource
 from openclaw.errors import ConfigError
 from tests.conftest import Cli

@@ -13,11 +13,12 @@ import httpx
 import psycopg
 import pytest
 
-from openclaw.agent.runtime import AgentRuntime, open_runtime
+from openclaw.agent.runtime import AgentRuntime
+from openclaw.app import load_settings, open_runtime
 from openclaw.db.target import DatabaseTarget, TargetSource
 from openclaw.gateway.app import Gateway
 from openclaw.gateway.channel import ChannelCore
-from openclaw.gateway.config import ChannelConfig, load_gateway_config
+from openclaw.gateway.config import ChannelConfig
 from openclaw.gateway.discord import DiscordChannel, DiscordStartError
 from openclaw.gateway.metrics import prometheus_text
 from tests.fake_discord import MESSAGE_CONTENT_INTENT, FakeDiscord, serve_discord
@@ -77,7 +78,7 @@ async def runtime(
 
 
 def discord_core(runtime: AgentRuntime, config: ChannelConfig) -> ChannelCore:
-    return ChannelCore(Gateway(load_gateway_config(), runtime, "h"), "discord", "dc", config)
+    return ChannelCore(Gateway(load_settings().gateway, runtime, "h"), "discord", "dc", config)
 
 
 @pytest.fixture

@@ -427,7 +427,8 @@ def test_an_embedded_server_that_cannot_start_names_no_missing_log(
 def test_db_status_names_rows_waiting_for_another_database_and_adopts_an_old_outbox(
     cli: Cli, fake: FakeLlm, db_url: str, isolated_environment: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from openclaw.db.runtime import LLM_CALL, LlmCall, to_payload
+    from openclaw.db.records import to_payload
+    from openclaw.llm.records import LLM_CALL, LlmCall
     from openclaw.outbox import Spool
     from openclaw.outbox.targets import ADOPT_COMMAND
 

@@ -21,11 +21,10 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from openclaw.agent.runtime import open_runtime
-from openclaw.db.runtime import METRICS_SNAPSHOT
+from openclaw.app import load_settings, open_runtime
 from openclaw.db.target import DatabaseTarget, TargetSource
 from openclaw.gateway.app import Gateway, create_app
-from openclaw.gateway.config import load_gateway_config
+from openclaw.gateway.metrics import METRICS_SNAPSHOT
 from tests.fake_llm import FakeLlm, Step, chunk, completion, serve
 from tests.sessions_support import TcpProxy
 from tests.waiting import wait_for, wait_for_http
@@ -74,7 +73,7 @@ async def api(
     configured: Path, db_url: str, isolated_environment: Path
 ) -> AsyncIterator[tuple[httpx.AsyncClient, Gateway]]:
     runtime = await open_runtime(DatabaseTarget(TargetSource.OPTION, url=db_url), home=isolated_environment)
-    gateway = Gateway(load_gateway_config(), runtime, "testhost")
+    gateway = Gateway(load_settings().gateway, runtime, "testhost")
     transport = httpx.ASGITransport(app=create_app(gateway))
     async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
         yield client, gateway
@@ -162,7 +161,7 @@ async def test_webhook_without_token_configured(
 ) -> None:
     configured.write_text(json.dumps({"agent": {"name": "main"}}))  # noqa: ASYNC240 - test set-up
     runtime = await open_runtime(DatabaseTarget(TargetSource.OPTION, url=db_url), home=isolated_environment)
-    app = create_app(Gateway(load_gateway_config(), runtime, "h"))
+    app = create_app(Gateway(load_settings().gateway, runtime, "h"))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://g") as client:
         response = await client.post("/webhook", json={"message": "hi"}, headers=AUTH)
         assert response.status_code == 503 and response.json()["error_code"] == "WEBHOOK_NOT_CONFIGURED"
@@ -378,7 +377,7 @@ async def test_without_models_the_gateway_serves_and_says_why(
     runtime = await open_runtime(
         DatabaseTarget(TargetSource.OPTION, url=db_url), home=isolated_environment, require_models=False
     )
-    app = create_app(Gateway(load_gateway_config(), runtime, "h"))
+    app = create_app(Gateway(load_settings().gateway, runtime, "h"))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://g") as client:
         assert (await client.get("/health")).status_code == 200
         ready = (await client.get("/ready")).json()

@@ -21,15 +21,15 @@ import httpx
 import psycopg
 import pytest
 
-from openclaw.agent.runtime import AgentRuntime, open_runtime
+from openclaw.agent.runtime import AgentRuntime
 from openclaw.agent.tools import sandbox_from
-from openclaw.db.runtime import write_metrics_snapshots
+from openclaw.app import load_settings, open_runtime
 from openclaw.db.target import DatabaseTarget, TargetSource
 from openclaw.errors import ConfigError
 from openclaw.gateway.app import Gateway, create_app
 from openclaw.gateway.channel import ChannelCore, Incoming
-from openclaw.gateway.config import ChannelConfig, GatewayConfig, load_gateway_config
-from openclaw.gateway.metrics import snapshot
+from openclaw.gateway.config import ChannelConfig, GatewayConfig
+from openclaw.gateway.metrics import snapshot, write_metrics_snapshots
 from openclaw.mcp.curated import request_volume
 from tests.conftest import Cli
 from tests.fake_llm import FakeLlm, Step, chunk, completion, serve
@@ -82,7 +82,7 @@ async def runtime(workspace: Path, db_url: str, isolated_environment: Path) -> A
 
 
 def core_for(runtime: AgentRuntime, allowed: tuple[int, ...], **sandbox: Any) -> ChannelCore:
-    config = load_gateway_config()
+    config = load_settings().gateway
     config = replace(config, sandbox=replace(config.sandbox, **sandbox))
     return ChannelCore(Gateway(config, runtime, "h"), "telegram", "tg", ChannelConfig("t0ken", allowed))
 
@@ -238,7 +238,7 @@ async def test_webhook_prefixes_come_from_the_config(
     config["webhook"]["allowed_session_prefixes"] = ["webhook:", "ci:"]
     configured.write_text(json.dumps(config))  # noqa: ASYNC240 - test set-up
     runtime = await open_runtime(DatabaseTarget(TargetSource.OPTION, url=db_url), home=isolated_environment)
-    app = create_app(Gateway(load_gateway_config(), runtime, "h"))
+    app = create_app(Gateway(load_settings().gateway, runtime, "h"))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://g") as client:
         fake.then(Step(body=completion("fine")))
         ok = await client.post("/webhook", json={"message": "hi", "session_key": "ci:build:9"}, headers=AUTH)
@@ -252,7 +252,7 @@ async def test_webhook_prefixes_come_from_the_config(
         config["webhook"]["allowed_session_prefixes"] = bad
         configured.write_text(json.dumps(config))  # noqa: ASYNC240 - test set-up
         with pytest.raises(ConfigError, match=r"webhook\.allowed_session_prefixes"):
-            load_gateway_config()
+            load_settings()
 
 
 # ---- bind first ----------------------------------------------------------------------------
@@ -319,7 +319,8 @@ async def test_failed_webhook_turns_count_as_errors_everywhere(
         await write_metrics_snapshots(conn, [earlier])
     fake.then(Step(400, {"error": "bad"}))
     assert (await client.post("/webhook", json={"message": "again"}, headers=AUTH)).status_code == 500
-    from openclaw.db.runtime import METRICS_SNAPSHOT, to_payload
+    from openclaw.db.records import to_payload
+    from openclaw.gateway.metrics import METRICS_SNAPSHOT
 
     runtime.spool.append(
         METRICS_SNAPSHOT, to_payload(snapshot(gateway.counters, gateway.process, "testhost", "t"))
@@ -342,7 +343,7 @@ async def test_provider_init_failed_counts_as_an_error(
     runtime = await open_runtime(
         DatabaseTarget(TargetSource.OPTION, url=db_url), home=isolated_environment, require_models=False
     )
-    gateway = Gateway(load_gateway_config(), runtime, "h")
+    gateway = Gateway(load_settings().gateway, runtime, "h")
     app = create_app(gateway)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://g") as client:
         reply = await client.post("/webhook", json={"message": "hi"}, headers=AUTH)

@@ -5,11 +5,12 @@ from pathlib import Path
 
 import pytest
 
+from openclaw.app import OUTBOX_HANDLERS as HANDLERS
 from openclaw.db import Database
-from openclaw.db.runtime import HANDLERS, LlmCall
 from openclaw.errors import ConfigError
 from openclaw.llm.config import Api, ModelRef, load_llm_config
 from openclaw.llm.log import LlmLog
+from openclaw.llm.records import LlmCall
 from openclaw.outbox import Flusher, Spool
 
 MANUAL = {

@@ -21,15 +21,10 @@ import pytest
 from mcp import Client
 
 from openclaw.chat import Message, Role
+from openclaw.cron.records import CronExecution, write_cron_executions
 from openclaw.db import Database, DatabaseTarget, TargetSource
-from openclaw.db.runtime import (
-    CronExecution,
-    LlmCall,
-    MetricsSnapshot,
-    write_cron_executions,
-    write_llm_calls,
-    write_metrics_snapshots,
-)
+from openclaw.gateway.metrics import Counters, MetricsSnapshot, write_metrics_snapshots
+from openclaw.llm.records import LlmCall, write_llm_calls
 from openclaw.mcp.guard import FunctionPolicy, QueryRefused, check_query
 from openclaw.mcp.server import create_server
 from openclaw.mcp.state import open_state
@@ -103,8 +98,7 @@ async def _seed_runtime(db_url: str) -> None:
                     b,
                     snapshot_at=now - timedelta(hours=2) + timedelta(minutes=m + 30 * i),
                     uptime_seconds=60 * m,
-                    telegram_requests=10 * m,
-                    completed_requests=10 * m,
+                    counters=Counters(telegram_requests=10 * m, completed_requests=10 * m),
                 )
                 for i, b in enumerate((boot, uuid.uuid4()))
                 for m in range(1, 31)

@@ -28,7 +28,8 @@ from openclaw.outbox import Flusher, Spool
 from openclaw.sessions.file_identity import FileIdentity, Segment
 from openclaw.sessions.importer import FileReport, file_agent, import_file, open_source, read_sessions
 from openclaw.sessions.message_uids import MessageUids, anchored_message_uid, old_message_uid
-from openclaw.sessions.mirror import HANDLERS, DualSessionStore
+from openclaw.sessions.mirror import OUTBOX_HANDLERS as HANDLERS
+from openclaw.sessions.mirror import DualSessionStore
 from openclaw.sessions.pg_writes import MessageRow, SessionRow, insert_messages, upsert_sessions
 from openclaw.sessions.sqlite_store import SqliteSessionStore, from_ms
 from openclaw.sessions.verify import verify_file

@@ -16,7 +16,8 @@ from openclaw.db import Database
 from openclaw.outbox import Flusher, Spool
 from openclaw.sessions import importer
 from openclaw.sessions.importer import import_file
-from openclaw.sessions.mirror import HANDLERS, DualSessionStore
+from openclaw.sessions.mirror import OUTBOX_HANDLERS as HANDLERS
+from openclaw.sessions.mirror import DualSessionStore
 from openclaw.sessions.postgres_store import PostgresSessionStore
 from openclaw.sessions.sqlite_store import SqliteSessionStore, from_ms
 from openclaw.sessions.verify import verify_file

@@ -19,13 +19,15 @@ import pytest
 from psycopg import AsyncConnection
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from openclaw.app import OUTBOX_HANDLERS as RUNTIME_HANDLERS
 from openclaw.chat import Message, Role
 from openclaw.db import Database
-from openclaw.db.runtime import HANDLERS as RUNTIME_HANDLERS
-from openclaw.db.runtime import LLM_CALL, METRICS_SNAPSHOT, LlmCall, MetricsSnapshot, to_payload
+from openclaw.db.records import to_payload
 from openclaw.db.target import DatabaseTarget, TargetSource
+from openclaw.gateway.metrics import METRICS_SNAPSHOT, MetricsSnapshot
+from openclaw.llm.records import LLM_CALL, LlmCall
 from openclaw.outbox import Flusher, Spool
-from openclaw.sessions.mirror import HANDLERS as SESSION_HANDLERS
+from openclaw.sessions.mirror import OUTBOX_HANDLERS as SESSION_HANDLERS
 from openclaw.sessions.mirror import DualSessionStore
 from openclaw.sessions.postgres_store import PostgresSessionStore
 from openclaw.sessions.resilient import ResilientSessionStore

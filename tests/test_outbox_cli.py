@@ -14,10 +14,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from openclaw.app import OUTBOX_HANDLERS as RUNTIME_HANDLERS
 from openclaw.db import Database
-from openclaw.db.runtime import HANDLERS as RUNTIME_HANDLERS
-from openclaw.db.runtime import LLM_CALL, LlmCall, to_payload
+from openclaw.db.records import to_payload
 from openclaw.db.target import DatabaseTarget, TargetSource, resolve_target
+from openclaw.llm.records import LLM_CALL, LlmCall
 from openclaw.outbox import Flusher, Spool, open_spool
 from openclaw.outbox.targets import outbox_dir, spool_target
 from tests.conftest import Cli

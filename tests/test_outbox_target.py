@@ -16,11 +16,12 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
-from openclaw.agent.runtime import open_runtime
+from openclaw.app import open_runtime
 from openclaw.db import Database
-from openclaw.db.runtime import LLM_CALL, LlmCall, to_payload
+from openclaw.db.records import to_payload
 from openclaw.db.target import DatabaseTarget, TargetSource
 from openclaw.errors import OpenclawError
+from openclaw.llm.records import LLM_CALL, LlmCall
 from openclaw.outbox import Adopted, Flusher, Spool, adopt_legacy_spool, open_spool, other_spools
 from openclaw.outbox.targets import (
     ADOPT_COMMAND,

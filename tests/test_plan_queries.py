@@ -10,7 +10,8 @@ from pathlib import Path
 
 import psycopg
 
-from openclaw.db.runtime import LlmCall, MetricsSnapshot, write_llm_calls, write_metrics_snapshots
+from openclaw.gateway.metrics import Counters, MetricsSnapshot, write_metrics_snapshots
+from openclaw.llm.records import LlmCall, write_llm_calls
 from tests.conftest import Cli
 
 
@@ -143,8 +144,7 @@ async def test_phase5_metrics_queries_through_the_interval_view(
                     boot,
                     snapshot_at=start + timedelta(minutes=60 * b + minute),
                     uptime_seconds=60 * minute,
-                    completed_requests=10 * minute,
-                    telegram_errors=minute,
+                    counters=Counters(completed_requests=10 * minute, telegram_errors=minute),
                 )
             )
     await write_metrics_snapshots(conn, snaps)
@@ -216,8 +216,7 @@ async def test_metrics_intervals_since_matches_the_view_for_any_window(
                         boot,
                         snapshot_at=start + timedelta(minutes=45 * b + minute),
                         uptime_seconds=60 * minute,
-                        telegram_requests=minute * minute,  # uneven increases
-                        completed_requests=3 * minute,
+                        counters=Counters(telegram_requests=minute * minute, completed_requests=3 * minute),
                     )
                 )
     await write_metrics_snapshots(conn, snaps)

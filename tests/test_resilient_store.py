@@ -19,7 +19,8 @@ from openclaw.chat import Message, Role
 from openclaw.db import Database
 from openclaw.db.target import DatabaseTarget, TargetSource
 from openclaw.outbox import Flusher, Spool
-from openclaw.sessions.mirror import HANDLERS, MESSAGES, messages_entry
+from openclaw.sessions.mirror import MESSAGES, messages_entry
+from openclaw.sessions.mirror import OUTBOX_HANDLERS as HANDLERS
 from openclaw.sessions.postgres_store import PostgresSessionStore
 from openclaw.sessions.resilient import ResilientSessionStore
 from tests.sessions_support import TcpProxy, at

@@ -11,7 +11,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from openclaw.db.runtime import LlmCall, MetricsSnapshot, write_llm_calls, write_metrics_snapshots
+from openclaw.gateway.metrics import Counters, MetricsSnapshot, write_metrics_snapshots
+from openclaw.llm.records import LlmCall, write_llm_calls
 from openclaw.mcp import curated
 
 HOUR_SUMS = """
@@ -35,9 +36,9 @@ def _snapshots(start: datetime) -> list[MetricsSnapshot]:
                     boot,
                     snapshot_at=start + timedelta(minutes=minute, seconds=7),
                     uptime_seconds=uptime,
-                    telegram_requests=requests,
-                    completed_requests=requests,
-                    agent_turns=requests // 2,
+                    counters=Counters(
+                        telegram_requests=requests, completed_requests=requests, agent_turns=requests // 2
+                    ),
                 )
             )
     return rows

@@ -8,15 +8,10 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
+from openclaw.cron.records import CronExecution, write_cron_executions
 from openclaw.db.batch_insert import COPY_MIN_ROWS
-from openclaw.db.runtime import (
-    CronExecution,
-    LlmCall,
-    MetricsSnapshot,
-    write_cron_executions,
-    write_llm_calls,
-    write_metrics_snapshots,
-)
+from openclaw.gateway.metrics import Counters, MetricsSnapshot, write_metrics_snapshots
+from openclaw.llm.records import LlmCall, write_llm_calls
 
 
 async def test_llm_calls_are_written_once(conn: psycopg.AsyncConnection) -> None:
@@ -78,15 +73,27 @@ async def test_metrics_snapshots_and_the_interval_view(conn: psycopg.AsyncConnec
     t0 = datetime.now(UTC) - timedelta(hours=1)
     boot1, boot2 = uuid.uuid4(), uuid.uuid4()
     snaps = [
-        MetricsSnapshot("nixos", boot1, snapshot_at=t0, completed_requests=10, uptime_seconds=60),
         MetricsSnapshot(
-            "nixos", boot1, snapshot_at=t0 + timedelta(minutes=1), completed_requests=25, uptime_seconds=120
+            "nixos", boot1, snapshot_at=t0, uptime_seconds=60, counters=Counters(completed_requests=10)
+        ),
+        MetricsSnapshot(
+            "nixos",
+            boot1,
+            snapshot_at=t0 + timedelta(minutes=1),
+            uptime_seconds=120,
+            counters=Counters(completed_requests=25),
         ),
         # restart: counters start again from zero
         MetricsSnapshot(
-            "nixos", boot2, snapshot_at=t0 + timedelta(minutes=3), completed_requests=4, uptime_seconds=60
+            "nixos",
+            boot2,
+            snapshot_at=t0 + timedelta(minutes=3),
+            uptime_seconds=60,
+            counters=Counters(completed_requests=4),
         ),
-        MetricsSnapshot("g731", uuid.uuid4(), snapshot_at=t0, completed_requests=7, uptime_seconds=60),
+        MetricsSnapshot(
+            "g731", uuid.uuid4(), snapshot_at=t0, uptime_seconds=60, counters=Counters(completed_requests=7)
+        ),
     ]
     assert await write_metrics_snapshots(conn, snaps) == 4
     assert await write_metrics_snapshots(conn, snaps) == 0
@@ -155,7 +162,9 @@ async def test_nul_characters_and_huge_numbers_do_not_fail_a_batch(conn: psycopg
 
 
 async def test_spooled_entries_are_made_storable_when_written(conn: psycopg.AsyncConnection) -> None:
-    from openclaw.db.runtime import HANDLERS, LLM_CALL, to_payload
+    from openclaw.app import OUTBOX_HANDLERS as HANDLERS
+    from openclaw.db.records import to_payload
+    from openclaw.llm.records import LLM_CALL
 
     odd = LlmCall(model="m", response_content="a\x00b", error="e\x00", latency_ms=2**40, http_status=10**6)
     payload = to_payload(odd)
@@ -165,3 +174,31 @@ async def test_spooled_entries_are_made_storable_when_written(conn: psycopg.Asyn
         await conn.execute("SELECT error, http_status FROM llm_calls WHERE id = %s", (odd.id,))
     ).fetchone()
     assert row == ("e\ufffd", 2**15 - 1)
+
+
+async def test_every_record_field_and_counter_has_its_column(conn: psycopg.AsyncConnection) -> None:
+    """A new field of a record, or a new counter of `Counters` (which is all a new counter
+    takes in Python), needs its column: this fails until a migration adds it."""
+    for table, record in (
+        ("llm_calls", LlmCall),
+        ("metrics_snapshots", MetricsSnapshot),
+        ("cron_executions", CronExecution),
+    ):
+        cur = await conn.execute(
+            "SELECT column_name FROM information_schema.columns"
+            " WHERE table_schema = 'public' AND table_name = %s",
+            (table,),
+        )
+        missing = set(record.columns()) - {name for (name,) in await cur.fetchall()}
+        assert not missing, f"{table} has no column for {sorted(missing)}: add a migration"
+
+
+def test_a_snapshot_goes_through_the_outbox_whole() -> None:
+    from openclaw.db.records import to_payload
+
+    counters = Counters(**{name: i + 1 for i, name in enumerate(Counters().as_dict())})
+    snapshot = MetricsSnapshot("h", uuid.uuid4(), version="1.0", counters=counters, uptime_seconds=5)
+    assert MetricsSnapshot.from_payload(to_payload(snapshot)) == snapshot
+    # an entry an older openclaw spooled, with fewer counters: the others are 0
+    older = {k: v for k, v in to_payload(snapshot).items() if k != "webhook_errors"}
+    assert MetricsSnapshot.from_payload(older).counters.webhook_errors == 0

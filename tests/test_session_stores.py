@@ -16,7 +16,8 @@ from openclaw.chat import Message, Role
 from openclaw.db import Database
 from openclaw.outbox import Flusher, Spool
 from openclaw.sessions import Backend, SessionStore, open_store
-from openclaw.sessions.mirror import HANDLERS, TOKENS_ADD, DualSessionStore
+from openclaw.sessions.mirror import OUTBOX_HANDLERS as HANDLERS
+from openclaw.sessions.mirror import TOKENS_ADD, DualSessionStore
 from openclaw.sessions.postgres_store import PostgresSessionStore
 from openclaw.sessions.resilient import ResilientSessionStore
 from openclaw.sessions.sqlite_store import SqliteSessionStore

@@ -244,7 +244,7 @@ def test_a_wrong_environment_variable_is_one_line(
 def test_fallback_false_is_false_and_the_environment_applies_without_the_file(
     isolated_environment: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from openclaw.config.loader import load_settings
+    from openclaw.app import load_settings
 
     config = _gateway_config(isolated_environment)
     config.write_text(json.dumps({"agent": {"fallback": False}}))
@@ -260,7 +260,7 @@ def test_fallback_false_is_false_and_the_environment_applies_without_the_file(
 
 
 def test_overrides_and_defaults(isolated_environment: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from openclaw.config.loader import load_settings
+    from openclaw.app import load_settings
 
     monkeypatch.delenv("HTTP_PORT")  # the default, 3100
     config = _gateway_config(isolated_environment)
@@ -310,7 +310,7 @@ def test_overrides_and_defaults(isolated_environment: Path, monkeypatch: pytest.
 
 def test_unknown_keys_are_ignored_as_openclaw_rs_ignores_them(isolated_environment: Path) -> None:
     """openclaw-rs's own sections and keys, and a newer openclaw-rs's, are no error here."""
-    from openclaw.config.loader import load_settings
+    from openclaw.app import load_settings
 
     _gateway_config(isolated_environment).write_text(
         json.dumps(
@@ -335,9 +335,8 @@ async def test_settings_are_read_once_and_passed_down(
     """After the edge loaded the settings, nothing below it reads a config file or the
     environment again: with both files broken afterwards, the runtime opens from the
     settings it was given, sandbox, outbox and LLM log included."""
-    from openclaw.agent.runtime import open_runtime
-    from openclaw.config.loader import load_settings
-    from openclaw.db.target import TargetSource, resolve_target
+    from openclaw.app import load_settings, open_runtime
+    from openclaw.db.target import TargetSource
 
     config = _gateway_config(isolated_environment)
     config.write_text(
@@ -354,7 +353,7 @@ async def test_settings_are_read_once_and_passed_down(
     config.write_text('{"agent": "broken", "database": 5}')
     (isolated_environment / "openclaw-manual.json").write_text("[")
     monkeypatch.setenv("OPENCLAW_SESSIONS_BACKEND", "nonsense")
-    target = resolve_target(None, settings)
+    target = settings.database_target()
     assert target.source is TargetSource.CONFIG and target.url == db_url
     runtime = await open_runtime(target, home=isolated_environment, settings=settings)
     try:

@@ -17,10 +17,12 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from openclaw.app import OUTBOX_HANDLERS as RUNTIME_HANDLERS
 from openclaw.db import Database
-from openclaw.db.runtime import HANDLERS as RUNTIME_HANDLERS
-from openclaw.db.runtime import LLM_CALL, METRICS_SNAPSHOT, LlmCall, MetricsSnapshot, to_payload
+from openclaw.db.records import to_payload
 from openclaw.db.target import DatabaseTarget, TargetSource
+from openclaw.gateway.metrics import METRICS_SNAPSHOT, MetricsSnapshot
+from openclaw.llm.records import LLM_CALL, LlmCall
 from openclaw.outbox import Flusher, Spool
 from openclaw.outbox.classify import Verdict, classify
 from tests.disks import fill, tmpfs
@@ -350,3 +352,40 @@ async def test_draining_at_shutdown_with_a_full_disk_and_postgres_gone_returns(s
     finally:
         await database.close()
         spool.close()  # says what it held in memory, and returns
+
+
+def test_one_sessions_entries_are_read_by_its_index(tmp_path: Path) -> None:
+    """A session's spooled writes (the history of a session behind the outbox, after a
+    restart) are found through the session index, not by paging the whole spool."""
+    from openclaw.sessions import mirror
+
+    spool = Spool(tmp_path / "spool.db")
+    try:
+        spool.append_many(
+            [
+                (mirror.MESSAGES, {"key": "a", "messages": [1]}),
+                *llm_calls(50),
+                (mirror.MESSAGES, {"key": "b", "messages": [2]}),
+                (mirror.MESSAGES, {"key": "a", "messages": [3]}),
+                (mirror.DELETE, {"key": "a", "keys": ["a"]}),
+            ]
+        )
+        spool.pending()  # opens the reading connection
+        assert spool._reader is not None
+        statements: list[str] = []
+        spool._reader.set_trace_callback(statements.append)
+        assert [(e.kind, e.payload.get("messages")) for e in spool.entries_of("a")] == [
+            (mirror.MESSAGES, [1]),
+            (mirror.MESSAGES, [3]),
+            (mirror.DELETE, None),
+        ]
+        assert spool.entries_of("nobody") == []
+        spool._reader.set_trace_callback(None)
+        plans = [
+            row[-1]
+            for statement in statements
+            for row in sqlite3.connect(spool.path).execute(f"EXPLAIN QUERY PLAN {statement}")
+        ]
+        assert plans and not [plan for plan in plans if plan.startswith("SCAN")], plans
+    finally:
+        spool.close()

@@ -21,12 +21,12 @@ import psycopg
 import pytest
 
 import openclaw.mcp.curated as curated
+from openclaw.app import load_settings
 from openclaw.chat import Message
 from openclaw.db import Database
 from openclaw.errors import ConfigError, OpenclawError, UsageError
 from openclaw.gateway.app import Gateway
 from openclaw.gateway.channel import ChannelCore, Incoming
-from openclaw.gateway.config import load_gateway_config
 from openclaw.sessions.importer import import_file
 from openclaw.sessions.keys import (
     MAX_AGENT_NAME_CHARS,
@@ -35,7 +35,8 @@ from openclaw.sessions.keys import (
     InvalidSessionKeyError,
     check_session_key,
 )
-from openclaw.sessions.mirror import HANDLERS, MESSAGES, messages_entry
+from openclaw.sessions.mirror import MESSAGES, messages_entry
+from openclaw.sessions.mirror import OUTBOX_HANDLERS as HANDLERS
 from openclaw.sessions.postgres_store import PostgresSessionStore
 from tests.conftest import Cli
 from tests.fake_llm import FakeLlm, Step, completion
@@ -286,7 +287,7 @@ def test_one_limit_for_keys_everywhere() -> None:
     for key, problem in cases.items():
         with pytest.raises(InvalidSessionKeyError, match=re.escape(problem)):
             check_session_key(key)
-    config = load_gateway_config()
+    config = load_settings().gateway
     assert config.webhook_key_problem("webhook:" + "k" * 248) is None
     assert config.webhook_key_problem("webhook:" + "k" * 249) is not None  # 257 characters
 
@@ -307,7 +308,7 @@ async def test_keys_built_from_channel_ids_always_fit(
 def test_an_agent_name_too_long_for_its_keys_is_a_config_error(configured: Path) -> None:  # noqa: F811
     configured.write_text('{"agent": {"name": "%s"}}' % ("a" * (MAX_AGENT_NAME_CHARS + 1)))
     with pytest.raises(ConfigError, match="agent name has at most 64 characters"):
-        load_gateway_config()
+        load_settings()
 
 
 @pytest.mark.parametrize(

@@ -20,13 +20,16 @@ import httpx
 import psycopg
 import pytest
 
-from openclaw.agent.runtime import AgentRuntime, open_runtime
+from openclaw.agent.runtime import AgentRuntime
+from openclaw.app import load_settings, open_runtime, serve_gateway
 from openclaw.cron.jobs import jobs_path
 from openclaw.cron.runner import CronRunner
 from openclaw.db.target import DatabaseTarget, TargetSource
 from openclaw.gateway.app import Gateway
 from openclaw.gateway.channel import ChannelCore
-from openclaw.gateway.config import ChannelConfig, load_gateway_config
+from openclaw.gateway.config import ChannelConfig
+from openclaw.gateway.metrics import Counters
+from openclaw.gateway.turns import TurnRunner
 from tests.fake_llm import FakeLlm, Step, chunk, completion, serve
 from tests.fake_telegram import FakeBotApi
 from tests.test_gateway import configured, fake  # noqa: F401  (fixtures)
@@ -90,7 +93,7 @@ async def test_three_messages_in_a_row_only_the_last_is_answered_and_stored(
     )
     with serve(HeldBotApi()) as api:  # type: ignore[arg-type]
         assert isinstance(api, HeldBotApi)
-        gateway = Gateway(load_gateway_config(), runtime, "h")
+        gateway = Gateway(load_settings().gateway, runtime, "h")
         channel = TelegramChannel(
             ChannelCore(gateway, "telegram", "tg", ChannelConfig("123:fake", (42,), api.base_url))
         )
@@ -148,7 +151,7 @@ async def test_every_component_stops_and_the_outbox_is_flushed_when_one_stop_fai
     base = f"http://127.0.0.1:{sock.getsockname()[1]}"
     stopping = datetime.now(UTC)
     running = asyncio.create_task(
-        server.serve(DatabaseTarget(TargetSource.OPTION, url=db_url), load_gateway_config(), sock)
+        serve_gateway(DatabaseTarget(TargetSource.OPTION, url=db_url), load_settings(), sock)
     )
     async with httpx.AsyncClient() as client:
 
@@ -225,7 +228,10 @@ async def test_two_due_cron_jobs_run_side_by_side(
         rt = await open_runtime(DatabaseTarget(TargetSource.OPTION, url=db_url), home=isolated_environment)
         try:
             now = [datetime(2026, 3, 2, 12, 0, 30, tzinfo=UTC)]
-            cron = CronRunner(path, rt.agent, rt.spool, rt.database, host="h", clock=lambda: now[0])
+            turns = TurnRunner(Counters(), lambda: 2)  # the gateway's runner: its limit, its counters
+            cron = CronRunner(
+                path, rt.agent, rt.spool, rt.database, host="h", clock=lambda: now[0], run_turn=turns.queued
+            )
             assert await cron.tick() == []  # first sight: both are due at 12:01
             now[0] += timedelta(minutes=1)
             ran = await cron.tick()
@@ -233,12 +239,11 @@ async def test_two_due_cron_jobs_run_side_by_side(
             await rt.close()
     assert sorted((r.job_name, r.status) for r in ran) == [("job 1", "success"), ("job 2", "success")]
     assert llm.overlapped == [True, True]  # the second turn began before the first was answered
+    # cron's turns go through the gateway's turn runner: counted as turns, not as requests
+    assert (turns.counters.agent_turns, turns.counters.completed_requests, turns.active) == (2, 0, 0)
 
 
 async def test_an_answer_replaced_before_it_ran_gives_its_place_back() -> None:
-    from openclaw.gateway.metrics import Counters
-    from openclaw.gateway.turns import TurnRunner
-
     runner = TurnRunner(Counters(), lambda: 5)
     started: list[str] = []
 
@@ -255,8 +260,6 @@ async def test_an_answer_replaced_before_it_ran_gives_its_place_back() -> None:
 
 
 async def test_a_cancelled_waiter_is_not_swallowed() -> None:
-    from openclaw.gateway.metrics import Counters
-    from openclaw.gateway.turns import TurnRunner
 
     runner = TurnRunner(Counters(), lambda: 5)
     entered, never = asyncio.Event(), asyncio.Event()

@@ -17,15 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from openclaw.errors import ConfigError
+from openclaw.errors import InvalidConfigError as InvalidConfigError  # where it was defined before
 from openclaw.home import gateway_config_is_explicit, gateway_config_path
-
-
-class InvalidConfigError(ConfigError):
-    """A value of the wrong type or out of range in a config file or the environment: one
-    line that names it (`gateway config: webhook must be an object, got a string`), exit
-    code 2 as for any usage error. The models that check them are in openclaw.config."""
-
-    exit_code = 2
 
 
 def read_json_object(path: Path, *, what: str = "config file") -> dict[str, Any]:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from openclaw.agent.tools import ToolRegistry
 from openclaw.chat import Message, Role
-from openclaw.errors import OpenclawError, UsageError
+from openclaw.errors import TransientError, UsageError
 from openclaw.llm.config import ModelRef
 from openclaw.llm.router import OnRestart, Router
 from openclaw.llm.types import OnDelta
@@ -36,8 +36,8 @@ def default_system_prompt(agent: str) -> str:
     )
 
 
-class TurnTimeoutError(OpenclawError):
-    pass
+class TurnTimeoutError(TransientError):
+    """The turn ran past its time limit and was stopped: later, or shorter, it may succeed."""
 
 
 class InvalidMessageError(UsageError):

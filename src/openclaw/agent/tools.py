@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import shlex
 import signal
@@ -19,11 +20,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from openclaw.chat import ToolCall
+from openclaw.errors import OpenclawError, is_transient
 from openclaw.home import openclaw_home
 from openclaw.llm.types import ToolSpec
 
 if TYPE_CHECKING:
     from openclaw.config.gateway_file import SandboxSection
+
+log = logging.getLogger(__name__)
 
 MAX_OUTPUT_CHARS = 16_000
 MAX_FILE_BYTES = 100_000
@@ -82,7 +86,14 @@ class ToolRegistry:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a tool's failure is the model's information, not the turn's end
+            if not isinstance(exc, _FORESEEN) and not is_transient(exc):  # a bug: its traceback too
+                log.exception("tool %s failed", call.name)
             return f"error: {type(exc).__name__}: {exc}"
+
+
+# How a tool fails without a bug of ours: a file or a command the OS refuses, arguments of
+# the wrong shape from the model (a missing key, a bad value), a problem we describe.
+_FORESEEN = (OSError, KeyError, ValueError, TypeError, OpenclawError)
 
 
 def _cap(text: str, limit: int = MAX_OUTPUT_CHARS) -> str:
@@ -227,7 +238,7 @@ def sandbox_settings(section: SandboxSection) -> SandboxSettings:
 
 def sandbox_from(section: dict[str, Any]) -> SandboxSettings:
     """`agent.sandbox` from a plain dict (tests, tools); missing keys keep openclaw-rs's
-    defaults. The gateway and the CLI get theirs from openclaw.config.loader."""
+    defaults. The gateway and the CLI get theirs from openclaw.app.load_settings."""
     from openclaw.config.gateway_file import parse_sandbox
 
     return sandbox_settings(parse_sandbox(section))

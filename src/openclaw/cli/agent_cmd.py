@@ -15,14 +15,13 @@ from psycopg import AsyncConnection
 from psycopg.rows import class_row
 
 from openclaw.agent.loop import TurnResult, message_problem
-from openclaw.agent.runtime import AgentRuntime, open_runtime
+from openclaw.agent.runtime import AgentRuntime
+from openclaw.app import Settings, load_settings, open_runtime
 from openclaw.cli.common import JSON_OPTION, note, print_json, print_table, run_db, state, when
-from openclaw.config.loader import Settings, load_settings
-from openclaw.db.runtime import LlmCall
-from openclaw.db.target import resolve_target
 from openclaw.durations import parse_duration
 from openclaw.errors import ConfigError, NotFoundError, OpenclawError, UsageError
 from openclaw.llm.config import LlmConfig, ModelRef, load_llm_config
+from openclaw.llm.records import LlmCall
 from openclaw.sessions.keys import agent_name_problem, new_cli_key, session_key_problem
 
 AGENT_OPTION = typer.Option("main", "--agent", help="Agent name (sessions live under it).")
@@ -106,7 +105,7 @@ async def _with_runtime(
     ctx: typer.Context, settings: Settings, agent: str, work: Callable[[AgentRuntime], Awaitable[None]]
 ) -> None:
     runtime = await open_runtime(
-        resolve_target(state(ctx).database_url, settings),
+        settings.database_target(state(ctx).database_url),
         home=settings.home,
         agent_name=agent,
         # USE_FALLBACK=false (or agent.fallback: false) tries the chosen (or first) model

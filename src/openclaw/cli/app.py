@@ -253,7 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:  # a file under $OPENCLAW_HOME that cannot be made, read or written
         _error(describe_os_error(exc))
         return 1
-    except Exception as exc:
+    except Exception as exc:  # `except psycopg.Error` would load psycopg for every command
         if not is_database_error(exc):
             raise  # a bug: its traceback is what we need
         _error(f"database: {first_line(exc)}")

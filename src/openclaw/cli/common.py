@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 
-from openclaw.errors import DatabaseError, first_line
+from openclaw.errors import DatabaseUnavailableError, first_line
 from openclaw.jsonable import to_jsonable
 
 if TYPE_CHECKING:
@@ -97,7 +97,7 @@ def run_with_database(ctx: typer.Context, work: Callable[[Database], Awaitable[T
             try:
                 return await work(db)
             except OperationalError as exc:
-                raise DatabaseError(f"lost the database connection: {first_line(exc)}") from None
+                raise DatabaseUnavailableError(f"lost the database connection: {first_line(exc)}") from None
 
     return asyncio.run(go())
 

@@ -129,7 +129,7 @@ def scrub_command(ctx: typer.Context) -> None:
     print("redacted secrets in " + ", ".join(f"{n} {what}{'s' if n != 1 else ''}" for n, what in counts))
 
 
-class NothingToCompare(Exception):
+class _NothingToCompare(Exception):
     """Fewer than two snapshots: an answer for the user, not an error."""
 
 
@@ -143,14 +143,14 @@ async def _pair(conn: AsyncConnection, ids: list[int]) -> tuple[ConfigSnapshot, 
             conn, path=str(manual_config_path().expanduser().resolve()), host=hostinfo.hostname()
         )
         if latest is None:
-            raise NothingToCompare(
+            raise _NothingToCompare(
                 f"no snapshots of {manual_config_path()} on this host yet"
                 " (`openclaw config snapshot` takes one; `config history` lists all)"
             )
         newer = latest
     older = await previous_snapshot(conn, newer)
     if older is None:
-        raise NothingToCompare(
+        raise _NothingToCompare(
             f"snapshot {newer.id} is the first of {newer.config_path}: nothing before it to compare with"
         )
     return older, newer
@@ -173,7 +173,7 @@ def diff_command(
         raise UsageError("config diff takes at most two snapshot ids")
     try:
         older, newer = run_db(ctx, lambda conn: _pair(conn, wanted))
-    except NothingToCompare as nothing:
+    except _NothingToCompare as nothing:
         if as_json:
             print_json({"from": None, "to": None, "changes": [], "note": str(nothing)})
         else:

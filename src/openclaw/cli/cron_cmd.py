@@ -12,12 +12,10 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
 from openclaw import hostinfo
-from openclaw.agent.runtime import open_runtime
+from openclaw.app import load_settings, open_runtime
 from openclaw.cli.common import JSON_OPTION, note, print_json, print_table, run_db, state, when
-from openclaw.config.loader import load_settings
 from openclaw.cron.jobs import CronSchedule, jobs_path, load_jobs
 from openclaw.cron.runner import CronRunner
-from openclaw.db.target import resolve_target
 from openclaw.errors import NotFoundError
 from openclaw.home import openclaw_home
 
@@ -95,7 +93,7 @@ def run_command(ctx: typer.Context, name: str = typer.Argument(..., help="Job na
 
     async def go() -> None:
         runtime = await open_runtime(
-            resolve_target(state(ctx).database_url, settings), home=settings.home, settings=settings
+            settings.database_target(state(ctx).database_url), home=settings.home, settings=settings
         )
         try:
             runner = CronRunner(

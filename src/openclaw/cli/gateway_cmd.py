@@ -7,10 +7,8 @@ import logging
 
 import typer
 
+from openclaw.app import load_settings, serve_gateway
 from openclaw.cli.common import state
-from openclaw.config.loader import load_settings
-from openclaw.db.target import resolve_target
-from openclaw.gateway.server import serve
 
 
 def gateway_command(ctx: typer.Context) -> None:
@@ -27,5 +25,4 @@ def gateway_command(ctx: typer.Context) -> None:
     # the one-shot commands keep these quiet, the gateway does not.
     for name in ("openclaw.outbox.flusher", "openclaw.sessions.resilient"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    target = resolve_target(state(ctx).database_url, settings)
-    asyncio.run(serve(target, settings.gateway, settings=settings))
+    asyncio.run(serve_gateway(settings.database_target(state(ctx).database_url), settings))

@@ -252,7 +252,7 @@ async def _stores(
     db_ctx: typer.Context, source: Source, agent: str | None
 ) -> tuple[list[SessionStore], Database | None]:
     if source is Source.CONFIGURED:
-        from openclaw.config.loader import load_settings  # the settings, read here at the edge
+        from openclaw.app import load_settings
 
         backend = configured_backend(load_settings(read_models=False).sessions_backend)
     else:

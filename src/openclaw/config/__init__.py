@@ -4,9 +4,9 @@
     manual_file.py   openclaw-manual.json (camelCase), shared with Node OpenClaw, read-only
     env.py           the environment overrides (pydantic-settings)
     problems.py      a validation error as one line that names the path
-    loader.py        `load_settings()`: read all of it once, at the edge (a CLI command)
 
-The models validate; what the runtime holds are the resolved, frozen settings built from
+`openclaw.app.load_settings()` reads all of it once, at the edge (a CLI command). The
+models validate; what the runtime holds are the resolved, frozen settings built from
 them (`GatewayConfig`, `LlmConfig`, `SandboxSettings`, `Settings`), passed down as
 constructor parameters. Nothing below the edge reads a config file or the environment.
 

@@ -35,8 +35,8 @@ if TYPE_CHECKING:
     # Annotations only: the gateway's config reads `lease_seconds` without loading psycopg.
     from psycopg import AsyncConnection
 
+    from openclaw.cron.records import CronExecution
     from openclaw.db.database import Database
-    from openclaw.db.runtime import CronExecution
 
 log = logging.getLogger(__name__)
 

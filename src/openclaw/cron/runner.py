@@ -23,15 +23,18 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from openclaw.agent.loop import Agent
+import httpx
+import psycopg
+
+from openclaw.agent.loop import Agent, TurnResult
 from openclaw.cron.jobs import Job, JobFile, load_jobs, record_run, save_state
 from openclaw.cron.lease import DEFAULT_LEASE_S, CronLease, Monotonic
+from openclaw.cron.records import CRON_EXECUTION, CronExecution, write_cron_executions
 from openclaw.db.database import Database
-from openclaw.db.runtime import CRON_EXECUTION, CronExecution, to_payload, write_cron_executions
+from openclaw.db.records import to_payload
 from openclaw.errors import ConfigError, NotFoundError, OpenclawError
 from openclaw.outbox import Spool
 from openclaw.outbox.classify import is_unavailable
@@ -42,9 +45,16 @@ RUN_NAMESPACE = uuid.UUID("6f70656e-636c-6177-2d63-726f6e2d7275")
 DB_WAIT_S = 2.0  # how long a decision waits for a pooled connection before going without
 Deliver = Callable[[Job, str], Awaitable[None]]
 Clock = Callable[[], datetime]
-# A place for one turn, held while it runs: the gateway's turn runner shares its limit
-# with cron this way (a cron run waits for a place; it is never refused).
-Place = Callable[[], AbstractAsyncContextManager[None]]
+# How a run's turn is run, given the job's name and the turn: the gateway's turn runner
+# (`TurnRunner.queued`) shares its limit and its counters with cron this way (a cron turn
+# waits for a place; it is never refused). Its failure is raised: the run's row records it.
+RunTurn = Callable[[str, Callable[[], Awaitable[TurnResult]]], Awaitable[TurnResult]]
+
+
+async def _directly(where: str, turn: Callable[[], Awaitable[TurnResult]]) -> TurnResult:
+    return await turn()
+
+
 # Due jobs run side by side, at most this many at once (the gateway passes its own limit).
 DEFAULT_MAX_CONCURRENT = 4
 
@@ -66,6 +76,11 @@ def _report(run: asyncio.Task[CronExecution]) -> None:
         log.error("cron: a run failed", exc_info=run.exception())
 
 
+# What a decision through Postgres may raise when Postgres is unavailable (the pool's
+# timeout is an OperationalError); anything else is a bug and propagates.
+DATABASE_ERRORS = (psycopg.Error, OSError)
+
+
 def _postgres_unreachable(exc: BaseException) -> bool:
     """Whether a failed decision means "go on without Postgres" (rather than a bug)."""
     return is_unavailable(exc)
@@ -85,7 +100,7 @@ class CronRunner:
         lease_s: float = DEFAULT_LEASE_S,
         db_wait_s: float = DB_WAIT_S,
         monotonic: Monotonic = time.monotonic,
-        place: Place | None = None,
+        run_turn: RunTurn = _directly,
         max_concurrent: int = DEFAULT_MAX_CONCURRENT,
     ) -> None:
         self.path = path
@@ -103,7 +118,7 @@ class CronRunner:
         self.file: JobFile | None = None
         self._mtime: float | None = None
         self._due: dict[str, datetime] = {}
-        self.place = place
+        self.run_turn = run_turn
         self._slots = asyncio.Semaphore(max(1, max_concurrent))
         self._in_flight: dict[str, asyncio.Task[CronExecution]] = {}  # per job id: its running run
 
@@ -171,7 +186,7 @@ class CronRunner:
             if postgres_answers:
                 try:
                     claimed = await self._claim(execution, job_ids, due)
-                except Exception as exc:
+                except DATABASE_ERRORS as exc:
                     if not _postgres_unreachable(exc):
                         raise
                     postgres_answers = False
@@ -188,7 +203,7 @@ class CronRunner:
         return task
 
     async def _perform_in_place(self, job: Job, execution: CronExecution) -> CronExecution:
-        async with self._slots, self.place() if self.place is not None else contextlib.nullcontext():
+        async with self._slots:
             return await self._perform(job, execution)
 
     async def run(self, job: Job) -> CronExecution:
@@ -198,7 +213,7 @@ class CronRunner:
         try:
             async with self.database.connection(wait_s=self.db_wait_s) as conn:
                 await write_cron_executions(conn, [execution])
-        except Exception as exc:
+        except DATABASE_ERRORS as exc:
             if not _postgres_unreachable(exc):
                 raise
             await self._keep(execution)
@@ -223,7 +238,7 @@ class CronRunner:
         try:
             async with self.database.connection(wait_s=self.db_wait_s) as conn:
                 renewal = await self.lease.renew(conn, job_ids)
-        except Exception as exc:
+        except DATABASE_ERRORS as exc:
             if not _postgres_unreachable(exc):
                 raise
             return  # the lease as last renewed stands, and runs out on its own
@@ -264,7 +279,7 @@ class CronRunner:
         began = time.perf_counter()
         reply = None
         try:
-            result = await self.agent.turn(key, job.message, model=job.model)
+            result = await self.run_turn(job.name, lambda: self.agent.turn(key, job.message, model=job.model))
             reply = result.reply
             execution.status, execution.tokens_used, execution.model = (
                 "success",
@@ -286,8 +301,10 @@ class CronRunner:
         if reply is not None and self.deliver is not None:
             try:
                 await self.deliver(job, reply)
-            except Exception as exc:  # delivery is best effort: the run itself succeeded
+            except (httpx.HTTPError, OpenclawError, OSError) as exc:  # best effort: the run succeeded
                 log.error("cron: %s ran, but its result was not delivered: %s", job.name, exc)
+            except Exception:  # a bug in delivering: logged whole, the run still stands
+                log.exception("cron: %s ran, but delivering its result failed", job.name)
         return execution
 
     async def _keep(self, execution: CronExecution) -> None:
@@ -336,5 +353,5 @@ class CronRunner:
         next slots at once rather than when the leases expire. Best effort."""
         try:
             await self.lease.release(self.database, wait_s=self.db_wait_s)
-        except Exception as exc:  # unreleased, they expire: the cost is a wait, not a double run
+        except DATABASE_ERRORS as exc:  # unreleased, they expire: the cost is a wait, not a double run
             log.warning("cron: leases not released (%s); they expire on their own", type(exc).__name__)

@@ -21,7 +21,7 @@ from psycopg import AsyncConnection
 from openclaw.db.embedded import start_embedded
 from openclaw.db.pool import RecoveringPool, open_pool
 from openclaw.db.target import DatabaseTarget, redact_url
-from openclaw.errors import DatabaseError, first_line
+from openclaw.errors import DatabaseError, DatabaseUnavailableError, first_line, is_transient
 
 CONNECT_TIMEOUT_S = 10
 
@@ -64,7 +64,10 @@ class Database:
             try:
                 probe = await AsyncConnection.connect(url, **kwargs)
             except psycopg.Error as exc:
-                raise DatabaseError(f"cannot connect to {redact_url(url)}: {first_line(exc)}") from None
+                kind = (
+                    DatabaseUnavailableError if is_transient(exc) else DatabaseError
+                )  # a typo'd password is not
+                raise kind(f"cannot connect to {redact_url(url)}: {first_line(exc)}") from None
             await probe.close()
         pool = await open_pool(
             url,

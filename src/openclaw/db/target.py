@@ -12,13 +12,9 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 from openclaw.home import pgdata_path
-
-if TYPE_CHECKING:
-    from openclaw.config.loader import Settings
 
 
 class TargetSource(StrEnum):
@@ -53,18 +49,19 @@ class DatabaseTarget:
         return f"{redact_url(self.url)} (from {origin})"
 
 
-def resolve_target(option_url: str | None = None, settings: Settings | None = None) -> DatabaseTarget:
-    """The database of a command: from its `--database-url` and the settings the command
-    loaded (openclaw.config.loader). A command that loads no settings (context, db, mcp...)
-    gets them here, and only as far as needed: with a URL given, no file is read."""
+def resolve_target(option_url: str | None = None) -> DatabaseTarget:
+    """The database of a command that loads no settings (context, db, mcp...): its
+    `--database-url`, else DATABASE_URL, else the gateway config's database.url (the file
+    read only then), else the embedded server. (The commands that load settings ask them:
+    openclaw.app.Settings.database_target.)"""
     if option_url:
         return DatabaseTarget(TargetSource.OPTION, url=option_url)
-    if settings is not None:
-        env_url, config_url, home = settings.env_database_url, settings.config_database_url, settings.home
-    else:
-        env_url = os.environ.get("DATABASE_URL", "").strip() or None
-        config_url = None if env_url else _config_database_url()
-        home = None
+    env_url = os.environ.get("DATABASE_URL", "").strip() or None
+    return target_of(env_url=env_url, config_url=None if env_url else _config_database_url(), home=None)
+
+
+def target_of(*, env_url: str | None, config_url: str | None, home: Path | None) -> DatabaseTarget:
+    """DATABASE_URL, else the config file's database.url, else the embedded server of `home`."""
     if env_url:
         return DatabaseTarget(TargetSource.ENV, url=env_url)
     if config_url:

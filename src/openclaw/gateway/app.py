@@ -13,6 +13,7 @@ import hmac
 import json
 import logging
 import os
+import sqlite3
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -26,11 +27,11 @@ from starlette.requests import ClientDisconnect
 from openclaw import __version__
 from openclaw.agent.loop import message_problem
 from openclaw.agent.runtime import AgentRuntime
-from openclaw.db.runtime import LlmCall
-from openclaw.errors import first_line
+from openclaw.errors import OpenclawError, first_line, is_database_error, is_transient
 from openclaw.gateway.config import GatewayConfig
 from openclaw.gateway.metrics import Channel, Counters, OutboxFigures, Process, prometheus_text
 from openclaw.gateway.turns import Answered, TurnRunner
+from openclaw.llm.records import LlmCall
 
 PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -66,6 +67,19 @@ class Gateway:
         # compare_digest with every token: the time taken says nothing about which matched
         matches = [hmac.compare_digest(token.encode(), t.encode()) for t in self.config.tokens()]
         return any(matches)
+
+
+def _log_unless_unavailable(exc: Exception, what: str) -> None:
+    """An endpoint that answers "unavailable" whatever failed logs a bug's traceback: a
+    database down or slow (psycopg's errors, the pool's timeout, ours), a file system or a
+    session file failing is what it is there to report, not a bug."""
+    expected = (
+        is_transient(exc)
+        or is_database_error(exc)
+        or isinstance(exc, OpenclawError | OSError | sqlite3.Error)
+    )
+    if not expected:
+        log.error("%s", what, exc_info=exc)
 
 
 def _uptime(seconds: int) -> str:
@@ -199,6 +213,7 @@ def create_app(gw: Gateway) -> FastAPI:
         try:
             stats = await asyncio.wait_for(runtime.store.stats(), 3)
         except Exception as exc:  # the store's database may be down: say so, don't fail /health
+            _log_unless_unavailable(exc, "/health: the session store's figures failed")
             return {"error": type(exc).__name__}
         return {"total": stats.sessions, "messages": stats.messages, "by_channel": stats.sessions_by_channel}
 
@@ -278,7 +293,8 @@ def create_app(gw: Gateway) -> FastAPI:
             async with runtime.database.connection(wait_s=2) as conn:
                 await conn.execute("SELECT 1")
             checks["database"] = True
-        except Exception:
+        except Exception as exc:  # whatever keeps Postgres from answering, /ready says "database"
+            _log_unless_unavailable(exc, "/ready: checking the database failed")
             checks["database"] = False
         figures = outbox()
         checks["outbox_not_full"] = figures.pending < figures.max_entries
@@ -365,7 +381,8 @@ def create_app(gw: Gateway) -> FastAPI:
                 ):
                     await cur.execute(f"SELECT {columns} FROM llm_calls WHERE id = %s", (wanted,))
                     call = await cur.fetchone()
-            except Exception:
+            except Exception as exc:  # an answer for the client, whatever failed
+                _log_unless_unavailable(exc, "/logs: reading a log entry from Postgres failed")
                 return JSONResponse(
                     {"found": False, "error": "not in memory, and Postgres is unreachable"}, status_code=503
                 )

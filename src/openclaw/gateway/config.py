@@ -188,11 +188,3 @@ def gateway_config_from(
         port=env.http_port,
         snapshot_interval_s=file.metrics.snapshot_interval_secs,
     )
-
-
-def load_gateway_config() -> GatewayConfig:
-    """The gateway's settings alone (tests, tools): `openclaw gateway` loads them with the
-    rest of the settings, once (openclaw.config.loader.load_settings)."""
-    from openclaw.config.loader import load_settings
-
-    return load_settings().gateway

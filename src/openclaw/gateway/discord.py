@@ -18,6 +18,7 @@ import yarl
 from discord.gateway import DiscordWebSocket
 from discord.http import HTTPClient, Route
 
+from openclaw.errors import OpenclawError, is_transient
 from openclaw.gateway.channel import ChannelCore, Incoming
 
 log = logging.getLogger(__name__)
@@ -27,8 +28,14 @@ START_TIMEOUT_S = 30.0
 TRANSPORT_ERRORS = (discord.DiscordException, aiohttp.ClientError)
 
 
-class DiscordStartError(Exception):
-    """The bot could not log in or connect; the message says why in one line."""
+class DiscordStartError(OpenclawError):
+    """The bot could not log in or connect; the message says why in one line. `transient`:
+    Discord or the network failed, and a later start may succeed; not so for a refused
+    token or an intent switched off, which a person must mend."""
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 class DiscordReplier:
@@ -142,8 +149,8 @@ class DiscordChannel:
         if isinstance(failure, discord.PrivilegedIntentsRequired):
             raise DiscordStartError("the bot's Message Content intent is off (Developer Portal, Bot page)")
         if failure is not None:
-            raise DiscordStartError(f"{type(failure).__name__}: {failure}")
-        raise DiscordStartError(f"not connected within {START_TIMEOUT_S:.0f} s")
+            raise DiscordStartError(f"{type(failure).__name__}: {failure}", transient=_transient(failure))
+        raise DiscordStartError(f"not connected within {START_TIMEOUT_S:.0f} s", transient=True)
 
     def _ended(self, task: asyncio.Task[None]) -> None:
         # discord.py reconnects by itself; it gives up only on what a retry cannot fix
@@ -160,3 +167,13 @@ class DiscordChannel:
             # The client's task ends once closed; its error, if any, was reported by start().
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._running, 10)
+
+
+def _transient(failure: BaseException) -> bool:
+    """Whether a start that failed with `failure` may succeed later: the network or
+    Discord's side (a 429 or a 5xx), not a request Discord refuses."""
+    if isinstance(failure, discord.HTTPException):
+        return failure.status == 429 or failure.status >= 500
+    return isinstance(
+        failure, aiohttp.ClientError | OSError | discord.GatewayNotFound | discord.ConnectionClosed
+    ) or is_transient(failure)

@@ -1,5 +1,10 @@
-"""Gateway counters (reference §6), their Prometheus text under openclaw-rs's names, and the
-snapshot loop that writes them to `metrics_snapshots` through the outbox."""
+"""Gateway counters (reference §6), their Prometheus text under openclaw-rs's names, and
+their snapshots: the `metrics_snapshots` record, its writer and outbox handler, and the
+loop that puts one in the outbox every interval.
+
+A new counter is one field of `Counters`: its Prometheus sample, its snapshot value and
+its column in the writer all come from there. Its column in `metrics_snapshots` comes with
+a migration (tests/test_runtime_writes.py fails until there is one)."""
 
 from __future__ import annotations
 
@@ -9,17 +14,22 @@ import os
 import resource
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
+from psycopg import AsyncConnection
 
-from openclaw.db.runtime import METRICS_SNAPSHOT, MetricsSnapshot, to_payload
-from openclaw.outbox import Flusher, Spool
+from openclaw.db.batch_insert import insert_batch
+from openclaw.db.records import field_names, from_payload, to_payload
+from openclaw.outbox import Flusher, Handler, Spool
+
+METRICS_SNAPSHOT = "metrics_snapshot"  # the outbox kind
 
 
 class Channel(StrEnum):
@@ -28,7 +38,7 @@ class Channel(StrEnum):
     TELEGRAM = "telegram"
     DISCORD = "discord"
     WEBHOOK = "webhook"
-    CRON = "cron"  # no per-channel counters (the cron_executions rows say it all)
+    CRON = "cron"  # its turns and tool calls count; no requests or errors (its rows say those)
 
 
 def _counter(text: str, family: str | None = None, label: tuple[str, str] | None = None) -> Any:
@@ -84,12 +94,14 @@ class Counters:
         elif channel is Channel.WEBHOOK:
             self.webhook_errors += 1
 
-    def answered(self, *, tool_calls: int, latency_ms: int) -> None:
-        """One turn answered."""
+    def answered(self, channel: Channel, *, tool_calls: int, latency_ms: int) -> None:
+        """One turn answered. A cron run's is a turn, not a request: its latency and
+        completion are in its cron_executions row."""
         self.agent_turns += 1
         self.tool_calls += tool_calls
-        self.completed_requests += 1
-        self.total_latency_ms += latency_ms
+        if channel is not Channel.CRON:
+            self.completed_requests += 1
+            self.total_latency_ms += latency_ms
 
     @property
     def errors(self) -> int:
@@ -261,15 +273,76 @@ def prometheus_text(
     return generate_latest(registry)
 
 
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(slots=True)
+class MetricsSnapshot:
+    """Cumulative gateway counters at one moment (reference §6), plus RSS and uptime: a row
+    of `metrics_snapshots`, whose columns are these fields with `counters` spread out, one
+    column per counter."""
+
+    host: str
+    boot_id: uuid.UUID
+    uid: uuid.UUID = field(default_factory=uuid.uuid4)
+    snapshot_at: datetime = field(default_factory=_now)
+    version: str | None = None
+    counters: Counters = field(default_factory=Counters)
+    process_rss_bytes: int = 0
+    uptime_seconds: int = 0
+
+    @classmethod
+    def columns(cls) -> list[str]:
+        return _SNAPSHOT_COLUMNS
+
+    def row(self) -> tuple[Any, ...]:
+        counters = self.counters.as_dict()
+        return tuple(
+            counters[name] if name in counters else getattr(self, name) for name in _SNAPSHOT_COLUMNS
+        )
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> MetricsSnapshot:
+        values = dict(payload)
+        counters = Counters(**{name: values.pop(name) for name in _COUNTER_NAMES if name in values})
+        return from_payload(cls, {**values, "counters": counters})
+
+
+_COUNTER_NAMES = field_names(Counters)
+_SNAPSHOT_COLUMNS = [
+    column
+    for name in field_names(MetricsSnapshot)
+    for column in (_COUNTER_NAMES if name == "counters" else [name])
+]
+
+
+async def write_metrics_snapshots(conn: AsyncConnection, snapshots: Sequence[MetricsSnapshot]) -> int:
+    return await insert_batch(
+        conn,
+        "metrics_snapshots",
+        _SNAPSHOT_COLUMNS,
+        [s.row() for s in snapshots],
+        on_conflict="(uid) DO NOTHING",
+        expect_new=True,
+    )
+
+
+async def _ship_snapshots(conn: AsyncConnection, payloads: list[dict[str, Any]]) -> None:
+    await write_metrics_snapshots(conn, [MetricsSnapshot.from_payload(p) for p in payloads])
+
+
+OUTBOX_HANDLERS: dict[str, Handler] = {METRICS_SNAPSHOT: _ship_snapshots}
+
+
 def snapshot(counters: Counters, process: Process, host: str, version: str) -> MetricsSnapshot:
-    values: dict[str, Any] = dict(counters.as_dict())
     return MetricsSnapshot(
         host=host,
         boot_id=process.boot_id,
         version=version,
+        counters=Counters(**counters.as_dict()),  # a copy: the live counters go on
         process_rss_bytes=process.rss_bytes,
         uptime_seconds=process.uptime_s,
-        **values,
     )
 
 

@@ -20,14 +20,15 @@ import os
 import signal
 import socket
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
+import psycopg
 import uvicorn
 from telegram.error import TelegramError
 
 from openclaw import __version__, hostinfo
-from openclaw.agent.runtime import AgentRuntime, open_runtime
-from openclaw.config.loader import Settings, load_settings
+from openclaw.agent.runtime import AgentRuntime
 from openclaw.context.deployments import NewDeployment, log_deployment, mark_stopped
 from openclaw.cron.jobs import jobs_path
 from openclaw.cron.runner import CronRunner
@@ -40,7 +41,7 @@ from openclaw.gateway.config import GatewayConfig
 from openclaw.gateway.delivery import telegram_delivery
 from openclaw.gateway.metrics import snapshot_loop
 from openclaw.gateway.telegram import TelegramChannel
-from openclaw.home import openclaw_home
+from openclaw.outbox.classify import describe
 from openclaw.sessions.legacy import log_unimported_sessions
 
 log = logging.getLogger(__name__)
@@ -95,9 +96,9 @@ async def _record_deployment(runtime: AgentRuntime, stop: asyncio.Event) -> int 
         try:
             async with runtime.database.connection(wait_s=5) as conn:
                 return (await log_deployment(conn, new)).id
-        except Exception as exc:
+        except (psycopg.Error, OSError) as exc:  # Postgres unavailable (or refusing): retried
             if not warned:  # once, not once a second
-                log.warning("deployment not recorded yet (%s); retrying", type(exc).__name__)
+                log.warning("deployment not recorded yet (%s); retrying", describe(exc))
                 warned = True
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), RETRY_S)
@@ -105,35 +106,10 @@ async def _record_deployment(runtime: AgentRuntime, stop: asyncio.Event) -> int 
 
 
 async def serve(
-    target: DatabaseTarget,
-    config: GatewayConfig | None = None,
-    sock: socket.socket | None = None,
-    *,
-    settings: Settings | None = None,
+    runtime: AgentRuntime, config: GatewayConfig, sock: socket.socket, *, home: Path, target: DatabaseTarget
 ) -> None:
-    """Run the gateway until SIGTERM or SIGINT; on `sock` when given, else on a socket bound
-    to the config's address before anything else happens. `settings`: as `openclaw
-    gateway` loaded them (read here when not given)."""
-    settings = settings or load_settings()
-    config = config or settings.gateway
-    listener = sock if sock is not None else listen(config.bind, config.port)
-    try:
-        await _serve(target, config, listener, settings)
-    finally:
-        listener.close()
-
-
-async def _serve(
-    target: DatabaseTarget, config: GatewayConfig, sock: socket.socket, settings: Settings
-) -> None:
-    runtime = await open_runtime(
-        target,
-        home=settings.home,
-        agent_name=config.agent_name,
-        require_models=False,
-        use_fallback=config.use_fallback,
-        settings=settings,
-    )
+    """Serve on `sock` until SIGTERM or SIGINT, then stop every component and close
+    `runtime` (it is this function's from now on: openclaw.app.serve_gateway opens it)."""
     unknown = (
         runtime.config.unknown_model(config.model) if config.model and runtime.config.providers else None
     )
@@ -205,23 +181,21 @@ async def _serve(
         )
         stack.push_async_callback(stopping("the metrics snapshots", ended(snapshots)))  # the last snapshot
         cron = CronRunner(
-            jobs_path(openclaw_home()),
+            jobs_path(home),
             runtime.agent,
             runtime.spool,
             runtime.database,
             host=gateway.host,
             deliver=telegram_delivery(config.telegram, runtime.client),
             lease_s=config.cron_lease_s,
-            # cron's turns share the gateway's limit (waiting for a place, never refused)
-            place=gateway.turns.queued_place,
+            # cron's turns share the gateway's limit (waiting for a place, never refused) and counters
+            run_turn=gateway.turns.queued,
             max_concurrent=config.sandbox.max_concurrent,
         )
         cron_loop = asyncio.create_task(cron.loop(stop))
         # a run cut short is recorded as cancelled
         stack.push_async_callback(stopping("cron", cancelled(cron_loop)))
-        legacy_sessions = asyncio.create_task(
-            log_unimported_sessions(runtime.database, openclaw_home() / "agents")
-        )
+        legacy_sessions = asyncio.create_task(log_unimported_sessions(runtime.database, home / "agents"))
         stack.push_async_callback(stopping("the legacy sessions check", cancelled(legacy_sessions)))
         telegram = None
         if config.telegram.enabled:
@@ -310,5 +284,5 @@ async def _mark_stopped(runtime: AgentRuntime, deployment: asyncio.Task[int | No
     try:
         async with runtime.database.connection(wait_s=3) as conn:
             await mark_stopped(conn, deployment_id)
-    except Exception as exc:  # Postgres gone at the end: the next deployment supersedes the row
-        log.warning("the deployment row was not marked stopped (%s)", type(exc).__name__)
+    except (psycopg.Error, OSError) as exc:  # Postgres gone at the end: the next deployment supersedes it
+        log.warning("the deployment row was not marked stopped (%s)", describe(exc))

@@ -104,7 +104,7 @@ class Answered:
 class TurnRunner:
     """One per gateway (`Gateway.turns`); see the module's docstring. Callers: the webhook
     (`place` + `run`), the chat channels (`start_latest` + `run` + `wait`), cron
-    (`queued_place`)."""
+    (`queued`)."""
 
     def __init__(self, counters: Counters, limit: Callable[[], int]) -> None:
         self.counters = counters
@@ -161,13 +161,11 @@ class TurnRunner:
         """Run `turn` (the caller holds a place); count it; map its failure (`where`: the
         chat or session, for the log). A cancellation passes through: the caller decides
         what a stopped turn shows."""
-        started = time.perf_counter()
         try:
-            result = await turn()
-        except Exception as exc:  # a cancellation (BaseException) passes through
+            result, elapsed_ms = await self._counted(channel, turn)
+        except Exception as exc:  # a failed turn, a bug too, is answered: the gateway serves on
+            # (a bug's traceback is logged below; a cancellation, a BaseException, passes through)
             failure = failure_of(exc)
-            if isinstance(exc, TurnTimeoutError):
-                self.counters.agent_timeouts += 1
             if isinstance(exc, NotStoredError):  # not a bug: one line, no traceback
                 log.error("%s: %s: %s", channel, where, exc)
             elif not isinstance(exc, _FORESEEN):  # a bug: the log has the details, the gateway serves on
@@ -175,9 +173,28 @@ class TurnRunner:
             if not (failure.refused_input and channel is Channel.WEBHOOK):
                 self.counters.error(channel)
             return failure
-        elapsed_ms = round((time.perf_counter() - started) * 1000)
-        self.counters.answered(tool_calls=result.tool_calls, latency_ms=elapsed_ms)
         return Answered(result, elapsed_ms)
+
+    async def queued(self, where: str, turn: Callable[[], Awaitable[TurnResult]]) -> TurnResult:
+        """A cron run's turn (`where`: its job): it waits for a place rather than being
+        refused, and is counted as every turn is. Its failure is raised: the run's row
+        records it (cron/runner.py)."""
+        async with self.queued_place():
+            result, _ = await self._counted(Channel.CRON, turn)
+            return result
+
+    async def _counted(
+        self, channel: Channel, turn: Callable[[], Awaitable[TurnResult]]
+    ) -> tuple[TurnResult, int]:
+        started = time.perf_counter()
+        try:
+            result = await turn()
+        except TurnTimeoutError:
+            self.counters.agent_timeouts += 1
+            raise
+        elapsed_ms = round((time.perf_counter() - started) * 1000)
+        self.counters.answered(channel, tool_calls=result.tool_calls, latency_ms=elapsed_ms)
+        return result, elapsed_ms
 
     # -- one answer per chat, the latest wins
 

@@ -185,7 +185,9 @@ class AnthropicProvider(HttpProvider):
                     )
             if not finished:
                 raise ProviderError(
-                    f"stream from {self.name} ended before the answer did", status=response.status_code
+                    f"stream from {self.name} ended before the answer did",
+                    status=response.status_code,
+                    transient=True,  # a connection cut off: the next model is asked, and a later try may do
                 )
         ordered = [blocks[i] for i in sorted(blocks)]
         text = "".join(b.get("text", "") for b in ordered if b.get("type") == "text")

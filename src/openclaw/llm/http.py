@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 
 from openclaw.chat import Message
+from openclaw.errors import is_transient
 from openclaw.llm.types import (
     RETRY_STATUSES,
     ChatRequest,
@@ -66,10 +67,13 @@ class HttpProvider(ABC):
                 return await self._complete(request)
             return await self._stream(request, on_delta)
         except httpx.TimeoutException as exc:
-            raise ProviderError(f"timeout: no answer from {self.name} ({type(exc).__name__})") from None
-        except httpx.HTTPError as exc:
             raise ProviderError(
-                f"{self.name} unreachable or broke off: {type(exc).__name__}: {exc}"
+                f"timeout: no answer from {self.name} ({type(exc).__name__})", transient=True
+            ) from None
+        except httpx.HTTPError as exc:  # not retried here (the next model is): a later try may do
+            raise ProviderError(
+                f"{self.name} unreachable or broke off: {type(exc).__name__}: {exc}",
+                transient=is_transient(exc),
             ) from None
         except (
             TypeError,

@@ -13,8 +13,9 @@ import uuid
 from collections import deque
 from dataclasses import dataclass
 
-from openclaw.db.runtime import LLM_CALL, LlmCall, to_payload
+from openclaw.db.records import to_payload
 from openclaw.errors import ConfigError
+from openclaw.llm.records import LLM_CALL, LlmCall
 from openclaw.outbox import Spool
 
 log = logging.getLogger(__name__)

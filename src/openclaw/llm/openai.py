@@ -153,7 +153,9 @@ class OpenAIProvider(HttpProvider):
                         slot["arguments"] += function.get("arguments") or ""
             if not done and finish_reason is None:
                 raise ProviderError(
-                    f"stream from {self.name} ended before the answer did", status=response.status_code
+                    f"stream from {self.name} ended before the answer did",
+                    status=response.status_code,
+                    transient=True,  # a connection cut off: the next model is asked, and a later try may do
                 )
         tool_calls = tuple(
             ToolCall(c["id"], c["name"], c["arguments"] or "{}") for _, c in sorted(calls.items())

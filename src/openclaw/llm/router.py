@@ -21,12 +21,12 @@ from datetime import UTC, datetime
 import httpx
 
 from openclaw.chat import Message
-from openclaw.db.runtime import LlmCall
-from openclaw.errors import OpenclawError
+from openclaw.errors import ConfigError, OpenclawError
 from openclaw.llm.anthropic import AnthropicProvider
 from openclaw.llm.config import Api, LlmConfig, ModelRef
 from openclaw.llm.log import LlmLog
 from openclaw.llm.openai import OpenAIProvider
+from openclaw.llm.records import LlmCall
 from openclaw.llm.types import (
     ChatRequest,
     ChatResult,
@@ -41,16 +41,21 @@ RETRY_DELAYS_S = (1.0, 2.0, 4.0)
 OnRestart = Callable[[], Awaitable[None]]
 
 
-class ProviderInitError(OpenclawError):
+class ProviderInitError(ConfigError):
     """No model is configured (openclaw-rs: PROVIDER_INIT_FAILED)."""
 
 
 class AllModelsFailedError(OpenclawError):
-    def __init__(self, errors: list[str]) -> None:
-        self.errors = errors
+    """Every model of the chain failed or was skipped. `transient` when each of them may
+    answer later (a 429, a 5xx, a timeout, an open circuit), not when one refused the
+    request or is not configured: waiting will not mend those."""
+
+    def __init__(self, errors: list[str], *, transient: bool = False) -> None:
         super().__init__(
             "every model failed: " + "; ".join(errors) if errors else "no model configured to try"
         )
+        self.errors = errors
+        self.transient = transient and bool(errors)
 
 
 @dataclass(slots=True)
@@ -145,6 +150,7 @@ class Router:
         if not self.config.providers:
             raise ProviderInitError(f"no model configured: {self.config.problem or 'no providers'}")
         errors: list[str] = []
+        transient = True  # until a model fails in a way that waiting does not mend
         attempt = 0
         chain = self.chain(model)
         if not chain:
@@ -156,6 +162,7 @@ class Router:
             provider = self.providers.get(ref.provider)
             if provider is None:
                 errors.append(f"{ref}: no provider {ref.provider!r}")
+                transient = False
                 continue
             for retry in range(len(self.retry_delays_s) + 1):
                 attempt += 1
@@ -184,11 +191,12 @@ class Router:
                         await self.sleep(self.retry_delays_s[retry])
                         continue
                     errors.append(f"{ref}: {exc.message}")
+                    transient = transient and exc.transient
                     self.breaker.failure(ref.provider)
                     break
                 self.breaker.success(ref.provider)
                 return RoutedResult(result, ref, attempt)
-        raise AllModelsFailedError(errors)
+        raise AllModelsFailedError(errors, transient=transient)
 
     async def _call(
         self,
@@ -232,7 +240,7 @@ class Router:
             entry.error = exc.message
             entry.http_status = exc.status
             raise
-        except Exception as exc:  # a bug or an unexpected library error: log it, then let it out
+        except Exception as exc:  # a bug or an unexpected library error: recorded, then let out whole
             entry.error = f"{type(exc).__name__}: {exc}"
             raise
         finally:

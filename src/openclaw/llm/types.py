@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from openclaw.chat import Message
+from openclaw.errors import OpenclawError
 
 # Called with each piece of streamed answer text, as it arrives.
 OnDelta = Callable[[str], Awaitable[None]]
@@ -49,14 +50,25 @@ class ChatResult:
     time_to_first_token_ms: int | None = None
 
 
-class ProviderError(Exception):
-    """A call that failed: `message` is what the log shows (openclaw-rs: "HTTP {status}: {body}")."""
+class ProviderError(OpenclawError):
+    """A call that failed: `message` is what the log shows (openclaw-rs: "HTTP {status}: {body}").
 
-    def __init__(self, message: str, *, status: int | None = None, retryable: bool = False) -> None:
+    `retryable`: the router asks the same model again (429, 502, 503, 504). `transient`:
+    a later try may succeed, which is so whenever it is retryable, and also for a timeout or
+    a broken connection, after which the router goes on to the next model instead."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        retryable: bool = False,
+        transient: bool | None = None,
+    ) -> None:
         super().__init__(message)
-        self.message = message
         self.status = status
         self.retryable = retryable
+        self.transient = retryable if transient is None else transient
 
 
 class Provider(Protocol):

@@ -31,7 +31,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from psycopg import AsyncConnection, pq
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from openclaw.errors import OpenclawError, first_line
+from openclaw.errors import OpenclawError, TransientError, first_line
 from openclaw.mcp.limits import MAX_CONCURRENT_QUERIES
 
 T = TypeVar("T")
@@ -50,8 +50,12 @@ CANCEL_GRACE_S = 0.25
 ABANDON_S = 60.0
 
 
-class CallTimedOut(Exception):
-    """The deadline passed before a statement could be sent, or while one ran on."""
+class CallTimedOut(TransientError):
+    """The deadline passed before a statement could be sent, or while one ran on. Its
+    answer's words are _tool_error's, which knows the deadline."""
+
+    def __init__(self, message: str = "the call ran longer than its deadline") -> None:
+        super().__init__(message)
 
 
 class Deadline:
@@ -135,8 +139,10 @@ class _Call:
             return
         try:
             await conn.cancel_safe(timeout=CANCEL_GRACE_S)
-        except Exception as exc:  # the statement still ends: at the latest with the backend
+        except (psycopg.Error, OSError) as exc:  # the statement still ends: at the latest with the backend
             log.warning("mcp: cancelling a statement past its deadline failed: %s", first_line(exc))
+        except Exception:  # a bug: the loop that stops the call must go on, or the backend runs on
+            log.exception("mcp: cancelling a statement past its deadline failed")
 
 
 async def run_read(
@@ -170,7 +176,7 @@ async def run_read(
     except asyncio.CancelledError:  # the client gave up on the call, or the server stops
         _stop(call, task, gate)
         raise
-    except Exception as exc:
+    except Exception as exc:  # every failure becomes a ToolError; _tool_error lets a bug out as it is
         raise _tool_error(exc, deadline, gate, pool) from None
 
 
@@ -211,12 +217,12 @@ def _tool_error(
     """The reason a call failed, in one line (the server puts it inside the envelope)."""
     if isinstance(exc, ToolError):
         return exc
-    if isinstance(exc, OpenclawError):
-        return ToolError(str(exc))
     if isinstance(exc, CallTimedOut | psycopg.errors.QueryCanceled):
         # QueryCanceled is an OperationalError, yet the server is fine: only our deadline
         # cancels (Postgres's statement_timeout, or our cancel past it).
         return ToolError(deadline.timed_out(": the call ran longer than its deadline and was stopped"))
+    if isinstance(exc, OpenclawError):  # its message is for the user already (QueryTimedOut's too)
+        return ToolError(str(exc))
     if isinstance(exc, PoolTimeout):
         stats = pool.get_stats()
         if stats.get("pool_size", 0) >= pool.max_size and not stats.get("pool_available"):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import traceback
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING
 
@@ -31,6 +32,12 @@ def describe_failure(exc: BaseException) -> str:
     if is_database_error(exc):
         return f"database: {first_line(exc)}"
     return f"{type(exc).__name__}: {first_line(exc)}"
+
+
+def is_foreseen(exc: BaseException) -> bool:
+    """Whether making the state may fail so without a bug of ours: a problem for the user
+    (unreachable, refused, misconfigured), the database's or the file system's."""
+    return isinstance(exc, OpenclawError | OSError) or is_database_error(exc)
 
 
 class LazyState:
@@ -102,5 +109,8 @@ def _report_failure(task: asyncio.Task[ServerState]) -> None:
     if task.cancelled():
         return
     exc = task.exception()
-    if exc is not None:
-        print(f"openclaw mcp: {describe_failure(exc)}", file=sys.stderr, flush=True)
+    if exc is None:
+        return
+    if not is_foreseen(exc):  # a bug (of a migration too): its traceback is what we need
+        traceback.print_exception(exc, file=sys.stderr)
+    print(f"openclaw mcp: {describe_failure(exc)}", file=sys.stderr, flush=True)

@@ -14,7 +14,7 @@ import psycopg
 from psycopg import AsyncConnection, pq
 from psycopg.types.json import set_json_loads
 
-from openclaw.errors import first_line
+from openclaw.errors import DatabaseError, TransientError, first_line
 from openclaw.jsonable import to_jsonable
 from openclaw.mcp.calls import Deadline
 from openclaw.mcp.guard import CheckedQuery, FunctionPolicy, QueryRefused, check_query
@@ -107,7 +107,13 @@ class QueryResult:
 
 
 class QueryFailed(QueryRefused):
-    """Postgres refused or stopped the query (permission, timeout, a typo)."""
+    """Postgres refused the query (permission, a typo, too many columns): a usage error."""
+
+
+class QueryTimedOut(DatabaseError, TransientError):
+    """The query ran past the call's deadline and was stopped (Postgres's statement timeout,
+    or a cancel). Not the user's mistake, as a refusal is (exit code 1, not 2): a later try,
+    on a less busy server, may succeed."""
 
 
 async def run_checked(
@@ -171,7 +177,7 @@ async def run_checked(
                             break
                         rows.append(row)
     except psycopg.errors.QueryCanceled:
-        raise QueryFailed(
+        raise QueryTimedOut(
             deadline.timed_out(": the query ran longer than the call's deadline and was stopped")
         ) from None
     except psycopg.errors.InsufficientPrivilege as exc:

@@ -224,6 +224,8 @@ async def errors_without_values(ctx: ServerRequestContext[Any, Any], call_next: 
     except ValidationError:
         raise MCPError(INVALID_PARAMS, _FIXED_ERRORS[INVALID_PARAMS]) from None
     except Exception as exc:  # e.g. the SDK's ValueError("Unknown prompt: <name>")
+        # Deliberately broad and without the traceback: the SDK raises what it likes, and its
+        # text holds the request's values (megabytes of a URI); the type name is logged.
         print(f"openclaw mcp: {ctx.method} failed: {type(exc).__name__}", file=sys.stderr, flush=True)
         raise MCPError(INVALID_PARAMS, _FIXED_ERRORS[INVALID_PARAMS]) from None
 
@@ -234,7 +236,8 @@ async def _ready(state: ServerState | LazyState) -> ServerState:
         return state
     try:
         return await state.get()
-    except Exception as exc:
+    except Exception as exc:  # every tool answers, whatever failed; a bug's traceback is on stderr
+        # (lazy_state._report_failure prints it once per attempt: this call's, or the one it waited for)
         raise ToolError(f"openclaw mcp is not ready: {describe_failure(exc)}") from None
 
 

@@ -1,12 +1,16 @@
 """What a failed write means, by SQLSTATE (DESIGN.md §5).
 
-- `RETRY`: Postgres cannot take writes now, but will: the connection or the server is
-  unavailable (classes 08, 53, 57P0x, 58), the server is a read-only standby after a
-  failover (25006: wait for a writable primary), the transaction lost a race (40001,
-  40P01), a lock or statement timed out (55P03, 57014), or the schema is not there yet
-  (42P01, 42703, 42501: someone has still to run the migrations or grant the rights).
+- `RETRY`: Postgres cannot take writes now, but will. Every SQLSTATE that
+  openclaw.errors.is_transient_sqlstate calls transient (one table for both): the
+  connection or the server is unavailable (classes 08, 53, 57P0x, 58), the server is a
+  read-only standby after a failover (25006: wait for a writable primary), the transaction
+  lost a race (40001, 40P01), a lock or statement timed out (55P03, 57014). And, for the
+  outbox alone, whose rows wait for it: the schema or the rights are not there yet
+  (42P01, 42703, 42501: someone has still to run the migrations or grant the rights), the
+  database is not created or the login not accepted yet (3D000, 28000, 28P01).
   Errors without a SQLSTATE that psycopg raises for a broken connection, the pool's
-  timeout and OS errors are the same.
+  timeout, OS errors (every one: the entries wait on the disk, a full one too) and our
+  own errors that say they are transient are the same.
 - `BAD_ROW`: Postgres refuses this row for what it holds: a data error (22), a constraint
   (23), or a limit the row exceeds (54). Only that row is set aside, with its reason.
 - `BUG`: anything else, above all an exception that is not a database error: our code is
@@ -20,6 +24,8 @@ import enum
 import psycopg
 from psycopg_pool import PoolTimeout
 
+from openclaw.errors import OpenclawError, is_transient_sqlstate
+
 
 class Verdict(enum.Enum):
     RETRY = "retry"
@@ -27,20 +33,9 @@ class Verdict(enum.Enum):
     BUG = "bug"
 
 
-_RETRY_CLASSES = ("08", "53", "58")
-_RETRY_STATES = frozenset(
+# Retried by the outbox, though a person must act first: its rows wait for that.
+_OUTBOX_RETRY_STATES = frozenset(
     {
-        "25006",  # read_only_sql_transaction: a standby, after a failover
-        "40001",  # serialization_failure
-        "40P01",  # deadlock_detected
-        "55P03",  # lock_not_available
-        "55006",  # object_in_use
-        "57014",  # query_canceled (a statement timeout)
-        "57P01",  # admin_shutdown
-        "57P02",  # crash_shutdown
-        "57P03",  # cannot_connect_now (starting up, shutting down)
-        "57P04",  # database_dropped
-        "57P05",  # idle_session_timeout
         "42P01",  # undefined_table: not migrated yet
         "42703",  # undefined_column: not migrated yet
         "42501",  # insufficient_privilege: the rights come with the migrations
@@ -55,6 +50,8 @@ _BAD_ROW_CLASSES = ("22", "23", "54")
 def classify(exc: BaseException) -> Verdict:
     if isinstance(exc, PoolTimeout | OSError):
         return Verdict.RETRY
+    if isinstance(exc, OpenclawError) and exc.transient:  # ours, saying the database is away
+        return Verdict.RETRY
     if not isinstance(exc, psycopg.Error):
         return Verdict.BUG
     state = exc.sqlstate
@@ -64,7 +61,7 @@ def classify(exc: BaseException) -> Verdict:
             if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
             else Verdict.BUG
         )
-    if state in _RETRY_STATES or state.startswith(_RETRY_CLASSES):
+    if is_transient_sqlstate(state) or state in _OUTBOX_RETRY_STATES:
         return Verdict.RETRY
     if state.startswith(_BAD_ROW_CLASSES):
         return Verdict.BAD_ROW

@@ -228,7 +228,7 @@ class Flusher:
                 await self._apply(conn, entries)
         except _KindFailedError:
             raise
-        except Exception as exc:
+        except Exception as exc:  # classified, not swallowed: all but a refused row goes on up
             if classify(exc) is not Verdict.BAD_ROW:
                 raise
             if len(entries) == 1:
@@ -243,7 +243,7 @@ class Flusher:
         for kind, group in groupby(entries, key=lambda e: e.kind):
             try:
                 await self.handlers[kind](conn, [e.payload for e in group])
-            except Exception as exc:
+            except Exception as exc:  # classified, not swallowed: a handler's bug marks its kind
                 if classify(exc) is Verdict.BUG:
                     raise _KindFailedError(kind, exc) from exc
                 raise
@@ -267,7 +267,7 @@ class Flusher:
         except TimeoutError:
             self.last_error = self.last_error or "time ran out"
             return False
-        except Exception as exc:
+        except Exception as exc:  # a bug must not fail the caller's shutdown: logged, then False
             if classify(exc) is not Verdict.RETRY and not isinstance(exc, OSError):
                 log.exception("outbox: flushing failed")
             self.last_error = describe(exc)
@@ -289,7 +289,7 @@ class Flusher:
                     log.warning("outbox: Postgres takes entries again")
                 self.last_error = None
                 backoff = self.interval_s
-            except Exception as exc:  # unavailable, or the spool itself failing: keep going
+            except Exception as exc:  # unavailable, the spool failing, or a bug (logged): keep going
                 batch = _Batch()
                 reason = describe(exc)
                 if classify(exc) is not Verdict.RETRY and not isinstance(exc, OSError):
@@ -302,8 +302,10 @@ class Flusher:
                     )
                 self.last_error = reason
                 backoff = min(backoff * 2, self.max_backoff_s)
-            with contextlib.suppress(Exception):  # figures for /health: what other processes did too
+            try:  # figures for /health: what other processes did too
                 await asyncio.to_thread(self.spool.refresh)
+            except Exception:  # a bug in the figures must not end the flushing loop
+                log.exception("outbox: reading the spool's figures failed")
             if batch.read == self.batch_size and self.last_error is None:
                 continue  # more waiting: no pause
             with contextlib.suppress(TimeoutError):

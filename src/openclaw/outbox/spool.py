@@ -387,6 +387,26 @@ class Spool:
             if payload is not None
         ]
 
+    def entries_of(self, session_key: str) -> list[Entry]:
+        """The entries of one session waiting, oldest first (an index lookup), then those
+        held in memory. Entries shipped but not yet removed are left out."""
+        with self._shipped_lock:
+            skip = set(self._shipped_unremoved)
+        rows: list[tuple[int, str, str, int]] = self._read(
+            lambda db: db.execute(
+                "SELECT seq, kind, payload, created_at_ms FROM entries WHERE session_key = ? ORDER BY seq",
+                (session_key,),
+            ).fetchall(),
+            [],
+        )
+        entries = self._parsed([row for row in rows if row[0] not in skip])
+        with self._held_lock:
+            held = [(seq, row) for seq, row in self._held if row.session_key == session_key]
+        return entries + [
+            Entry(seq, row.kind, orjson.loads(row.payload), row.created_at_ms, row.session_key, True)
+            for seq, row in held
+        ]
+
     def has_pending(self, session_key: str) -> bool:
         """Whether entries of this session wait (an index probe)."""
         with self._held_lock:

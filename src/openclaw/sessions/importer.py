@@ -34,6 +34,7 @@ from psycopg import AsyncConnection, sql
 from openclaw.db.batch_insert import insert_batch
 from openclaw.db.database import Database
 from openclaw.db.sanitize import pg_json_text, pg_text
+from openclaw.errors import OpenclawError
 from openclaw.sessions.binary_copy import MESSAGE_TYPES, register_message_dumpers
 from openclaw.sessions.file_identity import FileIdentity, claim_identity, is_read_only, read_identity
 from openclaw.sessions.keys import rewrite_legacy_key
@@ -48,7 +49,7 @@ BUSY_TIMEOUT_MS = 2000
 Progress = Callable[[int], None]  # called with the number of messages just handled
 
 
-class SourceError(Exception):
+class SourceError(OpenclawError):
     """The file cannot be imported (corrupt, locked, not an openclaw sessions database)."""
 
 

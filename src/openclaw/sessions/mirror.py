@@ -108,7 +108,7 @@ class DualSessionStore(SessionStore):
 
     async def delete_session(self, session_key: str) -> bool:
         deleted = await self.sqlite.delete_session(session_key)
-        await self._mirror(DELETE, {"keys": [session_key]})
+        await self._mirror(DELETE, {"key": session_key, "keys": [session_key]})  # "key": found by session
         return deleted
 
     async def prune(self, older_than: timedelta, agent: str | None = None) -> int:
@@ -209,7 +209,7 @@ async def _apply_delete(conn: AsyncConnection, payloads: list[dict[str, Any]]) -
     await conn.execute("DELETE FROM sessions WHERE session_key = ANY(%s)", (keys,))
 
 
-HANDLERS: dict[str, Handler] = {
+OUTBOX_HANDLERS: dict[str, Handler] = {
     CREATE: _apply_create,
     MESSAGES: _apply_messages,
     TOKENS: _apply_tokens,

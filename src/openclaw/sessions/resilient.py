@@ -47,7 +47,6 @@ log = logging.getLogger(__name__)
 
 REMEMBERED_SESSIONS = 1000
 RETRY_AFTER_S = 5.0
-SPOOL_PAGE = 1000  # entries read at a time when looking for one session's spooled writes
 
 # What a store call raises when Postgres may be unavailable; `classify` sorts them. Any
 # other exception is a bug and propagates as it is.
@@ -56,22 +55,16 @@ STORE_ERRORS = (psycopg.Error, PoolTimeout, OSError)
 
 def spooled_history(spool: Spool, session_key: str) -> tuple[bool, list[tuple[str, Message]]]:
     """Whether a delete of this session waits in the spool (what came before it is gone),
-    and its messages spooled after that, oldest first, with their uids. Blocking: it pages
-    through the whole spool (the spool offers no per-session read), so it is asked once
-    per session and process, for a session found behind the outbox with no window."""
+    and its messages spooled after that, oldest first, with their uids. Blocking (an index
+    lookup of the spool): asked once per session and process, for a session found behind
+    the outbox with no window."""
     history: list[tuple[str, Message]] = []
     deleted = False
-    after: int | None = None
-    while True:
-        page = spool.peek(SPOOL_PAGE, after=after)
-        for entry in page:
-            if entry.kind == DELETE and session_key in entry.payload.get("keys", ()):
-                history, deleted = [], True
-            elif entry.kind == MESSAGES and entry.session_key == session_key:
-                history += [(m["uid"], _spooled_message(m)) for m in entry.payload["messages"]]
-        if len(page) < SPOOL_PAGE:
-            break
-        after = page[-1].seq
+    for entry in spool.entries_of(session_key):
+        if entry.kind == DELETE:
+            history, deleted = [], True
+        elif entry.kind == MESSAGES:
+            history += [(m["uid"], _spooled_message(m)) for m in entry.payload["messages"]]
     return deleted, history
 
 
