@@ -94,7 +94,16 @@ async def open_pool(
     wait_for_min_size: bool,
     open_timeout_s: float,
 ) -> RecoveringPool:
-    """An open RecoveringPool; with `wait_for_min_size`, once its first connections are made."""
+    """An open RecoveringPool; with `wait_for_min_size`, once its first connections are made.
+    A connection goes back into the pool out of autocommit (a block may have asked for it:
+    openclaw.db.Database.connection), then through `reset`."""
+
+    async def back_in_the_pool(conn: AsyncConnection[Any]) -> None:
+        if conn.autocommit:  # the next block expects a transaction
+            await conn.set_autocommit(False)
+        if reset is not None:
+            await reset(conn)
+
     pool = RecoveringPool(
         url,
         min_size=min_size,
@@ -102,7 +111,7 @@ async def open_pool(
         kwargs=kwargs,
         open=False,
         timeout=wait_s,
-        reset=reset,
+        reset=back_in_the_pool,
         reconnect_timeout=math.inf,
     )
     try:

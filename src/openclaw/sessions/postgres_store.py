@@ -29,13 +29,40 @@ _SESSION_SELECT = """
            s.total_tokens, (SELECT count(*) FROM messages m WHERE m.session_id = s.id) AS message_count
     FROM sessions s
 """
+# The session's id is looked up first (InitPlans), and a range on it rather than an
+# equality makes `ORDER BY session_id, id` the order of idx_messages_session alone: Postgres
+# walks this session's index entries, backwards for the last N. Joined on the key, it read
+# and sorted all of the session's messages (22.7 ms at 10,000); with an equality on the id
+# it may walk the primary key backwards instead, past every newer message of other chats
+# (1,228 pages instead of 8, with two chats of 20,000 messages: tests/test_session_speed.py).
 _MESSAGE_SELECT = """
     SELECT m.role, m.content, m.reasoning_content, m.tool_calls_json::text, m.tool_call_id, m.created_at
-    FROM messages m JOIN sessions s ON s.id = m.session_id
-    WHERE s.session_key = %s
+    FROM messages m
+    WHERE m.session_id BETWEEN (SELECT id FROM sessions WHERE session_key = %(key)s)
+                           AND (SELECT id FROM sessions WHERE session_key = %(key)s)
 """
+LAST_FIRST = " ORDER BY m.session_id DESC, m.id DESC LIMIT %(limit)s"
+OLDEST_FIRST = " ORDER BY m.session_id, m.id"
 _MESSAGE_WITH_UID_SELECT = _MESSAGE_SELECT.replace("SELECT m.role", "SELECT m.uid::text, m.role", 1)
 
+# One statement (the session made or touched, the messages inserted), run in autocommit:
+# one round trip, no BEGIN and COMMIT. Messages merge on their uid: a retried append (or
+# its spooled copy shipped after a commit whose answer was lost) stores nothing twice.
+_APPEND_ONE = """
+WITH s AS (
+    INSERT INTO sessions AS s (session_key, agent_name, channel, user_id, created_at, updated_at)
+    VALUES (%(key)s, %(agent)s, %(channel)s, %(user_id)s, %(time)s, %(time)s)
+    ON CONFLICT (session_key) DO UPDATE SET updated_at = GREATEST(s.updated_at, EXCLUDED.updated_at)
+    RETURNING id
+)
+INSERT INTO messages (uid, session_id, role, content, reasoning_content, tool_calls_json, tool_call_id,
+                      created_at)
+SELECT %(uid)s, s.id, %(role)s, %(content)s, %(reasoning)s, %(tool_calls)s::jsonb, %(tool_call_id)s, %(time)s
+FROM s
+ON CONFLICT (uid) DO NOTHING
+"""
+# The same for several messages at once, as arrays (a single message is the common case, and
+# plain parameters cost less to send than seven one-element arrays).
 _APPEND = """
 WITH s AS (
     INSERT INTO sessions AS s (session_key, agent_name, channel, user_id, created_at, updated_at)
@@ -77,7 +104,7 @@ class PostgresSessionStore(IdempotentSessionStore):
 
     async def create_session(self, session_key: str, agent: str, model: str = "") -> None:
         info = parse_key(session_key)
-        async with self.database.connection() as conn:
+        async with self.database.connection(autocommit=True) as conn:
             await conn.execute(
                 """INSERT INTO sessions (session_key, agent_name, model, channel, user_id)
                    VALUES (%s, %s, %s, %s, %s) ON CONFLICT (session_key) DO NOTHING""",
@@ -94,12 +121,32 @@ class PostgresSessionStore(IdempotentSessionStore):
         if not messages:
             return
         info = parse_key(session_key)
-        async with self.database.connection() as conn:
-            await conn.execute(
+        agent = info.agent or self.agent
+        params: dict[str, Any]
+        if len(messages) == 1:
+            m = messages[0]
+            query, params = (
+                _APPEND_ONE,
+                {
+                    "key": session_key,
+                    "agent": agent,
+                    "channel": info.channel,
+                    "user_id": info.user_id,
+                    "time": m.timestamp,
+                    "uid": uids[0],
+                    "role": m.role.value,
+                    "content": pg_text(m.content),
+                    "reasoning": pg_text(m.reasoning_content),
+                    "tool_calls": pg_json_text(m.tool_calls_json()),
+                    "tool_call_id": pg_text(m.tool_call_id),
+                },
+            )
+        else:
+            query, params = (
                 _APPEND,
                 {
                     "key": session_key,
-                    "agent": info.agent or self.agent,
+                    "agent": agent,
                     "channel": info.channel,
                     "user_id": info.user_id,
                     "first": min(m.timestamp for m in messages),
@@ -113,6 +160,8 @@ class PostgresSessionStore(IdempotentSessionStore):
                     "times": [m.timestamp for m in messages],
                 },
             )
+        async with self.database.connection(autocommit=True) as conn:
+            await conn.execute(query, params)
 
     async def add_tokens(self, session_key: str, tokens: int) -> None:
         await self.add_tokens_once(session_key, tokens, uuid.uuid4())
@@ -123,33 +172,32 @@ class PostgresSessionStore(IdempotentSessionStore):
         adds nothing. One round trip, as a plain increment."""
         self._additions += 1
         prune = self._additions % PRUNE_APPLIED_EVERY == 1  # the first, then now and then
-        async with self.database.connection() as conn:
+        async with self.database.connection(autocommit=True) as conn:
             await conn.execute(
                 ADD_TOKENS_ONCE,
                 {"uid": uid, "add": tokens, "key": session_key, "prune": prune, "kept": APPLIED_UIDS_KEPT},
             )
 
     async def load_recent_messages(self, session_key: str, limit: int) -> list[Message]:
-        async with self.database.connection() as conn:
-            cur = await conn.execute(_MESSAGE_SELECT + " ORDER BY m.id DESC LIMIT %s", (session_key, limit))
+        async with self.database.connection(autocommit=True) as conn:
+            cur = await conn.execute(_MESSAGE_SELECT + LAST_FIRST, {"key": session_key, "limit": limit})
             return [_message(row) for row in reversed(await cur.fetchall())]
 
     async def load_recent_with_uids(self, session_key: str, limit: int) -> list[tuple[str, Message]]:
-        async with self.database.connection() as conn:
+        async with self.database.connection(autocommit=True) as conn:
             cur = await conn.execute(
-                _MESSAGE_WITH_UID_SELECT + " ORDER BY m.id DESC LIMIT %s",
-                (session_key, limit),
+                _MESSAGE_WITH_UID_SELECT + LAST_FIRST, {"key": session_key, "limit": limit}
             )
             return [(row[0], _message(row[1:])) for row in reversed(await cur.fetchall())]
 
     async def load_messages(self, session_key: str) -> list[Message]:
-        async with self.database.connection() as conn:
-            cur = await conn.execute(_MESSAGE_SELECT + " ORDER BY m.id", (session_key,))
+        async with self.database.connection(autocommit=True) as conn:
+            cur = await conn.execute(_MESSAGE_SELECT + OLDEST_FIRST, {"key": session_key})
             return [_message(row) for row in await cur.fetchall()]
 
     async def _sessions(self, where: str, params: Sequence[Any]) -> list[SessionInfo]:
         async with (
-            self.database.connection() as conn,
+            self.database.connection(autocommit=True) as conn,
             conn.cursor(row_factory=class_row(SessionInfo)) as cur,
         ):
             await cur.execute(_SESSION_SELECT + where, params)
@@ -174,13 +222,13 @@ class PostgresSessionStore(IdempotentSessionStore):
         return rows[0] if rows else None
 
     async def delete_session(self, session_key: str) -> bool:
-        async with self.database.connection() as conn:
+        async with self.database.connection(autocommit=True) as conn:
             cur = await conn.execute("DELETE FROM sessions WHERE session_key = %s", (session_key,))
             return cur.rowcount > 0
 
     async def stats(self) -> SessionStats:
         stats = SessionStats()
-        async with self.database.connection() as conn:
+        async with self.database.connection(autocommit=True) as conn:
             row = await (
                 await conn.execute("SELECT count(*), coalesce(sum(total_tokens), 0) FROM sessions")
             ).fetchone()
@@ -202,7 +250,7 @@ class PostgresSessionStore(IdempotentSessionStore):
     async def prune_returning_keys(
         self, older_than: timedelta, agent: str | None = None, *, keep: Collection[str] = ()
     ) -> list[str]:
-        async with self.database.connection() as conn:
+        async with self.database.connection(autocommit=True) as conn:
             cur = await conn.execute(
                 "DELETE FROM sessions"
                 " WHERE updated_at < now() - %s AND (%s::text IS NULL OR agent_name = %s)"
