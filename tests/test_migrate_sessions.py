@@ -223,16 +223,21 @@ async def test_verify_checks_order_and_counts_what_is_not_the_files(
     assert problems == {"tg:main:42:100": "message 2 is out of order in Postgres"}
 
 
-async def test_conflicting_agent_is_reported_and_skipped(
+async def test_key_of_another_agent_is_imported_renamed(
     database: Database, isolated_environment: Path
 ) -> None:
+    """A key Postgres has for another agent no longer leaves the file's session behind: it
+    is imported as KEY#AGENT (tests/test_migrate_collisions.py has the other cases)."""
     async with database.connection() as conn:
         await conn.execute(
             "INSERT INTO sessions (session_key, agent_name) VALUES ('tg:main:42:100', 'other')"
         )
     report = await import_file(database, make_home_file(isolated_environment))
-    assert report.ok and any("for agent 'other'" in c for c in report.conflicts)
-    assert report.skipped_messages == 4 and report.messages_inserted == 6
+    assert report.skipped_messages == 0 and report.messages_inserted == 10 and report.ok
+    assert [(r.original_key, r.session_key) for r in report.renames] == [
+        ("tg:main:42:100", "tg:main:42:100#main")
+    ]
+    assert not report.conflicts
 
 
 async def test_dry_run_writes_nothing(database: Database, isolated_environment: Path) -> None:

@@ -87,7 +87,9 @@ def migrate_sessions_command(
     openclaw-rs's tables are only read; the first import adds a small table of openclaw's
     own to a file (its id: the uids of its messages derive from it, so two machines' files
     never collide). Safe to run again: what is already in Postgres (from an earlier run,
-    or from dual-write) is not imported twice. Then run 'openclaw sessions verify' before
+    or from dual-write) is not imported twice. A session whose key Postgres has for another
+    agent is imported as KEY#AGENT (listed; recorded in session_renames). Exit code 1 when a
+    file failed or a message was not imported. Then run 'openclaw sessions verify' before
     switching sessions.backend to postgres.
     """
     paths = _session_files(files, agents_dir)
@@ -118,8 +120,25 @@ def migrate_sessions_command(
         print_json({"dry_run": dry_run, "files": [asdict(r) for r in reports]})
     else:
         _print_import(reports, dry_run)
+    skipped = sum(r.skipped_messages for r in reports)
+    if skipped:
+        incomplete = sum(1 for r in reports if r.skipped_messages)
+        were_not = "was not" if skipped == 1 else "were not"
+        note(
+            f"error: {skipped} {'message' if skipped == 1 else 'messages'} of {incomplete}"
+            f" {'file' if incomplete == 1 else 'files'} {'would not be' if dry_run else were_not} imported"
+            " (reasons above, or in 'skipped' with --json)"
+        )
     if not all(r.ok for r in reports):
         raise typer.Exit(1)
+
+
+def _import_status(r: FileReport) -> str:
+    if r.error is not None:
+        return f"failed: {r.error}"
+    if r.skipped_messages:
+        return f"incomplete: {r.skipped_messages} not imported"
+    return "ok"
 
 
 def _print_import(reports: list[FileReport], dry_run: bool) -> None:
@@ -136,6 +155,7 @@ def _print_import(reports: list[FileReport], dry_run: bool) -> None:
             new,
             "present",
             "orphans",
+            "renamed",
             "conflicts",
             "status",
         ],
@@ -150,8 +170,9 @@ def _print_import(reports: list[FileReport], dry_run: bool) -> None:
                 r.messages_inserted,
                 r.messages_present,
                 r.orphan_messages,
+                len(r.renames),
                 len(r.conflicts),
-                "ok" if r.ok else f"failed: {r.error}",
+                _import_status(r),
             )
             for r in reports
         ],
@@ -159,6 +180,10 @@ def _print_import(reports: list[FileReport], dry_run: bool) -> None:
     for r in reports:
         for conflict in r.conflicts:
             print(f"conflict in {r.path}: {conflict}")
+        for rename in r.renames:
+            print(f"renamed in {r.path}: {rename.original_key} -> {rename.session_key} ({rename.reason})")
+        for kept in r.legacy_kept:
+            print(f"{r.path}: {kept}")
         notes = []
         if r.legacy_keys:
             notes.append(f"{r.legacy_keys} legacy keys rewritten")
@@ -167,7 +192,8 @@ def _print_import(reports: list[FileReport], dry_run: bool) -> None:
                 f"{r.repaired_values} values repaired (invalid tool-call JSON kept as text, NUL replaced)"
             )
         if r.skipped_messages:
-            notes.append(f"{r.skipped_messages} messages skipped")
+            reasons = ", ".join(f"{why}: {n}" for why, n in sorted(r.skipped.items()))
+            notes.append(f"{r.skipped_messages} messages NOT imported ({reasons})")
         if r.rekeyed_messages:
             notes.append(f"{r.rekeyed_messages} messages re-keyed from the uids an older openclaw gave them")
         if notes:
@@ -224,6 +250,11 @@ def verify_command(
                 print(f"{r.agent}: {d.session_key}: {d.problem}")
             if len(r.differences) > 50:
                 print(f"{r.agent}: ... and {len(r.differences) - 50} more")
+            if r.renamed_sessions:
+                print(
+                    f"{r.path}: {r.renamed_sessions} sessions compared under the key migrate-sessions"
+                    " renamed them to (another agent had theirs)"
+                )
             if r.messages_only_in_postgres:
                 print(
                     f"{r.path}: {r.messages_only_in_postgres} messages of its sessions in Postgres are not"

@@ -15,6 +15,13 @@ re-run, or a run after dual-write, inserts nothing twice, and a second machine's
 never collides with the first's. Messages that an older openclaw stored under uids
 naming only the agent and the row are re-keyed first, in the same transaction, when they
 are the same message. Rows stream through; the import's memory does not grow with the file.
+
+A session key is unique in Postgres, across agents; in openclaw-rs it is unique per file.
+A session whose key Postgres already has for another agent (a free-form webhook key two
+agents used, an orphan message's key, a legacy key) is imported under `{key}#{agent}`
+(`keys.renamed_key`) and the rename recorded in `session_renames`, where a re-run finds
+it again. A message that is not imported (an unknown role; a session no key could be
+found for) makes the file's report not ok: nothing is left behind without an error.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import sqlite3
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,12 +45,13 @@ from openclaw.db.sanitize import pg_json_text, pg_text
 from openclaw.errors import OpenclawError
 from openclaw.sessions.binary_copy import MESSAGE_TYPES, register_message_dumpers
 from openclaw.sessions.file_identity import FileIdentity, claim_identity, is_read_only, read_identity
-from openclaw.sessions.keys import rewrite_legacy_key
+from openclaw.sessions.keys import renamed_key_candidates, rewrite_legacy_key
 from openclaw.sessions.message_uids import MessageUids
 from openclaw.sessions.pg_writes import MESSAGE_COLUMNS, Rekey, SessionRow, rekey_messages, upsert_sessions
 from openclaw.sessions.sqlite_store import from_ms
 
 ROLES = frozenset({"system", "user", "assistant", "tool"})
+RENAMED_BEFORE = "renamed by an earlier import"
 CHUNK_SESSIONS = 200
 BUSY_TIMEOUT_MS = 2000
 
@@ -51,6 +60,16 @@ Progress = Callable[[int], None]  # called with the number of messages just hand
 
 class SourceError(OpenclawError):
     """The file cannot be imported (corrupt, locked, not an openclaw sessions database)."""
+
+
+@dataclass(slots=True)
+class SessionRename:
+    """A session of the file imported under another key than its own."""
+
+    original_key: str  # its key in the file (a legacy key rewritten)
+    session_key: str  # its key in Postgres
+    agent_name: str
+    reason: str
 
 
 @dataclass(slots=True)
@@ -66,14 +85,22 @@ class FileReport:
     orphan_messages: int = 0  # messages whose session row was missing: imported under a rebuilt session
     legacy_keys: int = 0  # 3-part keys rewritten to {p}:{agent}:0:{chat}
     repaired_values: int = 0  # invalid tool_calls JSON kept as a JSON string, NUL characters replaced
-    skipped_messages: int = 0  # unknown role, or their session conflicts
+    skipped_messages: int = 0  # not imported: the reasons are in `skipped`
+    skipped: dict[str, int] = field(default_factory=dict)  # messages not imported, by reason
     rekeyed_messages: int = 0  # stored by an older openclaw under uids naming only agent and row
+    renames: list[SessionRename] = field(default_factory=list)
+    legacy_kept: list[str] = field(default_factory=list)  # legacy keys whose new form the file has too
     conflicts: list[str] = field(default_factory=list)
     error: str | None = None
 
     @property
     def ok(self) -> bool:
-        return self.error is None
+        """Read, and every message imported (or already there)."""
+        return self.error is None and not self.skipped_messages
+
+    def skip(self, reason: str, messages: int) -> None:
+        self.skipped_messages += messages
+        self.skipped[reason] = self.skipped.get(reason, 0) + messages
 
 
 def find_session_files(agents_dir: Path) -> list[Path]:
@@ -234,8 +261,13 @@ def read_sessions(conn: sqlite3.Connection, agent: str, report: FileReport) -> l
     for session in sessions:
         new_key = rewrite_legacy_key(session.original_key, agent)
         if new_key != session.original_key:
-            if new_key in keys:  # openclaw-rs kept the old key in this case too
-                report.conflicts.append(f"{session.original_key}: legacy key kept, {new_key} exists too")
+            if new_key in keys:
+                # openclaw-rs kept the old key in this case too: the two stay two sessions,
+                # and the legacy one is imported under its key (renamed like any other if
+                # another agent has that key in Postgres).
+                report.legacy_kept.append(
+                    f"{session.original_key}: kept its legacy key, the file has {new_key} too"
+                )
             else:
                 session.session_key = new_key
                 report.legacy_keys += 1
@@ -260,7 +292,7 @@ def _stream_messages(conn: sqlite3.Connection, keys: Sequence[str]) -> Iterator[
 @dataclass(slots=True)
 class _Target:
     session_id: int
-    new: bool  # created by this import: its messages can be COPYed without conflict checks
+    new: bool  # created by this import
 
 
 def _tool_calls_json(text: str | None, report: FileReport) -> str | None:
@@ -294,7 +326,7 @@ def _message_rows(
         if progress and handled % 1000 == 0:
             progress(1000)
         if role not in ROLES:
-            report.skipped_messages += 1
+            report.skip(f"unknown role {role!r}", 1)
             continue
         if (
             (content and "\x00" in content)
@@ -321,6 +353,102 @@ def _message_rows(
         progress(handled % 1000)
 
 
+@dataclass(slots=True)
+class _Held:
+    """A session key Postgres has: whose it is, its id and how many messages it has."""
+
+    agent_name: str
+    session_id: int
+    messages: int
+
+
+async def _held(pg: AsyncConnection, keys: Sequence[str]) -> dict[str, _Held]:
+    cur = await pg.execute(
+        """SELECT s.session_key, s.agent_name, s.id,
+                  (SELECT count(*) FROM messages m WHERE m.session_id = s.id)
+           FROM sessions s WHERE s.session_key = ANY(%s)""",
+        (list(keys),),
+    )
+    return {key: _Held(agent_name, sid, count) for key, agent_name, sid, count in await cur.fetchall()}
+
+
+async def recorded_renames(
+    pg: AsyncConnection, sessions: Sequence[SourceSession]
+) -> dict[tuple[str, str], str]:
+    """(key, agent) -> the key an earlier import gave that agent's session, for these sessions."""
+    cur = await pg.execute(
+        "SELECT original_key, agent_name, session_key FROM session_renames WHERE original_key = ANY(%s)",
+        ([s.session_key for s in sessions],),
+    )
+    wanted = {(s.session_key, s.agent_name) for s in sessions}
+    return {(key, agent): new for key, agent, new in await cur.fetchall() if (key, agent) in wanted}
+
+
+async def _postgres_keys(
+    pg: AsyncConnection,
+    chunk: Sequence[SourceSession],
+    file_keys: AbstractSet[str],
+    report: FileReport,
+) -> tuple[dict[str, str], dict[str, _Held]]:
+    """The key each session of the chunk gets in Postgres (by its key in the file; a session
+    that can get none is left out, and counted as skipped), and what Postgres holds of them.
+
+    Its own key, unless Postgres has that for another agent: then the key an earlier import
+    renamed it to, or else the first of `renamed_key_candidates` that no session has (in
+    Postgres or in this file), recorded in `session_renames` once the session exists."""
+    recorded = await recorded_renames(pg, chunk)
+    held = await _held(pg, [s.session_key for s in chunk] + list(recorded.values()))
+    chosen: dict[str, str] = {}
+    clashing: list[SourceSession] = []
+    for session in chunk:
+        earlier = recorded.get((session.session_key, session.agent_name))
+        if earlier is not None:
+            chosen[session.session_key] = earlier
+            report.renames.append(
+                SessionRename(session.session_key, earlier, session.agent_name, RENAMED_BEFORE)
+            )
+            continue
+        found = held.get(session.session_key)
+        if found is None or found.agent_name == session.agent_name:
+            chosen[session.session_key] = session.session_key
+        else:
+            clashing.append(session)
+    if not clashing:
+        return chosen, held
+    candidates = {s.session_key: renamed_key_candidates(s.session_key, s.agent_name) for s in clashing}
+    held |= await _held(pg, [key for keys in candidates.values() for key in keys])
+    for session in clashing:
+        holder = held[session.session_key].agent_name
+        free = [key for key in candidates[session.session_key] if key not in held and key not in file_keys]
+        if not free:
+            report.skip("no free key to rename to", session.messages)
+            report.conflicts.append(
+                f"{session.session_key}: in Postgres for agent {holder!r}, and so are the keys it would"
+                f" be renamed to ({', '.join(candidates[session.session_key])}); not imported"
+            )
+            continue
+        chosen[session.session_key] = free[0]
+        report.renames.append(
+            SessionRename(session.session_key, free[0], session.agent_name, f"key held by agent {holder!r}")
+        )
+    return chosen, held
+
+
+async def _record_renames(pg: AsyncConnection, renames: Sequence[SessionRename], path: str) -> None:
+    if renames:
+        await pg.execute(
+            """INSERT INTO session_renames (session_key, original_key, agent_name, source_file)
+               SELECT k, o, a, %s FROM unnest(%s::text[], %s::text[], %s::text[]) AS x(k, o, a)
+               ON CONFLICT DO NOTHING""",
+            (
+                path,
+                [r.session_key for r in renames],
+                [r.original_key for r in renames],
+                [r.agent_name for r in renames],
+            ),
+        )
+
+
 async def _import_chunk(
     pg: AsyncConnection,
     source: sqlite3.Connection,
@@ -328,53 +456,57 @@ async def _import_chunk(
     chunk: Sequence[SourceSession],
     report: FileReport,
     progress: Progress | None,
+    file_keys: AbstractSet[str] = frozenset(),
 ) -> None:
-    keys = [s.session_key for s in chunk]
-    cur = await pg.execute(
-        """SELECT s.session_key, s.agent_name, s.id,
-                  (SELECT count(*) FROM messages m WHERE m.session_id = s.id)
-           FROM sessions s WHERE s.session_key = ANY(%s)""",
-        (keys,),
-    )
-    present = {key: (agent_name, sid, count) for key, agent_name, sid, count in await cur.fetchall()}
+    renames_before = len(report.renames)
+    pg_key, held = await _postgres_keys(pg, chunk, file_keys, report)
     importable: list[SourceSession] = []
     for session in chunk:
-        found = present.get(session.session_key)
-        if found is not None and found[0] != session.agent_name:
-            report.conflicts.append(
-                f"{session.session_key}: in Postgres for agent {found[0]!r}, here for {session.agent_name!r};"
-                " not imported"
-            )
-            report.skipped_messages += session.messages
+        key = pg_key.get(session.session_key)
+        if key is None:  # counted as skipped
             if progress:
                 progress(session.messages)
             continue
-        if found is not None and found[2] > session.messages:
+        found = held.get(key)
+        if found is not None and found.messages > session.messages:
             report.conflicts.append(
-                f"{session.session_key}: Postgres has {found[2]} messages, this file {session.messages}"
+                f"{key}: Postgres has {found.messages} messages, this file {session.messages}"
             )
         importable.append(session)
     ids = await upsert_sessions(
         pg,
         [
             SessionRow(
-                s.session_key,
+                pg_key[s.session_key],
                 s.agent_name,
                 from_ms(s.created_ms),
                 from_ms(s.updated_ms),
                 model=s.model,
-                total_tokens=None if s.session_key in present else s.total_tokens,
+                total_tokens=None if pg_key[s.session_key] in held else s.total_tokens,
             )
             for s in importable
         ],
         authoritative=True,
     )
-    targets = {s.session_key: _Target(ids[s.session_key], s.session_key not in present) for s in importable}
+    await _record_renames(
+        pg,
+        [r for r in report.renames[renames_before:] if r.reason != RENAMED_BEFORE],
+        report.path,
+    )
+    # Targets by the session's key in the file, which its messages' uids keep deriving from
+    # (the uid must not depend on which agent's file was imported first).
+    targets = {
+        s.session_key: _Target(ids[pg_key[s.session_key]], pg_key[s.session_key] not in held)
+        for s in importable
+    }
     report.sessions_inserted += sum(t.new for t in targets.values())
     report.sessions_present += sum(not t.new for t in targets.values())
     key_of = {s.original_key: s.session_key for s in chunk}
-    new = [s.original_key for s in importable if targets[s.session_key].new]
-    old = [s.original_key for s in importable if not targets[s.session_key].new]
+    renamed = {s.session_key for s in importable if pg_key[s.session_key] != s.session_key}
+    # A renamed session goes through the merge even when new: a dual-write mirror may have
+    # stored its messages (same uids) in the other agent's session, and a COPY would fail.
+    new = [s.original_key for s in importable if targets[s.session_key].new and s.session_key not in renamed]
+    old = [s.original_key for s in importable if not targets[s.session_key].new or s.session_key in renamed]
     if new:  # sessions new to Postgres: straight COPY into messages, no conflict possible
         columns = sql.SQL(", ").join(map(sql.Identifier, MESSAGE_COLUMNS))
         copy_sql = sql.SQL("COPY messages ({}) FROM STDIN (FORMAT BINARY)").format(columns)
@@ -387,7 +519,7 @@ async def _import_chunk(
                 ):
                     await copy.write_row(row)
                     report.messages_inserted += 1
-    if old:  # sessions Postgres already had (a re-run, dual-write): only the missing messages
+    if old:  # sessions Postgres already had (a re-run, dual-write), renamed ones: only the missing messages
         merge = _Merge(pg, report)
         for rowid, row in _message_rows(
             _stream_messages(source, old), uids, key_of, targets, report, progress
@@ -455,10 +587,11 @@ async def import_file(
         sessions = read_sessions(source, agent, report)
         report.sessions_found = len(sessions)
         report.messages_found = sum(s.messages for s in sessions)
+        file_keys = frozenset(s.session_key for s in sessions)
         for start in range(0, len(sessions), CHUNK_SESSIONS):
             chunk = sessions[start : start + CHUNK_SESSIONS]
             async with database.connection() as pg:
-                await _import_chunk(pg, source, uids, chunk, report, progress)
+                await _import_chunk(pg, source, uids, chunk, report, progress, file_keys)
                 if dry_run:
                     await pg.rollback()
     except sqlite3.DatabaseError as exc:

@@ -19,6 +19,7 @@ two 64-bit ids: 82 characters and the name.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass
 
@@ -121,3 +122,39 @@ def matches_prefix(key: str, prefix: str) -> bool:
 
 def new_cli_key(agent: str) -> str:
     return f"agent:{agent}:cli:{uuid.uuid4()}"
+
+
+# A session of an openclaw-rs file whose key Postgres already has for another agent (a
+# free-form webhook key, an orphan's key, a legacy key two agents kept) is imported under
+# `{key}#{agent}` (`migrate-sessions`, recorded in the session_renames table). The rule
+# depends on nothing but the key and the agent, so a re-run maps to the same key.
+RENAME_MARK = "#"
+_RENAME_HASH_CHARS = 16
+
+
+def _printable(text: str) -> str:
+    return "".join(c if c.isprintable() else "_" for c in text)
+
+
+def hashed_renamed_key(key: str, agent: str) -> str:
+    """The second choice of `renamed_key` (and its form for a key too long or unprintable):
+    key and agent cut short and made printable, `~` and 16 hex digits of a hash of both,
+    which tells apart whatever the cut made alike."""
+    digest = hashlib.sha256(f"{key}\x00{agent}".encode("utf-8", "surrogatepass")).hexdigest()
+    tail = f"{RENAME_MARK}{_printable(agent)[:32]}~{digest[:_RENAME_HASH_CHARS]}"
+    head = _printable(key)[: MAX_SESSION_KEY_CHARS - len(tail)]
+    return head + tail
+
+
+def renamed_key(key: str, agent: str) -> str:
+    """The key `agent`'s session `key` is imported under when another agent holds `key`:
+    `{key}#{agent}`; `hashed_renamed_key` when that would not be a valid key."""
+    plain = f"{key}{RENAME_MARK}{agent}"
+    return plain if session_key_problem(plain) is None else hashed_renamed_key(key, agent)
+
+
+def renamed_key_candidates(key: str, agent: str) -> tuple[str, str]:
+    """The keys tried in order (the second if the first is some other session's)."""
+    first = renamed_key(key, agent)
+    second = hashed_renamed_key(key, agent)
+    return (first, second) if second != first else (first, hashed_renamed_key(first, agent))

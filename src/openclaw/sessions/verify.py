@@ -11,6 +11,10 @@ Messages of these sessions that Postgres has and the file has not (another machi
 sharing a session key; ones written in postgres mode after the cutover) are counted,
 not held against the file. Nothing is written: not Postgres, not the file (a file that
 has no identity yet is checked against the uids its first import would give it).
+
+A session the importer renamed, its key being another agent's in Postgres, is compared
+with the session it was imported into (`session_renames`); one whose key is another
+agent's with no rename recorded was not imported, and is a difference.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from openclaw.sessions.importer import (
     file_agent,
     open_source,
     read_sessions,
+    recorded_renames,
 )
 from openclaw.sessions.message_uids import MessageUids
 from openclaw.sessions.sqlite_store import to_ms
@@ -53,6 +58,7 @@ class VerifyReport:
     messages_checked: int = 0
     differences: list[SessionDifference] = field(default_factory=list)
     only_in_postgres: int = 0  # sessions of this agent that Postgres has and the file has not
+    renamed_sessions: int = 0  # checked under the key the importer renamed them to
     messages_only_in_postgres: int = 0  # in this file's sessions: another machine's, or later ones
     error: str | None = None
 
@@ -126,6 +132,7 @@ _SQLITE_MESSAGES = (
     "SELECT id, role, content, reasoning_content, tool_calls_json, tool_call_id, timestamp_ms"
     " FROM messages WHERE session_key = ? ORDER BY id"
 )
+_PG_SESSIONS = "SELECT session_key, agent_name FROM sessions WHERE session_key = ANY(%s)"
 _PG_MESSAGES = """
     SELECT s.session_key, m.id, m.uid, m.role, m.content, m.reasoning_content, m.tool_calls_json::text,
            m.tool_call_id, m.created_at
@@ -145,40 +152,49 @@ async def verify_file(database: Database, path: Path, *, agent: str | None = Non
         agent = report.agent = file_agent(path, source, agent)
         uids = MessageUids(read_identity(source), agent)
         sessions = read_sessions(source, agent, FileReport(str(path)))
+        pg_keys: list[str] = []
         for start in range(0, len(sessions), CHUNK_SESSIONS):
             chunk = sessions[start : start + CHUNK_SESSIONS]
-            pg_side: dict[str, Stored] = {s.session_key: {} for s in chunk}
             async with database.connection() as pg:
-                keys = list(pg_side)
-                present = {
-                    row[0]
-                    for row in await (
-                        await pg.execute(
-                            "SELECT session_key FROM sessions WHERE session_key = ANY(%s)", (keys,)
-                        )
-                    ).fetchall()
+                renames = await recorded_renames(pg, chunk)
+                # the key in Postgres of each session, by its key in the file
+                pg_key = {
+                    s.session_key: renames.get((s.session_key, s.agent_name), s.session_key) for s in chunk
                 }
+                pg_side: dict[str, Stored] = {key: {} for key in pg_key.values()}
+                keys = list(pg_side)
+                holders = dict(await (await pg.execute(_PG_SESSIONS, (keys,))).fetchall())
                 for key, pg_id, uid, *values in await (await pg.execute(_PG_MESSAGES, (keys,))).fetchall():
                     pg_side[key][uid.bytes] = (pg_id, _pg_message(values))
             for session in chunk:
+                key = pg_key[session.session_key]
+                pg_keys.append(key)
+                report.renamed_sessions += key != session.session_key
                 rows = source.execute(_SQLITE_MESSAGES, (session.original_key,))
                 local = [(r[0], _sqlite_message(r[1:])) for r in rows]
                 report.sessions_checked += 1
                 report.messages_checked += len(local)
-                if session.session_key not in present:
-                    report.differences.append(SessionDifference(session.session_key, "missing in Postgres"))
+                holder = holders.get(key)
+                if holder is None:
+                    report.differences.append(SessionDifference(key, "missing in Postgres"))
                     continue
-                problem, foreign = _session_problem(
-                    uids, session.session_key, local, pg_side[session.session_key]
-                )
+                if holder != session.agent_name:
+                    report.differences.append(
+                        SessionDifference(
+                            key, f"in Postgres for agent {holder!r}, not {session.agent_name!r}: not imported"
+                        )
+                    )
+                    continue
+                # uids derive from the key in the file, whatever key the session got
+                problem, foreign = _session_problem(uids, session.session_key, local, pg_side[key])
                 report.messages_only_in_postgres += foreign
                 if problem:
-                    report.differences.append(SessionDifference(session.session_key, problem))
+                    report.differences.append(SessionDifference(key, problem))
         async with database.connection() as pg:
             extra = await (
                 await pg.execute(
                     "SELECT count(*) FROM sessions WHERE agent_name = %s AND NOT (session_key = ANY(%s))",
-                    (agent, [s.session_key for s in sessions]),
+                    (agent, pg_keys),
                 )
             ).fetchone()
             report.only_in_postgres = extra[0] if extra else 0
