@@ -146,3 +146,23 @@ async def test_search_finds_recent_and_old_matches_newest_first(
     common = await curated.search_sessions(conn, "deploy", limit=8)
     assert [r["content"] for r in common] == [f"deploy number {i}" for i in range(29, 21, -1)]
     assert await curated.search_sessions(conn, "deploy quokka") == []
+
+
+async def test_a_batch_rolls_up_its_own_rows_without_scanning_the_table(
+    conn: psycopg.AsyncConnection,
+) -> None:
+    """The trigger reads the batch's calls by id: a flush of a backlog does not slow down
+    as llm_calls grows (0004's function scanned the whole table three times a batch)."""
+    hour = datetime(2026, 11, 2, 10, tzinfo=UTC)
+    await write_llm_calls(conn, [LlmCall(model="earlier", created_at=hour) for _ in range(20_000)])
+    await conn.execute("ANALYZE llm_calls")
+    for size in (300, 20):  # both write paths: COPY and merge, and pipelined INSERTs
+        calls = [LlmCall(model="m", provider="p", created_at=hour, latency_ms=100) for _ in range(size)]
+        async with conn.transaction():
+            await write_llm_calls(conn, calls)
+            # rows of llm_calls read by sequential scans in this transaction
+            cur = await conn.execute("SELECT pg_stat_get_xact_tuples_returned('llm_calls'::regclass)")
+            row = await cur.fetchone()
+            assert row is not None and row[0] < 1_000  # not the 20,000 there before, three times
+    cur = await conn.execute("SELECT calls FROM llm_calls_hourly WHERE hour = %s AND model = 'm'", (hour,))
+    assert await cur.fetchone() == (320,)
